@@ -1,0 +1,1 @@
+"""Shipped configuration data (architecture presets, energy tables, recipes, sweeps) as package data."""

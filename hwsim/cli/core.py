@@ -1,0 +1,200 @@
+"""Core commands: ``hwsim list``, ``hwsim lower``, ``hwsim simulate``."""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hwsim.errors import ConfigError
+
+out_console = Console()
+err_console = Console(stderr=True)
+
+
+class ListWhat(str, Enum):
+    models = "models"
+    archs = "archs"
+    methods = "methods"
+
+
+def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
+    """``"1,3,224,224"`` -> ``(1, 3, 224, 224)``; a clear error otherwise."""
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"--input-shape: expected comma-separated integers such as 1,3,224,224 (got {text!r})") from None
+    if not shape or min(shape) < 1:
+        raise ConfigError(f"--input-shape: every dimension must be a positive integer (got {text!r})")
+    return shape
+
+
+def parse_technology(text: str | None) -> float | None:
+    """``"28nm"`` or ``"28"`` -> ``28.0``."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(nm)?\s*", text)
+    if not match:
+        raise ConfigError(f"--tech: expected a node such as 28nm (got {text!r})")
+    return float(match.group(1))
+
+
+def _list_models() -> Table:
+    from hwsim import zoo
+
+    table = Table(title="Zoo models")
+    for column in ("name", "input shape", "description"):
+        table.add_column(column)
+    for name in zoo.names():
+        info = zoo.info(name)
+        table.add_row(name, "x".join(map(str, zoo.input_shape(name))), str(info.get("description", "")))
+    return table
+
+
+def _list_archs() -> Table:
+    from hwsim.models.energy import describe_presets
+
+    table = Table(title="Architecture presets")
+    columns = [("name", "name"), ("engine", "engine"), ("MACs", "macs"), ("clock (MHz)", "clock_mhz"),
+               ("peak TOPS", "peak_tops"), ("on-chip (KiB)", "on_chip_kib"), ("node (nm)", "technology_nm"),
+               ("source", "source")]
+    for header, _ in columns:
+        table.add_column(header, overflow="fold")
+    for row in describe_presets():
+        row = dict(row)
+        row.setdefault("clock_mhz", row.get("clock_hz", 0) / 1e6)
+        row.setdefault("on_chip_kib", row.get("on_chip_bytes", 0) / 1024)
+        table.add_row(*[_fmt(row.get(key, "")) for _, key in columns])
+    return table
+
+
+def _list_methods() -> Table:
+    from hwsim.compress.registry import methods
+
+    table = Table(title="Compression methods")
+    for column in ("method", "family", "paper", "parameters"):
+        table.add_column(column, overflow="fold")
+    for name, method in methods().items():
+        params = ", ".join(f"{key} ({desc})" for key, desc in method.params.items())
+        table.add_row(name, method.family, method.paper, params)
+    return table
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def list_command(what: ListWhat = typer.Argument(..., help="models | archs | methods")) -> None:
+    """List zoo models, architecture presets, or compression methods."""
+    builders = {ListWhat.models: _list_models, ListWhat.archs: _list_archs, ListWhat.methods: _list_methods}
+    out_console.print(builders[what]())
+
+
+def lower_command(
+    model: str = typer.Argument(..., help="zoo name or .onnx file"),
+    output: Path = typer.Option(..., "-o", "--output", help="where to write the layer graph (JSON)"),
+    batch: int = typer.Option(1, "--batch", min=1),
+    input_shape: Optional[str] = typer.Option(None, "--input-shape", help="e.g. 1,3,224,224"),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", help="compression recipe applied before lowering"),
+    scalesim_csv: Optional[Path] = typer.Option(None, "--scalesim-csv", help="also write a SCALE-Sim topology CSV"),
+    skip_unsupported: bool = typer.Option(False, "--skip-unsupported", help="skip unsupported ops and report them"),
+) -> None:
+    """Lower MODEL to a layer graph (JSON) that simulate can read without torch."""
+    from hwsim.simulate import resolve_graph
+
+    graph = resolve_graph(model, batch=batch, input_shape=parse_input_shape(input_shape),
+                          recipe=str(recipe) if recipe else None, skip_unsupported=skip_unsupported)
+    graph.save(output)
+    if scalesim_csv is not None:
+        from hwsim.interop.scalesim import export_topology_csv
+
+        export_topology_csv(graph, scalesim_csv)
+    summary = graph.summary()
+    out_console.print(f"wrote {output}: {summary['layers']} layers, {summary['compute_layers']} with MACs, "
+                      f"{summary['macs']:,} MACs, {summary['weights']:,} weights")
+    for skipped in graph.meta.get("skipped", []):
+        err_console.print(f"[yellow]skipped[/] unsupported op {skipped.get('op')} at {skipped.get('module')}")
+
+
+def result_table(result) -> Table:
+    """Per-layer table with units in the headers."""
+    table = Table(title=f"{result.model} on {result.arch}")
+    for header in ("layer", "op", "MACs", "cycles", "latency (us)", "energy (uJ)", "power (mW)", "util %"):
+        table.add_column(header, justify="left" if header in ("layer", "op") else "right")
+    for layer in result.layers:
+        table.add_row(layer.name, layer.op, f"{layer.macs:,}", f"{layer.cycles:,}", f"{layer.latency_s * 1e6:,.2f}",
+                      f"{layer.energy_pj / 1e6:,.3f}", f"{layer.power_mw:,.1f}", f"{100 * layer.utilization:.1f}")
+    return table
+
+
+def summary_table(result) -> Table:
+    total = result.total
+    table = Table(title="Summary", show_header=False)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    rows = [
+        ("MACs", f"{total['macs']:,}"), ("cycles", f"{total['cycles']:,}"),
+        ("latency (ms)", f"{total['latency_s'] * 1e3:,.4f}"), ("energy (uJ)", f"{total['energy_pj'] / 1e6:,.2f}"),
+        ("average power (mW)", f"{total['power_mw']:,.1f}"), ("peak-layer power (mW)", f"{total['peak_power_mw']:,.1f}"),
+        ("MAC utilization (%)", f"{100 * total['utilization']:.1f}"), ("area (mm2)", f"{total['area_mm2']:,.2f}"),
+        ("EDP (pJ*s)", f"{total['edp_pj_s']:.4g}"), ("TOPS/W", f"{total['tops_per_w']:.3f}"),
+    ]
+    breakdown = total["energy_breakdown_pj"]
+    rows.append(("energy: compute (uJ)", f"{breakdown['compute'] / 1e6:,.2f}"))
+    for level, value in breakdown["by_level"].items():
+        rows.append((f"energy: {level} (uJ)", f"{value / 1e6:,.2f}"))
+    if breakdown["leakage"]:
+        rows.append(("energy: leakage (uJ)", f"{breakdown['leakage'] / 1e6:,.2f}"))
+    for metric, value in rows:
+        table.add_row(metric, value)
+    return table
+
+
+def simulate_command(
+    model: str = typer.Argument(..., help="zoo name, .onnx file, or saved layer graph (.json)"),
+    arch: str = typer.Option("edge_tpu_like", "--arch", "-a", help="preset name or YAML file"),
+    batch: int = typer.Option(1, "--batch", min=1),
+    input_shape: Optional[str] = typer.Option(None, "--input-shape", help="e.g. 1,3,224,224"),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", help="compression recipe (YAML) applied first"),
+    tech: Optional[str] = typer.Option(None, "--tech", help="re-price at another node, e.g. 28nm"),
+    clock_mhz: Optional[float] = typer.Option(None, "--clock-mhz", min=1e-3, help="re-time at another clock"),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="write the result as JSON"),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="write one row per layer as CSV"),
+    skip_unsupported: bool = typer.Option(False, "--skip-unsupported"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="print only the summary"),
+) -> None:
+    """Simulate MODEL on ARCH and print a per-layer table and a summary."""
+    from hwsim.simulate import simulate
+
+    result = simulate(model, arch, batch=batch, input_shape=parse_input_shape(input_shape),
+                      recipe=str(recipe) if recipe else None, technology_nm=parse_technology(tech),
+                      clock_hz=clock_mhz * 1e6 if clock_mhz else None, skip_unsupported=skip_unsupported)
+    if not quiet:
+        out_console.print(result_table(result))
+    out_console.print(summary_table(result))
+    if json_path is not None:
+        result.write_json(json_path)
+        err_console.print(f"wrote {json_path}")
+    if csv_path is not None:
+        result.write_csv(csv_path)
+        err_console.print(f"wrote {csv_path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("list")(list_command)
+    app.command("lower")(lower_command)
+    app.command("simulate")(simulate_command)
+
+
+__all__ = ["register", "parse_input_shape", "parse_technology", "result_table", "summary_table"]

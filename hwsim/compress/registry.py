@@ -1,0 +1,87 @@
+"""The registry of compression methods: every recipe step names one of these.
+
+A method is a function ``fn(model, modules, **params) -> StepReport`` that transforms ``model``
+(a ``torch.nn.Module``) in place on the selected ``modules`` (list of ``(path, module)`` pairs)
+and reports what it did per layer. It is registered with its paper and the parameters it takes,
+so ``hwsim list methods`` and recipe validation read one source of truth.
+This module does not import torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from hwsim.errors import UnknownNameError
+
+
+@dataclass(frozen=True)
+class LayerChange:
+    """What one step did to one module (density, structure, channels removed, bits, new shape)."""
+
+    module: str
+    change: str
+    values: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class StepReport:
+    method: str
+    changes: tuple[LayerChange, ...] = ()
+    metrics: tuple[tuple[str, float], ...] = ()     # e.g. training accuracy, reconstruction error
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    fn: Callable[..., StepReport]
+    paper: str                                      # citation of the method
+    params: dict[str, str]                          # parameter name -> description (with default)
+    family: str                                     # prune | quantize | lowrank | distill | train
+    applies_to: tuple[str, ...] = ("conv", "linear")
+    trainable: bool = False
+    required: tuple[str, ...] = field(default_factory=tuple)  # params that must be given
+
+
+_METHODS: dict[str, Method] = {}
+
+
+def register_method(name: str, *, paper: str, params: dict[str, str], family: str,
+                    applies_to: tuple[str, ...] = ("conv", "linear"), trainable: bool = False,
+                    required: tuple[str, ...] = ()) -> Callable[[Callable[..., StepReport]], Callable[..., StepReport]]:
+    """Decorator: register ``fn`` as compression method ``name``."""
+
+    def decorate(fn: Callable[..., StepReport]) -> Callable[..., StepReport]:
+        if name in _METHODS:
+            raise ValueError(f"compression method {name!r} registered twice")
+        _METHODS[name] = Method(name=name, fn=fn, paper=paper, params=dict(params), family=family,
+                                applies_to=tuple(applies_to), trainable=trainable, required=tuple(required))
+        return fn
+
+    return decorate
+
+
+def _load_all() -> None:
+    # Importing the method modules registers their methods (they import torch lazily inside functions
+    # where possible, but may import it at module level: only the software side calls this).
+    import importlib
+
+    for module in ("prune", "quantize", "lowrank", "distill", "gradients"):
+        try:
+            importlib.import_module(f"hwsim.compress.{module}")
+        except ModuleNotFoundError as err:
+            if err.name != f"hwsim.compress.{module}":
+                raise
+
+
+def methods() -> dict[str, Method]:
+    """All registered methods by name."""
+    _load_all()
+    return dict(sorted(_METHODS.items()))
+
+
+def get_method(name: str) -> Method:
+    all_methods = methods()
+    if name not in all_methods:
+        raise UnknownNameError(f"unknown compression method {name!r}; methods: {', '.join(all_methods)}")
+    return all_methods[name]

@@ -1,0 +1,421 @@
+"""The layer-graph IR: the only thing the hardware side sees.
+
+A ``Layer`` describes one operator in the loop-nest vocabulary of Timeloop/ZigZag
+(``N K C P Q R S G``; ``C`` and ``K`` are *total* channels, split into ``G`` groups).
+A ``LayerGraph`` wraps a ``networkx.DiGraph`` of layers with data-dependency edges and
+round-trips exactly through JSON (weight masks as base64 bit-packed arrays).
+
+This module imports nothing else from hwsim and never imports torch.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from enum import Enum
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import networkx as nx
+import numpy as np
+
+IR_VERSION = 1
+
+
+class Op(str, Enum):
+    """Operator kinds. Compute ops carry MACs; the rest move data or run on a vector unit."""
+
+    CONV = "conv"            # dense or grouped convolution (1-D convs use Q = S = 1)
+    DEPTHWISE = "depthwise"  # grouped conv with one in-channel per group (C == G)
+    LINEAR = "linear"        # activations x weights (fully connected; GEMM with a weight operand)
+    MATMUL = "matmul"        # activations x activations (attention QK^T, AV, bmm); no weights
+    POOL = "pool"            # max/avg pooling (R x S window), global pooling included
+    ELTWISE = "eltwise"      # elementwise add/mul of equal-shape tensors
+    CONCAT = "concat"        # no arithmetic; tensors and edges kept
+    SPLIT = "split"
+    SHUFFLE = "shuffle"
+    RESHAPE = "reshape"
+    SOFTMAX = "softmax"
+    NORM = "norm"            # layer norm (batch norm is folded into the preceding conv)
+
+    @property
+    def has_macs(self) -> bool:
+        return self in _MAC_OPS
+
+    @property
+    def is_gemm_like(self) -> bool:
+        return self in _MAC_OPS
+
+
+_MAC_OPS = frozenset({Op.CONV, Op.DEPTHWISE, Op.LINEAR, Op.MATMUL})
+_DATA_MOVEMENT_OPS = frozenset({Op.CONCAT, Op.SPLIT, Op.SHUFFLE, Op.RESHAPE})
+
+
+class SparsityKind(str, Enum):
+    DENSE = "dense"
+    UNSTRUCTURED = "unstructured"
+    NM = "n:m"            # n nonzeros in every m consecutive weights along the reduction (C*R*S) axis
+    BLOCK = "block"       # zero blocks of shape (bh, bw) in the (K, C*R*S) weight matrix
+    CHANNEL = "channel"   # whole filters/channels zeroed but not removed
+
+
+@dataclass(frozen=True)
+class Sparsity:
+    """The structure of a layer's weight zeros (the density itself is ``Layer.weight_density``)."""
+
+    kind: SparsityKind = SparsityKind.DENSE
+    n: int | None = None
+    m: int | None = None
+    block: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", SparsityKind(self.kind))
+        if self.block is not None:
+            object.__setattr__(self, "block", tuple(int(b) for b in self.block))
+        if self.kind is SparsityKind.NM:
+            if self.n is None or self.m is None or not (0 <= self.n <= self.m) or self.m < 1:
+                raise ValueError(f"N:M sparsity needs 0 <= n <= m and m >= 1, got n={self.n}, m={self.m}")
+        if self.kind is SparsityKind.BLOCK and (self.block is None or min(self.block) < 1):
+            raise ValueError(f"block sparsity needs a block shape of positive ints, got {self.block}")
+
+    def describe(self) -> str:
+        if self.kind is SparsityKind.NM:
+            return f"{self.n}:{self.m}"
+        if self.kind is SparsityKind.BLOCK:
+            return f"block{self.block[0]}x{self.block[1]}"
+        return self.kind.value
+
+
+@dataclass(frozen=True)
+class PackedMask:
+    """A boolean weight mask stored bit-packed (``np.packbits``); ``shape`` is (K, C/G*R*S)."""
+
+    shape: tuple[int, ...]
+    bits: bytes
+
+    @classmethod
+    def from_array(cls, mask: np.ndarray) -> "PackedMask":
+        mask = np.asarray(mask, dtype=bool)
+        return cls(shape=tuple(int(s) for s in mask.shape), bits=np.packbits(mask.ravel()).tobytes())
+
+    def to_array(self) -> np.ndarray:
+        count = int(np.prod(self.shape)) if self.shape else 1
+        flat = np.unpackbits(np.frombuffer(self.bits, dtype=np.uint8), count=count)
+        return flat.astype(bool).reshape(self.shape)
+
+    @property
+    def density(self) -> float:
+        return float(self.to_array().mean()) if self.shape else 1.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"shape": list(self.shape), "bits_b64": base64.b64encode(self.bits).decode("ascii")}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "PackedMask":
+        return cls(shape=tuple(data["shape"]), bits=base64.b64decode(data["bits_b64"]))
+
+
+def _pair(value: int | Iterable[int]) -> tuple[int, int]:
+    if isinstance(value, (int, np.integer)):
+        return (int(value), int(value))
+    items = tuple(int(v) for v in value)
+    return items if len(items) == 2 else (items[0], items[0])
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One operator as a 7-D loop nest plus precision, sparsity and provenance.
+
+    For convolutions ``C``/``K`` are total in/out channels and ``G`` the number of groups.
+    GEMM-shaped ops (``linear``, ``matmul``) use ``P`` for the rows (tokens), ``C`` for the
+    reduction and ``K`` for the output features, with ``Q = R = S = 1``; ``N`` counts
+    independent repeats (batch x heads for attention matmuls).
+    """
+
+    name: str
+    op: Op
+    N: int = 1
+    K: int = 1
+    C: int = 1
+    P: int = 1
+    Q: int = 1
+    R: int = 1
+    S: int = 1
+    G: int = 1
+    stride: tuple[int, int] = (1, 1)
+    dilation: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    weight_bits: int = 8
+    act_bits: int = 8
+    out_bits: int = 8
+    acc_bits: int = 32
+    number_format: str = "int"          # int | fp | flex | binary | ternary | pow2
+    weight_density: float = 1.0
+    act_density: float = 1.0
+    sparsity: Sparsity = field(default_factory=Sparsity)
+    weight_mask: PackedMask | None = None
+    act_essential_bits: float | None = None  # mean non-zero bits per activation (Bit-Pragmatic)
+    source: str = ""                     # module path in the original model
+    compression: tuple[str, ...] = ()    # steps that produced this layer, e.g. ("nm_prune(2:4)",)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "op", Op(self.op))
+        object.__setattr__(self, "stride", _pair(self.stride))
+        object.__setattr__(self, "dilation", _pair(self.dilation))
+        object.__setattr__(self, "padding", _pair(self.padding))
+        object.__setattr__(self, "compression", tuple(self.compression))
+        if isinstance(self.sparsity, dict):
+            object.__setattr__(self, "sparsity", Sparsity(**self.sparsity))
+        self._validate()
+
+    def _validate(self) -> None:
+        where = f"layer {self.name!r}"
+        for dim in ("N", "K", "C", "P", "Q", "R", "S", "G"):
+            value = getattr(self, dim)
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{where}: {dim} must be a positive integer, got {value!r}")
+        if self.op.has_macs or self.op is Op.POOL:
+            if self.C % self.G:
+                raise ValueError(f"{where}: C={self.C} is not divisible by groups G={self.G}")
+            if self.K % self.G:
+                raise ValueError(f"{where}: K={self.K} is not divisible by groups G={self.G}")
+        for name in ("stride", "dilation"):
+            if min(getattr(self, name)) < 1:
+                raise ValueError(f"{where}: {name} must be >= 1, got {getattr(self, name)}")
+        if min(self.padding) < 0:
+            raise ValueError(f"{where}: padding must be >= 0, got {self.padding}")
+        for name in ("weight_bits", "act_bits", "out_bits", "acc_bits"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{where}: {name} must be >= 1, got {getattr(self, name)}")
+        for name in ("weight_density", "act_density"):
+            value = getattr(self, name)
+            if not (0.0 <= value <= 1.0) or math.isnan(value):
+                raise ValueError(f"{where}: {name} must be in [0, 1], got {value}")
+
+    # ----- derived sizes ---------------------------------------------------------------------
+    @property
+    def c_per_group(self) -> int:
+        return self.C // self.G
+
+    @property
+    def k_per_group(self) -> int:
+        return self.K // self.G
+
+    @property
+    def has_weights(self) -> bool:
+        return self.op in (Op.CONV, Op.DEPTHWISE, Op.LINEAR)
+
+    @property
+    def macs(self) -> int:
+        """Dense multiply-accumulates (zeros included)."""
+        if not self.op.has_macs:
+            return 0
+        return self.N * self.K * self.c_per_group * self.P * self.Q * self.R * self.S
+
+    @property
+    def effectual_macs(self) -> float:
+        """MACs whose weight and activation are both non-zero (expected value from densities)."""
+        return self.macs * self.weight_density * self.act_density
+
+    @property
+    def vector_ops(self) -> int:
+        """Non-MAC arithmetic (pool compares/adds, eltwise ops), for the vector unit."""
+        out = self.N * self.K * self.P * self.Q
+        if self.op is Op.POOL:
+            return out * self.R * self.S
+        if self.op in (Op.ELTWISE, Op.SOFTMAX, Op.NORM):
+            return out
+        return 0
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        """Unpadded input height/width implied by the output size, stride, dilation and padding."""
+        h = (self.P - 1) * self.stride[0] + (self.R - 1) * self.dilation[0] + 1 - 2 * self.padding[0]
+        w = (self.Q - 1) * self.stride[1] + (self.S - 1) * self.dilation[1] + 1 - 2 * self.padding[1]
+        return max(h, 1), max(w, 1)
+
+    @property
+    def weight_elems(self) -> int:
+        return self.K * self.c_per_group * self.R * self.S if self.has_weights else 0
+
+    @property
+    def second_operand_elems(self) -> int:
+        """Elements of the 'weight-side' operand: weights, or the second activation of a matmul."""
+        if self.op is Op.MATMUL:
+            return self.N * self.K * self.C
+        return self.weight_elems
+
+    @property
+    def input_elems(self) -> int:
+        h, w = self.input_hw
+        if self.op in (Op.LINEAR, Op.MATMUL):
+            return self.N * self.P * self.C
+        return self.N * self.C * h * w
+
+    @property
+    def output_elems(self) -> int:
+        return self.N * self.K * self.P * self.Q
+
+    @property
+    def gemm_shape(self) -> tuple[int, int, int, int]:
+        """``(groups, M, K_reduction, N_cols)`` of the per-group GEMM this layer lowers to."""
+        if self.op is Op.MATMUL:
+            return (self.N, self.P * self.Q, self.C * self.R * self.S, self.K)
+        return (self.G, self.N * self.P * self.Q, self.c_per_group * self.R * self.S, self.k_per_group)
+
+    def with_changes(self, **changes: Any) -> "Layer":
+        """A copy with some fields replaced (unknown names are rejected)."""
+        valid = {f.name for f in fields(self)}
+        if unknown := sorted(changes.keys() - valid):
+            raise ValueError(f"unknown Layer field(s) {unknown}; valid: {sorted(valid)}")
+        return replace(self, **changes)
+
+    # ----- JSON ------------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["op"] = self.op.value
+        data["sparsity"] = {
+            "kind": self.sparsity.kind.value, "n": self.sparsity.n, "m": self.sparsity.m,
+            "block": list(self.sparsity.block) if self.sparsity.block else None,
+        }
+        data["weight_mask"] = self.weight_mask.to_json() if self.weight_mask else None
+        for key in ("stride", "dilation", "padding", "compression"):
+            data[key] = list(getattr(self, key))
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Layer":
+        data = dict(data)
+        valid = {f.name for f in fields(cls)}
+        if unknown := sorted(data.keys() - valid):
+            raise ValueError(f"layer {data.get('name')!r}: unknown field(s) {unknown}")
+        sparsity = data.pop("sparsity", None) or {}
+        if sparsity.get("block") is not None:
+            sparsity["block"] = tuple(sparsity["block"])
+        mask = data.pop("weight_mask", None)
+        return cls(
+            **data,
+            sparsity=Sparsity(**sparsity),
+            weight_mask=PackedMask.from_json(mask) if mask else None,
+        )
+
+
+class LayerGraph:
+    """A DAG of ``Layer`` records (node attribute ``layer``) with data-dependency edges."""
+
+    def __init__(self, name: str = "model", *, input_shape: tuple[int, ...] | None = None,
+                 meta: dict[str, Any] | None = None) -> None:
+        self.name = name
+        self.input_shape = tuple(input_shape) if input_shape else None
+        self.meta: dict[str, Any] = dict(meta or {})
+        self.graph = nx.DiGraph()
+
+    # ----- building --------------------------------------------------------------------------
+    def add_layer(self, layer: Layer, inputs: Iterable[str] = ()) -> Layer:
+        if layer.name in self.graph:
+            raise ValueError(f"duplicate layer name {layer.name!r}")
+        self.graph.add_node(layer.name, layer=layer)
+        for src in inputs:
+            if src not in self.graph:
+                raise ValueError(f"layer {layer.name!r}: input {src!r} is not in the graph")
+            self.graph.add_edge(src, layer.name)
+        return layer
+
+    def replace_layer(self, layer: Layer) -> None:
+        if layer.name not in self.graph:
+            raise KeyError(layer.name)
+        self.graph.nodes[layer.name]["layer"] = layer
+
+    def map_layers(self, fn) -> "LayerGraph":
+        """A new graph with ``fn(layer)`` applied to every layer (edges kept)."""
+        out = LayerGraph(self.name, input_shape=self.input_shape, meta=self.meta)
+        out.graph = self.graph.copy()
+        for node in out.graph.nodes:
+            out.graph.nodes[node]["layer"] = fn(out.graph.nodes[node]["layer"])
+        return out
+
+    # ----- reading ---------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.graph.number_of_nodes()
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers())
+
+    def __getitem__(self, name: str) -> Layer:
+        return self.graph.nodes[name]["layer"]
+
+    def layers(self) -> list[Layer]:
+        """Layers in a deterministic topological order (ties broken by insertion order)."""
+        order = {name: i for i, name in enumerate(self.graph.nodes)}
+        names = nx.lexicographical_topological_sort(self.graph, key=lambda n: order[n])
+        return [self.graph.nodes[n]["layer"] for n in names]
+
+    topological_layers = layers
+
+    def compute_layers(self) -> list[Layer]:
+        return [layer for layer in self.layers() if layer.op.has_macs]
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs for layer in self.layers())
+
+    @property
+    def weight_elems(self) -> int:
+        return sum(layer.weight_elems for layer in self.layers())
+
+    def predecessors(self, name: str) -> list[str]:
+        return list(self.graph.predecessors(name))
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.name, "layers": len(self), "compute_layers": len(self.compute_layers()),
+                "macs": self.macs, "weights": self.weight_elems}
+
+    # ----- JSON ------------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "hwsim_ir_version": IR_VERSION,
+            "name": self.name,
+            "input_shape": list(self.input_shape) if self.input_shape else None,
+            "meta": self.meta,
+            "layers": [
+                {**self.graph.nodes[n]["layer"].to_json(), "inputs": list(self.graph.predecessors(n))}
+                for n in self.graph.nodes
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "LayerGraph":
+        if data.get("hwsim_ir_version") != IR_VERSION:
+            raise ValueError(f"not an hwsim layer graph (hwsim_ir_version={data.get('hwsim_ir_version')!r}, "
+                             f"expected {IR_VERSION})")
+        graph = cls(data.get("name", "model"), input_shape=data.get("input_shape"), meta=data.get("meta"))
+        pending = [dict(entry) for entry in data["layers"]]
+        edges = []
+        for entry in pending:
+            inputs = entry.pop("inputs", [])
+            graph.add_layer(Layer.from_json(entry))
+            edges.extend((src, entry["name"]) for src in inputs)
+        for src, dst in edges:
+            if src not in graph.graph:
+                raise ValueError(f"layer {dst!r}: input {src!r} is not in the graph")
+            graph.graph.add_edge(src, dst)
+        return graph
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_json(), indent=1))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LayerGraph":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path.name}: not valid JSON ({err.msg} at line {err.lineno})") from None
+        return cls.from_json(data)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LayerGraph) and self.to_json() == other.to_json()

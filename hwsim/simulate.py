@@ -1,0 +1,134 @@
+"""``simulate()``: the pipeline step that runs a LayerGraph on an architecture.
+
+layer -> mapping (mapper) -> counts (engine, or vector unit for non-MAC layers) -> energy (price)
+-> ``LayerResult``; layers add up serially into a ``NetworkResult``. Torch is imported only when
+the model is not already a ``LayerGraph``/saved graph (zoo name, ``nn.Module``, ONNX, recipe).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from hwsim.errors import ConfigError
+from hwsim.ir import Layer, LayerGraph
+from hwsim.models import get_engine
+from hwsim.models.arch import ArchSpec, load_arch
+from hwsim.models.counts import LayerCounts
+from hwsim.results import LayerResult, NetworkResult
+
+
+class Mapper(Protocol):
+    def map(self, layer: Layer, arch: ArchSpec) -> Any: ...
+
+
+def resolve_graph(model: Any, *, batch: int = 1, input_shape: tuple[int, ...] | None = None,
+                  recipe: Any = None, skip_unsupported: bool = False, seed: int = 0) -> LayerGraph:
+    """Turn a LayerGraph, saved graph path, ONNX path, zoo name or ``nn.Module`` into a LayerGraph."""
+    if isinstance(model, LayerGraph):
+        if recipe is not None:
+            raise ConfigError("a recipe needs a torch model (zoo name or nn.Module), not a saved LayerGraph")
+        return model
+    if isinstance(model, (str, Path)) and str(model).endswith(".json"):
+        if recipe is not None:
+            raise ConfigError(f"{model}: a recipe needs a torch model, not a saved LayerGraph")
+        path = Path(model)
+        if not path.is_file():
+            raise ConfigError(f"{model}: layer-graph file not found")
+        try:
+            return LayerGraph.load(path)
+        except (ValueError, KeyError, TypeError) as err:
+            raise ConfigError(f"{path.name}: {err}") from None
+    from hwsim import lower  # software side: imports torch when it needs to
+
+    if recipe is not None:
+        from hwsim.compress.pipeline import compressed_graph
+
+        return compressed_graph(model, recipe, batch=batch, input_shape=input_shape,
+                                skip_unsupported=skip_unsupported, seed=seed)
+    if isinstance(model, (str, Path)):
+        return lower.load_graph(str(model), batch=batch, input_shape=input_shape,
+                                skip_unsupported=skip_unsupported)
+    return lower.lower(model, input_shape=input_shape, skip_unsupported=skip_unsupported)
+
+
+def evaluate_layer(layer: Layer, arch: ArchSpec, *, mapper: Mapper | None = None) -> LayerCounts:
+    """Counts for one layer: MAC layers on the arch's engine, the rest on the vector unit."""
+    if not layer.op.has_macs:
+        from hwsim.models.vector import evaluate_vector
+
+        return evaluate_vector(layer, arch)
+    engine = get_engine(arch.engine)
+    mapping = mapper.map(layer, arch) if mapper is not None else engine.default_mapping(layer, arch)
+    return engine.evaluate(layer, arch, mapping)
+
+
+def layer_result(layer: Layer, counts: LayerCounts, arch: ArchSpec) -> LayerResult:
+    """Price one layer's counts and pack them as a ``LayerResult``."""
+    from hwsim.models.energy import price
+
+    energy = price(counts, arch, cycles=counts.cycles)
+    note = "free data movement (no compute)" if counts.detail("free_data_movement") else ""
+    return LayerResult(
+        name=layer.name, op=layer.op.value, macs=layer.macs, compute_cycles=counts.compute_cycles,
+        stall_cycles=counts.stall_cycles, energy_pj=energy.total_pj, utilization=counts.utilization,
+        clock_hz=arch.clock_hz, engine=counts.engine or arch.engine,
+        energy_by_level_pj=dict(energy.by_level_pj), energy_by_tensor_pj=dict(energy.by_tensor_pj),
+        compute_energy_pj=energy.compute_pj, leakage_energy_pj=energy.leakage_pj,
+        weight_bits=layer.weight_bits, act_bits=layer.act_bits, weight_density=layer.weight_density,
+        sparsity=layer.sparsity.describe(), source=layer.source, note=note, counts=counts,
+        energy_items=tuple(energy.items),
+    )
+
+
+def simulate_graph(graph: LayerGraph, arch: ArchSpec, *, mapper: Mapper | None = None,
+                   progress: Callable[[int, int, str], None] | None = None) -> NetworkResult:
+    """Run every layer of ``graph`` on ``arch`` in topological order."""
+    from hwsim.models.energy import area_mm2
+
+    layers = graph.layers()
+    results = []
+    for index, layer in enumerate(layers):
+        counts = evaluate_layer(layer, arch, mapper=mapper)
+        results.append(layer_result(layer, counts, arch))
+        if progress is not None:
+            progress(index + 1, len(layers), layer.name)
+    return NetworkResult(
+        model=graph.name, arch=arch.name, layers=tuple(results), clock_hz=arch.clock_hz,
+        peak_macs_per_cycle=arch.peak_macs_per_cycle, technology_nm=arch.technology_nm,
+        area_by_component_mm2=dict(area_mm2(arch)), meta={"skipped": graph.meta.get("skipped", [])},
+    )
+
+
+def retarget(arch: ArchSpec, *, technology_nm: float | None = None, clock_hz: float | None = None) -> ArchSpec:
+    """The same architecture at another technology node and/or clock (energy tables are scaled)."""
+    overrides: dict[str, Any] = {}
+    if technology_nm is not None:
+        overrides["technology_nm"] = technology_nm
+    if clock_hz is not None:
+        overrides["clock_hz"] = clock_hz
+    return arch.with_overrides(overrides, origin=arch.name) if overrides else arch
+
+
+def simulate(model: Any, arch: str | Path | ArchSpec = "edge_tpu_like", *, batch: int = 1,
+             input_shape: tuple[int, ...] | None = None, recipe: Any = None, mapper: Mapper | None = None,
+             technology_nm: float | None = None, clock_hz: float | None = None,
+             skip_unsupported: bool = False,
+             progress: Callable[[int, int, str], None] | None = None) -> NetworkResult:
+    """Simulate ``model`` on ``arch`` and return per-layer and total latency, energy, power, area.
+
+    Parameters
+    ----------
+    model : LayerGraph, path to a saved graph (``.json``) or ``.onnx``, zoo name, or ``torch.nn.Module``.
+    arch : preset name, YAML path or ``ArchSpec``.
+    batch, input_shape : input batch size and shape (with batch dim) for zoo/torch models.
+    recipe : a compression recipe (path, dict or list of steps) applied before lowering.
+    mapper : maps each MAC layer onto the arch; default is the engine's fixed-dataflow mapping.
+    technology_nm, clock_hz : re-target the architecture before pricing.
+    """
+    if batch < 1:
+        raise ConfigError(f"batch must be >= 1, got {batch}")
+    spec = retarget(load_arch(arch), technology_nm=technology_nm, clock_hz=clock_hz)
+    graph = resolve_graph(model, batch=batch, input_shape=input_shape, recipe=recipe,
+                          skip_unsupported=skip_unsupported)
+    return simulate_graph(graph, spec, mapper=mapper, progress=progress)

@@ -1,0 +1,283 @@
+"""Hardware descriptions: ``ArchSpec`` (pydantic), loaded and validated from ``configs/arch/*.yaml``.
+
+An ``ArchSpec`` is a memory-level tree, outer to inner (DRAM -> global buffer -> PE buffers),
+ending in compute units, plus one engine-specific section (``systolic``, ``spatial``, ``sparse``,
+``bitserial``, ``binary``) that the engine of that name reads. Every preset cites its numbers in
+``sources`` (parameter path -> citation). Invalid configs raise one ``ConfigError`` line naming
+the file, the key, the allowed values and the value received.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError,
+                      model_validator)
+
+from hwsim.errors import ConfigError, UnknownNameError
+
+Tensor = Literal["W", "I", "O"]
+Engine = Literal["systolic", "spatial", "sparse", "bitserial", "binary"]
+DramType = Literal["LPDDR4", "LPDDR5", "DDR3", "DDR4", "HBM2", "GDDR6"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MemoryLevel(_Strict):
+    """One storage level. ``instances`` is the total count; ``mesh_x*mesh_y`` its fan-out to the next level."""
+
+    name: str
+    kind: Literal["dram", "sram", "regfile"]
+    size_bytes: PositiveInt | None = None            # None: unbounded (DRAM)
+    partition_bytes: dict[Tensor, PositiveInt] | None = None  # separate per-tensor buffers (ifmap/filter/ofmap SRAM)
+    word_bits: PositiveInt = 8                       # bits per stored word (Timeloop "datawidth")
+    width_bits: PositiveInt | None = None            # bits per vector access (Timeloop "width"); default word_bits
+    banks: PositiveInt = 1
+    read_bw_bytes_per_cycle: PositiveFloat | None = None   # None: unlimited
+    write_bw_bytes_per_cycle: PositiveFloat | None = None
+    tensors: tuple[Tensor, ...] = ("W", "I", "O")    # tensors this level keeps (others bypass it)
+    instances: PositiveInt = 1
+    mesh_x: PositiveInt = 1
+    mesh_y: PositiveInt = 1
+    dram_type: DramType | None = None
+    double_buffered: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> "MemoryLevel":
+        word_bytes = self.word_bits / 8
+        if self.size_bytes is not None and self.size_bytes < word_bytes:
+            raise ValueError(f"size_bytes={self.size_bytes} is smaller than one {self.word_bits}-bit word")
+        if self.partition_bytes:
+            for tensor, size in self.partition_bytes.items():
+                if size < word_bytes:
+                    raise ValueError(f"partition_bytes.{tensor}={size} is smaller than one {self.word_bits}-bit word")
+        if self.kind != "dram" and self.size_bytes is None and not self.partition_bytes:
+            raise ValueError(f"{self.kind} level needs size_bytes or partition_bytes")
+        if self.width_bits is not None and self.width_bits % self.word_bits:
+            raise ValueError(f"width_bits={self.width_bits} is not a multiple of word_bits={self.word_bits}")
+        return self
+
+    @property
+    def capacity_bytes(self) -> int | None:
+        if self.partition_bytes:
+            return sum(self.partition_bytes.values())
+        return self.size_bytes
+
+    @property
+    def block_words(self) -> int:
+        """Words moved per vector access (Timeloop block size = width / datawidth)."""
+        return (self.width_bits or self.word_bits) // self.word_bits
+
+
+class ComputeSpec(_Strict):
+    """The compute units at the leaves of the tree."""
+
+    kind: Literal["mac", "bitserial", "xnor"] = "mac"
+    units: PositiveInt                                # total MAC units (or lanes) in the chip
+    weight_bits: PositiveInt = 8
+    act_bits: PositiveInt = 8
+    acc_bits: PositiveInt = 32
+    number_format: Literal["int", "fp", "flex"] = "int"
+
+
+class SystolicParams(_Strict):
+    rows: PositiveInt
+    cols: PositiveInt
+    dataflow: Literal["ws", "os", "is"] = "ws"
+    cores: PositiveInt = 1
+
+
+class SpatialParams(_Strict):
+    """Constraints for the spatial loop-nest engine (filled in by the spatial engine)."""
+
+    dataflow: str | None = None                      # e.g. row_stationary, output_stationary, weight_stationary
+    spatial_dims_x: tuple[str, ...] = ()             # loop dims allowed on the X axis of the PE mesh
+    spatial_dims_y: tuple[str, ...] = ()
+
+
+class SparseParams(_Strict):
+    weight_format: str = "bitmask"
+    act_format: str = "uncompressed"
+    skip: Literal["none", "weights", "activations", "both"] = "weights"
+    gate: Literal["none", "weights", "activations", "both"] = "none"
+    structured_n: PositiveInt | None = None          # N:M support (e.g. 2 of 4)
+    structured_m: PositiveInt | None = None
+    metadata_bits: PositiveInt | None = None
+    pes: PositiveInt = 1
+    multipliers_per_pe: PositiveInt = 1
+
+
+class BitSerialParams(_Strict):
+    design: Literal["stripes", "loom", "bit_fusion", "pragmatic"]
+    lanes: PositiveInt = 1
+    brick_bits: PositiveInt = 2
+    max_bits: PositiveInt = 16
+
+
+class BinaryParams(_Strict):
+    xnor_width: PositiveInt = 64
+    popcount_units: PositiveInt = 1
+    fallback_bits: PositiveInt = 8                    # first/last layers in higher precision
+
+
+class EnergySpec(_Strict):
+    table: str = "horowitz_45nm"                      # stem of configs/energy/*.yaml
+    voltage_v: PositiveFloat | None = None
+
+
+class ArchSpec(_Strict):
+    """A whole accelerator: memory tree + compute + engine section + clock/technology + sources."""
+
+    name: str
+    description: str = ""
+    engine: Engine
+    clock_hz: PositiveFloat
+    technology_nm: PositiveFloat
+    memory: tuple[MemoryLevel, ...] = Field(min_length=1)
+    compute: ComputeSpec
+    vector_lanes: PositiveInt | None = None           # lanes of the vector unit for pool/eltwise; default = array cols
+    systolic: SystolicParams | None = None
+    spatial: SpatialParams | None = None
+    sparse: SparseParams | None = None
+    bitserial: BitSerialParams | None = None
+    binary: BinaryParams | None = None
+    energy: EnergySpec = EnergySpec()
+    sources: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> "ArchSpec":
+        if getattr(self, self.engine) is None and self.engine != "spatial":
+            raise ValueError(f"engine is {self.engine!r} but the {self.engine!r} section is missing")
+        names = [level.name for level in self.memory]
+        if len(set(names)) != len(names):
+            raise ValueError(f"memory level names must be unique, got {names}")
+        if self.memory[0].kind != "dram":
+            raise ValueError(f"the outermost memory level must be dram, got {self.memory[0].kind!r}")
+        return self
+
+    # ----- derived views ----------------------------------------------------------------------
+    @property
+    def dram(self) -> MemoryLevel:
+        return self.memory[0]
+
+    @property
+    def peak_macs_per_cycle(self) -> int:
+        if self.systolic is not None and self.engine == "systolic":
+            return self.systolic.rows * self.systolic.cols * self.systolic.cores
+        return self.compute.units
+
+    @property
+    def peak_ops_per_s(self) -> float:
+        """Peak operations per second, counting a MAC as two operations (the TOPS convention)."""
+        return 2.0 * self.peak_macs_per_cycle * self.clock_hz
+
+    @property
+    def on_chip_bytes(self) -> int:
+        return sum((level.capacity_bytes or 0) * level.instances for level in self.memory[1:])
+
+    def level(self, name: str) -> MemoryLevel:
+        for level in self.memory:
+            if level.name == name:
+                return level
+        raise KeyError(f"no memory level {name!r}; levels: {[lvl.name for lvl in self.memory]}")
+
+    def with_overrides(self, overrides: dict[str, Any], *, origin: str = "override") -> "ArchSpec":
+        """A new spec with dotted-path overrides applied (``systolic.rows``, ``memory.GLB.size_bytes``)."""
+        data = copy.deepcopy(self.model_dump(mode="python"))
+        for dotted, value in overrides.items():
+            _set_dotted(data, dotted, value, origin=origin)
+        return validate_arch(data, origin=origin)
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any, *, origin: str) -> None:
+    parts = dotted.split(".")
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, (list, tuple)):
+            matches = [item for item in node if item.get("name") == part]
+            if not matches:
+                names = [item.get("name") for item in node]
+                raise ConfigError(f"{origin}: {'.'.join(parts[:i + 1])}: no memory level {part!r} (levels: {names})")
+            node = matches[0]
+        elif isinstance(node, dict):
+            if part not in node:
+                raise ConfigError(f"{origin}: {dotted}: unknown key {part!r} (valid: {sorted(node)})")
+            if node[part] is None:
+                node[part] = {}
+            node = node[part]
+    last = parts[-1]
+    if isinstance(node, dict) and last not in node and not _is_open_mapping(parts):
+        raise ConfigError(f"{origin}: {dotted}: unknown key {last!r} (valid: {sorted(node)})")
+    node[last] = value
+
+
+def _is_open_mapping(parts: list[str]) -> bool:
+    return len(parts) >= 2 and parts[-2] in {"sources", "partition_bytes"}
+
+
+def _format_validation_error(err: ValidationError, origin: str) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "<root>"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key (check the spelling; extra keys are not allowed)"
+    got = first.get("input")
+    shown = "" if isinstance(got, dict) else f" (got {got!r})"
+    return f"{origin}: {key}: {message}{shown}"
+
+
+def validate_arch(data: Any, *, origin: str = "<arch>") -> ArchSpec:
+    """Validate a parsed YAML/dict into an ``ArchSpec``, turning errors into one ``ConfigError`` line."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return ArchSpec.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, origin)) from None
+
+
+def _presets_dir():
+    return resources.files("hwsim.configs") / "arch"
+
+
+def preset_names() -> list[str]:
+    """Names (YAML stems) of the shipped architecture presets."""
+    return sorted(entry.name[:-5] for entry in _presets_dir().iterdir() if entry.name.endswith(".yaml"))
+
+
+def _parse_yaml(text: str, origin: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{origin}: malformed YAML{where}: {problem}") from None
+
+
+@lru_cache(maxsize=128)
+def _load_preset(name: str) -> ArchSpec:
+    entry = _presets_dir() / f"{name}.yaml"
+    return validate_arch(_parse_yaml(entry.read_text(), f"{name}.yaml"), origin=f"{name}.yaml")
+
+
+def load_arch(name_or_path: str | Path | ArchSpec) -> ArchSpec:
+    """Load a preset by name (``edge_tpu_like``) or a YAML file path; pass an ``ArchSpec`` through."""
+    if isinstance(name_or_path, ArchSpec):
+        return name_or_path
+    text = str(name_or_path)
+    path = Path(text)
+    if text.endswith((".yaml", ".yml")) or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"{text}: architecture file not found")
+        return validate_arch(_parse_yaml(path.read_text(), path.name), origin=path.name)
+    if text not in preset_names():
+        raise UnknownNameError(f"unknown architecture {text!r}; presets: {', '.join(preset_names())}")
+    return _load_preset(text)
