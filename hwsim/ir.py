@@ -147,6 +147,7 @@ class Layer:
     stride: tuple[int, int] = (1, 1)
     dilation: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
+    input_size: tuple[int, int] | None = None   # unpadded input (H, W) when known (strided convs may drop rows)
     weight_bits: int = 8
     act_bits: int = 8
     out_bits: int = 8
@@ -165,6 +166,8 @@ class Layer:
         object.__setattr__(self, "stride", _pair(self.stride))
         object.__setattr__(self, "dilation", _pair(self.dilation))
         object.__setattr__(self, "padding", _pair(self.padding))
+        if self.input_size is not None:
+            object.__setattr__(self, "input_size", _pair(self.input_size))
         object.__setattr__(self, "compression", tuple(self.compression))
         if isinstance(self.sparsity, dict):
             object.__setattr__(self, "sparsity", Sparsity(**self.sparsity))
@@ -231,7 +234,9 @@ class Layer:
 
     @property
     def input_hw(self) -> tuple[int, int]:
-        """Unpadded input height/width implied by the output size, stride, dilation and padding."""
+        """Unpadded input height/width: ``input_size`` when known, else the smallest one the output implies."""
+        if self.input_size is not None:
+            return self.input_size
         h = (self.P - 1) * self.stride[0] + (self.R - 1) * self.dilation[0] + 1 - 2 * self.padding[0]
         w = (self.Q - 1) * self.stride[1] + (self.S - 1) * self.dilation[1] + 1 - 2 * self.padding[1]
         return max(h, 1), max(w, 1)
@@ -283,6 +288,7 @@ class Layer:
         data["weight_mask"] = self.weight_mask.to_json() if self.weight_mask else None
         for key in ("stride", "dilation", "padding", "compression"):
             data[key] = list(getattr(self, key))
+        data["input_size"] = list(self.input_size) if self.input_size else None
         return data
 
     @classmethod

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError,
-                      model_validator)
+from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt,
+                      ValidationError, model_validator)
 
 from hwsim.errors import ConfigError, UnknownNameError
 
@@ -92,6 +92,13 @@ class SystolicParams(_Strict):
     cols: PositiveInt
     dataflow: Literal["ws", "os", "is"] = "ws"
     cores: PositiveInt = 1
+    # "scalesim": reproduce SCALE-Sim 3.0.0 numbers; "physical": hwsim's own model (models/systolic)
+    mode: Literal["physical", "scalesim"] = "physical"
+    # SCALE-Sim [run_presets] InterfaceBandwidth: CALC estimates DRAM bandwidth, USER uses fixed fills
+    interface_bandwidth: Literal["CALC", "USER"] = "CALC"
+    # SCALE-Sim [layout] Ifmap/FilterSRAMBankBandwidth: DRAM->SRAM fill words/cycle in USER mode
+    ifmap_fill_words_per_cycle: PositiveInt = 10
+    filter_fill_words_per_cycle: PositiveInt = 10
 
 
 class SpatialParams(_Strict):
@@ -112,6 +119,16 @@ class SparseParams(_Strict):
     metadata_bits: PositiveInt | None = None
     pes: PositiveInt = 1
     multipliers_per_pe: PositiveInt = 1
+    # --- added by the sparse engine (all optional, defaults keep older presets valid) ---
+    dataflow: Literal["column_broadcast", "cartesian", "row_parallel", "nm_dense"] = "column_broadcast"
+    mode: Literal["data", "statistical"] = "data"    # real masks vs densities only
+    density_model: Literal["hypergeometric", "uniform"] = "hypergeometric"  # statistical mode
+    queue_depth: PositiveInt = 1                      # per-PE activation FIFO (EIE: 8)
+    act_lanes: PositiveInt = 1                        # cartesian: activations per PE vector (SCNN I)
+    accumulator_entries: PositiveInt | None = None    # cartesian: sets the output-channel group Kc
+    pe_grid: tuple[PositiveInt, PositiveInt] | None = None  # cartesian: PE mesh over the output plane
+    intersection_width: PositiveInt | None = None     # metadata compares per PE per cycle; None = free
+    pixel_parallel: PositiveInt = 1                   # column_broadcast: independent activation streams
 
 
 class BitSerialParams(_Strict):
@@ -119,17 +136,51 @@ class BitSerialParams(_Strict):
     lanes: PositiveInt = 1
     brick_bits: PositiveInt = 2
     max_bits: PositiveInt = 16
+    # --- added by the bit-serial engine (optional) ---
+    sync_group: PositiveInt = 1                       # pragmatic: activations that advance in lock-step
+    fusion_units: PositiveInt | None = None           # bit_fusion: fusion units (default lanes)
+    min_bits: PositiveInt = 1                         # precision floor of a serial lane
 
 
 class BinaryParams(_Strict):
     xnor_width: PositiveInt = 64
     popcount_units: PositiveInt = 1
     fallback_bits: PositiveInt = 8                    # first/last layers in higher precision
+    fallback_macs_per_cycle: PositiveInt | None = None  # fallback path throughput; default compute.units
+
+
+class LevelEnergy(_Strict):
+    """Pinned pJ per *vector* action of one memory level (e.g. a published or Accelergy ERT figure)."""
+
+    read_pj: NonNegativeFloat
+    write_pj: NonNegativeFloat | None = None          # default: read_pj
+    update_pj: NonNegativeFloat | None = None         # default: write_pj
+    leak_pj_per_cycle: NonNegativeFloat = 0.0         # per instance
+    source: str
 
 
 class EnergySpec(_Strict):
     table: str = "horowitz_45nm"                      # stem of configs/energy/*.yaml
     voltage_v: PositiveFloat | None = None
+    levels: dict[str, LevelEnergy] = Field(default_factory=dict)   # per-level overrides of the table
+    mac_pj: NonNegativeFloat | None = None            # pinned pJ per MAC (overrides the table's MAC model)
+    mac_source: str | None = None
+    reference_nm: PositiveFloat | None = None         # node the pinned figures hold at (default: technology_nm)
+
+    @model_validator(mode="after")
+    def _check_energy(self) -> "EnergySpec":
+        shipped = _energy_table_names()
+        if self.table not in shipped and not self.table.endswith((".yaml", ".yml")):
+            raise ValueError(f"unknown energy table {self.table!r} (allowed: {', '.join(shipped)})")
+        if self.mac_pj is not None and not self.mac_source:
+            raise ValueError("mac_pj needs mac_source (where the figure comes from)")
+        return self
+
+
+def _energy_table_names() -> list[str]:
+    """Stems of the shipped energy tables (``configs/energy/*.yaml``)."""
+    folder = resources.files("hwsim.configs") / "energy"
+    return sorted(entry.name[:-5] for entry in folder.iterdir() if entry.name.endswith(".yaml"))
 
 
 class ArchSpec(_Strict):
@@ -160,6 +211,8 @@ class ArchSpec(_Strict):
             raise ValueError(f"memory level names must be unique, got {names}")
         if self.memory[0].kind != "dram":
             raise ValueError(f"the outermost memory level must be dram, got {self.memory[0].kind!r}")
+        if unknown := sorted(set(self.energy.levels) - set(names)):
+            raise ValueError(f"energy.levels names unknown memory level(s) {unknown} (levels: {names})")
         return self
 
     # ----- derived views ----------------------------------------------------------------------

@@ -4,6 +4,10 @@ A method is a function ``fn(model, modules, **params) -> StepReport`` that trans
 (a ``torch.nn.Module``) in place on the selected ``modules`` (list of ``(path, module)`` pairs)
 and reports what it did per layer. It is registered with its paper and the parameters it takes,
 so ``hwsim list methods`` and recipe validation read one source of truth.
+Besides its own parameters a method may name ``calib`` (a calibration input batch), ``data``
+(``(x_train, y_train, x_test, y_test)`` tensors) and ``seed`` in its signature; ``apply_recipe``
+passes those it names. ``check(params) -> None`` (optional) raises ``ConfigError`` for an
+impossible setting before anything runs. ``annotate`` merges the per-module facts the lowering reads.
 This module does not import torch.
 """
 
@@ -29,6 +33,7 @@ class StepReport:
     method: str
     changes: tuple[LayerChange, ...] = ()
     metrics: tuple[tuple[str, float], ...] = ()     # e.g. training accuracy, reconstruction error
+    new_model: Any = field(default=None, compare=False, repr=False)  # distillation: the student replacing the model
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class Method:
     applies_to: tuple[str, ...] = ("conv", "linear")
     trainable: bool = False
     required: tuple[str, ...] = field(default_factory=tuple)  # params that must be given
+    check: Callable[[dict[str, Any]], None] | None = None      # raises ConfigError on impossible params
 
 
 _METHODS: dict[str, Method] = {}
@@ -48,14 +54,16 @@ _METHODS: dict[str, Method] = {}
 
 def register_method(name: str, *, paper: str, params: dict[str, str], family: str,
                     applies_to: tuple[str, ...] = ("conv", "linear"), trainable: bool = False,
-                    required: tuple[str, ...] = ()) -> Callable[[Callable[..., StepReport]], Callable[..., StepReport]]:
+                    required: tuple[str, ...] = (),
+                    check: Callable[[dict[str, Any]], None] | None = None) -> Callable[[Callable[..., StepReport]], Callable[..., StepReport]]:
     """Decorator: register ``fn`` as compression method ``name``."""
 
     def decorate(fn: Callable[..., StepReport]) -> Callable[..., StepReport]:
         if name in _METHODS:
             raise ValueError(f"compression method {name!r} registered twice")
         _METHODS[name] = Method(name=name, fn=fn, paper=paper, params=dict(params), family=family,
-                                applies_to=tuple(applies_to), trainable=trainable, required=tuple(required))
+                                applies_to=tuple(applies_to), trainable=trainable, required=tuple(required),
+                                check=check)
         return fn
 
     return decorate
@@ -66,7 +74,8 @@ def _load_all() -> None:
     # where possible, but may import it at module level: only the software side calls this).
     import importlib
 
-    for module in ("prune", "quantize", "lowrank", "distill", "gradients"):
+    for module in ("prune", "channel_prune", "train_prune", "quantize", "quant_train", "lowrank", "distill",
+                   "gradients"):
         try:
             importlib.import_module(f"hwsim.compress.{module}")
         except ModuleNotFoundError as err:
@@ -85,3 +94,23 @@ def get_method(name: str) -> Method:
     if name not in all_methods:
         raise UnknownNameError(f"unknown compression method {name!r}; methods: {', '.join(all_methods)}")
     return all_methods[name]
+
+
+def annotate(module: Any, *, compression: str | None = None, **facts: Any) -> dict[str, Any]:
+    """Merge ``facts`` into ``module.hwsim_meta`` (None values skipped) and append ``compression``.
+
+    Only the keys the lowering reads (``hwsim.lower.META_KEYS``) go to ``hwsim_meta``; any other
+    fact (e.g. ``weight_density``, ``sparsity``, ``removed_out_channels``) goes to ``module.hwsim_facts``.
+    """
+    from hwsim.lower import META_KEYS
+
+    facts = {key: value for key, value in facts.items() if value is not None}
+    meta = dict(getattr(module, "hwsim_meta", None) or {})
+    meta.update({key: value for key, value in facts.items() if key in META_KEYS})
+    if compression:
+        meta["compression"] = [*meta.get("compression", []), compression]
+    module.hwsim_meta = meta
+    extra = {key: value for key, value in facts.items() if key not in META_KEYS}
+    if extra:
+        module.hwsim_facts = {**(getattr(module, "hwsim_facts", None) or {}), **extra}
+    return meta

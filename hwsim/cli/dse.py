@@ -1,0 +1,177 @@
+"""Design-space commands: ``hwsim sweep``, ``hwsim rank``, ``hwsim report``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hwsim.errors import ConfigError
+
+out_console = Console()
+err_console = Console(stderr=True)
+
+
+def _progress(quiet: bool):
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    return Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("ETA"), TimeRemainingColumn(), console=err_console,
+                    disable=quiet or not sys.stderr.isatty())
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def _front_table(records: list[dict[str, Any]], metrics: list[str], title: str) -> Table:
+    table = Table(title=title)
+    params = sorted({p for r in records for p in r["params"]})
+    for column in params + metrics:
+        table.add_column(column)
+    for r in records:
+        table.add_row(*[_fmt(r["params"].get(p)) for p in params], *[_fmt(r["objectives"].get(m)) for m in metrics])
+    return table
+
+
+def _backend(workers: int | None, dask: str | None):
+    from hwsim.dse.runner import DaskBackend, ProcessBackend, SerialBackend
+
+    if dask:
+        return DaskBackend(dask)
+    if workers == 1:
+        return SerialBackend()
+    return ProcessBackend(workers)
+
+
+def sweep_command(
+    spec_path: Path = typer.Argument(..., metavar="SPEC", help="sweep spec (YAML)"),
+    store_path: Path = typer.Option(Path("hwsim-results.sqlite"), "--store", help="SQLite results store"),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="local processes (default: all cores)"),
+    dask: Optional[str] = typer.Option(None, "--dask", help="Dask scheduler address, e.g. tcp://host:8786"),
+    chunk_size: int = typer.Option(1, "--chunk-size", min=1, help="points per task"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="validate, print the number of points, stop"),
+    retry_errors: bool = typer.Option(False, "--retry-errors", help="re-run points stored as failed"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+) -> None:
+    """Run (or resume) the sweep in SPEC; every finished point is committed to the store."""
+    from hwsim.dse.spec import load_spec, space_size
+
+    spec = load_spec(spec_path)
+    if dry_run:
+        out_console.print(f"{space_size(spec)} points ({spec.sampler.kind} sampler, sweep {spec.name!r})")
+        return
+    _quiet_optuna()
+    from hwsim.dse.pareto import front
+    from hwsim.dse.runner import run_sweep
+    from hwsim.dse.store import ResultStore
+
+    backend = _backend(workers, dask)
+    with ResultStore(store_path) as store, _progress(quiet) as bar:
+        task = bar.add_task("sweep", total=space_size(spec))
+        try:
+            summary = run_sweep(spec, store, backend=backend, chunk_size=chunk_size, retry_errors=retry_errors,
+                                progress=lambda done, total: bar.update(task, completed=done))
+        finally:
+            backend.close()
+        best = front(store.records(sweep=spec.name), spec.objectives, constraints=spec.constraints)
+    err_console.print(f"{summary.evaluated} evaluated, {summary.skipped} already stored, {summary.failed} failed "
+                      f"in {summary.seconds:.1f} s -> {store_path}")
+    out_console.print(_front_table(best, spec.metric_names, f"Pareto front ({len(best)} points)"))
+
+
+def _quiet_optuna() -> None:
+    import logging
+
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+
+
+def rank_command(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help="zoo name or saved layer graph"),
+    arch: str = typer.Option("edge_tpu_like", "--arch", "-a", help="preset name or YAML file"),
+    recipes: Optional[list[str]] = typer.Option(None, "--recipes", "-r",
+                                                help="recipe files or shipped names (default: all shipped)"),
+    batch: int = typer.Option(1, "--batch", min=1),
+    input_shape: Optional[str] = typer.Option(None, "--input-shape", help="e.g. 1,3,224,224"),
+    as_json: bool = typer.Option(False, "--json", help="print the table as JSON"),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="also write the table as CSV"),
+) -> None:
+    """Rank compression recipes for MODEL on ARCH by latency, energy, power and fidelity."""
+    from hwsim.cli.core import parse_input_shape
+    from hwsim.dse.rank import RANK_METRICS, rank_recipes
+
+    chosen = (list(recipes or []) + [a for a in ctx.args if not a.startswith("-")]) or None
+    rows = rank_recipes(model, arch, chosen, batch=batch, input_shape=parse_input_shape(input_shape))
+    if csv_path is not None:
+        import pandas as pd
+
+        pd.DataFrame(rows).to_csv(csv_path, index=False)
+    if as_json:
+        out_console.print_json(json.dumps(rows, default=str))
+        return
+    metrics = [m for m, _ in RANK_METRICS]
+    table = Table(title=f"{model} on {arch}: compression variants (best mean rank first; * = Pareto-optimal)")
+    for column in ["recipe", *metrics, *(f"rank {m.split('_')[0]}" for m in metrics), "pareto", "note"]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["recipe"], *[_fmt(row.get(m)) for m in metrics],
+                      *[_fmt(row.get(f"rank_{m}")) for m in metrics], "*" if row.get("pareto") else "",
+                      row.get("error") or "")
+    out_console.print(table)
+
+
+def report_command(
+    store_path: Path = typer.Argument(..., metavar="STORE", help="SQLite results store"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="HTML report path"),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="one row per point as CSV"),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="one object per point as JSON"),
+    figures: Optional[Path] = typer.Option(None, "--figures", help="folder for static figures"),
+    fmt: str = typer.Option("png", "--format", help="figure format: png | svg"),
+    objectives: Optional[str] = typer.Option(None, "--objectives", help="2-3 metrics, e.g. latency,energy,area"),
+    constraints: Optional[list[str]] = typer.Option(None, "--constraint", help="e.g. 'power_mw <= 500'"),
+    sweep: Optional[str] = typer.Option(None, "--sweep", help="only this sweep's points"),
+) -> None:
+    """Write an HTML report (and/or CSV, JSON, figures) from a results store."""
+    from hwsim.dse.report import report_data, write_csv, write_json
+    from hwsim.dse.store import ResultStore
+
+    if not store_path.is_file():
+        raise ConfigError(f"{store_path}: results store not found")
+    if not any((output, csv_path, json_path, figures)):
+        output = Path("report.html")
+    objs = [o.strip() for o in objectives.split(",") if o.strip()] if objectives else None
+    with ResultStore(store_path) as store:
+        if csv_path:
+            err_console.print(f"wrote {write_csv(store, csv_path, sweep=sweep)}")
+        if json_path:
+            err_console.print(f"wrote {write_json(store, json_path, sweep=sweep)}")
+        if output or figures:
+            data = report_data(store, objectives=objs, constraints=constraints or None, sweep=sweep)
+            if output:
+                from hwsim.dse.report_html import write_html
+
+                err_console.print(f"wrote {write_html(data, output)}")
+            if figures:
+                from hwsim.dse.report_figures import write_figures
+
+                paths = write_figures(data, figures, fmt=fmt)
+                err_console.print(f"wrote {len(paths)} figures to {figures}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``sweep``, ``rank`` and ``report`` to the ``hwsim`` app."""
+    app.command("sweep")(sweep_command)
+    app.command("rank", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(rank_command)
+    app.command("report")(report_command)
+
+
+__all__ = ["register", "sweep_command", "rank_command", "report_command"]

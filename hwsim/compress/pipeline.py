@@ -1,0 +1,42 @@
+"""Compress, then lower: the glue ``simulate(..., recipe=...)`` and ``hwsim lower --recipe`` use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hwsim.ir import LayerGraph
+
+
+def compress_model(model: Any, recipe: Any, *, seed: int = 0) -> tuple[Any, Any, Any, str]:
+    """Build (if a zoo name) and compress ``model`` with ``recipe``.
+
+    Returns ``(original, compressed, report, name)``; the original is kept for fidelity checks.
+    """
+    import copy
+
+    from hwsim import zoo
+    from hwsim.compress.recipe import apply_recipe, load_recipe
+
+    loaded = load_recipe(recipe)
+    if model is None:
+        model = getattr(loaded, "model", None)
+    if isinstance(model, str):
+        name, original = model, zoo.create(model, seed=seed)
+    else:
+        name, original = type(model).__name__, model
+    compressed, report = apply_recipe(copy.deepcopy(original), loaded, seed=seed)
+    return original, compressed, report, name
+
+
+def compressed_graph(model: Any, recipe: Any, *, batch: int = 1, input_shape: tuple[int, ...] | None = None,
+                     skip_unsupported: bool = False, seed: int = 0) -> LayerGraph:
+    """Compress ``model`` (zoo name or ``nn.Module``) with ``recipe`` and lower the result."""
+    from hwsim import zoo
+    from hwsim.lower import lower
+
+    _, compressed, report, name = compress_model(model, recipe, seed=seed)
+    if input_shape is None and name in zoo.names():
+        input_shape = zoo.input_shape(name, batch=batch)
+    graph = lower(compressed, input_shape=input_shape, name=name, skip_unsupported=skip_unsupported)
+    graph.meta["compression"] = report.to_json() if hasattr(report, "to_json") else str(report)
+    return graph

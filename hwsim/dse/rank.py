@@ -1,0 +1,103 @@
+"""Rank compression recipes for one model on one architecture: latency, energy, power, fidelity, Pareto.
+
+``rank_recipes`` is a small sweep (one arch, one point per recipe plus the uncompressed baseline) run
+through the same runner and store as every other sweep, then turned into one table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from hwsim.dse.pareto import pareto_mask
+from hwsim.dse.store import ResultStore
+
+RANK_METRICS = (("latency_s", "min"), ("energy_pj", "min"), ("power_mw", "min"), ("top1_agreement", "max"))
+BASELINE = "dense"
+
+
+def default_recipes() -> list[str]:
+    """Every shipped recipe (``configs/recipes/*.yaml``): pruning, N:M, low-rank, quantization, ..."""
+    from importlib.resources import files
+
+    folder = files("hwsim.configs") / "recipes"
+    return sorted(str(entry) for entry in folder.iterdir() if str(entry).endswith(".yaml"))
+
+
+def _recipe_path(recipe: str | Path) -> Path | None:
+    from importlib.resources import files
+
+    path = Path(recipe)
+    if path.is_file():
+        return path
+    shipped = Path(str(files("hwsim.configs") / "recipes" / f"{recipe}.yaml"))
+    return shipped if shipped.is_file() else None
+
+
+def _names(recipes: Sequence[str | Path]) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """Unique name -> recipe file for the recipes that exist; an error row for each that does not."""
+    found: dict[str, str] = {}
+    missing = []
+    for recipe in recipes:
+        path = _recipe_path(recipe)
+        if path is None:
+            missing.append({"recipe": Path(str(recipe)).stem, "status": "error",
+                            "error": f"recipe {str(recipe)!r}: no such file or shipped recipe"})
+            continue
+        name, i = path.stem, 2
+        while name in found or name == BASELINE:
+            name, i = f"{path.stem}_{i}", i + 1
+        found[name] = str(path)
+    return found, missing
+
+
+def rank_recipes(model: str, arch: str | Path, recipes: Sequence[str | Path] | None = None, *,
+                 batch: int = 1, input_shape: tuple[int, ...] | None = None, fidelity_batch: int = 32,
+                 seed: int = 0, store: ResultStore | None = None, backend: Any = None) -> list[dict[str, Any]]:
+    """One row per recipe (and the uncompressed baseline): metrics, per-metric ranks, ``pareto`` flag.
+
+    Rows are sorted by mean rank; recipes that are missing or fail to compress/simulate come last with
+    ``status: error`` and the reason. ``recipes`` defaults to ``default_recipes()``.
+    """
+    from hwsim.dse.runner import run_sweep
+
+    found, rows = _names(default_recipes() if recipes is None else recipes)
+    spec = {"name": f"rank:{model}@{Path(str(arch)).stem}", "models": [model], "batch": batch,
+            "input_shape": list(input_shape) if input_shape else None,
+            "recipes": {BASELINE: None, **{name: {"template": path} for name, path in found.items()}},
+            "arch": {"base": str(arch)}, "objectives": ["latency", "energy", "fidelity"],
+            "fidelity": {"enabled": True, "batch": fidelity_batch, "seed": seed}}
+    own = store is None
+    store = store or ResultStore(":memory:")
+    try:
+        run_sweep(spec, store, backend=backend)
+        records = list(store.records(sweep=spec["name"], status=None))
+    finally:
+        if own:
+            store.close()
+    return _table(records) + rows
+
+
+def _table(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    ok = [r for r in records if r["status"] == "ok"]
+    rows = [{"recipe": r["recipe"], "status": "ok", **{m: r["objectives"].get(m) for m, _ in RANK_METRICS},
+             "edp_pj_s": r["objectives"].get("edp_pj_s"), "macs": r["objectives"].get("macs"),
+             "kl": r["objectives"].get("kl"), "nrmse": r["objectives"].get("nrmse")} for r in ok]
+    if rows:
+        values = np.array([[row[m] if row[m] is not None else np.nan for m, _ in RANK_METRICS] for row in rows])
+        senses = [s for _, s in RANK_METRICS]
+        mask = pareto_mask(values, senses)
+        for j, (metric, sense) in enumerate(RANK_METRICS):
+            order = values[:, j] * (-1 if sense == "max" else 1)
+            ranks = order.argsort(kind="stable").argsort() + 1
+            for row, rank in zip(rows, ranks):
+                row[f"rank_{metric}"] = int(rank)
+        for row, keep in zip(rows, mask):
+            row["mean_rank"] = float(np.mean([row[f"rank_{m}"] for m, _ in RANK_METRICS]))
+            row["pareto"] = bool(keep)
+        rows.sort(key=lambda row: (row["mean_rank"], row["recipe"]))
+    failed = [{"recipe": r["recipe"], "status": "error", "error": r.get("error")} for r in records
+              if r["status"] != "ok"]
+    return rows + failed

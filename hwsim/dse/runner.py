@@ -1,0 +1,265 @@
+"""The sweep loop: sample points, skip stored ones, evaluate the rest on a backend, commit each result.
+
+There is one loop (``run_sweep``); backends are thin adapters with ``submit(fn, *args)`` and
+``wait_any(futures)``: ``SerialBackend`` (in-process), ``ProcessBackend`` (local process pool) and
+``DaskBackend`` (a ``distributed.Client`` or scheduler address). Only this process writes to the
+store, one committed row per finished point, so a killed sweep resumes without loss or duplicates.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from hwsim.dse.evaluate import EvaluateFn, Task, evaluate_point, run_batch
+from hwsim.dse.samplers import Point, make_sampler
+from hwsim.dse.spec import SweepSpec, arch_overrides, load_spec, recipe_template, substitute
+from hwsim.dse.store import ResultStore, point_key
+from hwsim.errors import ConfigError
+
+
+# ----- backends ------------------------------------------------------------------------------------
+class SerialBackend:
+    """Runs each submission immediately in this process (debugging, tests, tiny sweeps)."""
+
+    workers = 1
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future:
+        future: cf.Future = cf.Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as err:  # noqa: BLE001 - handed to the caller through the future
+            future.set_exception(err)
+        return future
+
+    def wait_any(self, futures: Iterable[Any]) -> set[Any]:
+        return set(futures)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class ProcessBackend(SerialBackend):
+    """A local process pool (``workers`` defaults to all cores; spawned, so workers stay torch-free)."""
+
+    def __init__(self, workers: int | None = None):
+        import multiprocessing
+
+        self.workers = workers or os.cpu_count() or 1
+        self.pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future:
+        return self.pool.submit(fn, *args)
+
+    def wait_any(self, futures: Iterable[Any]) -> set[Any]:
+        return cf.wait(list(futures), return_when=cf.FIRST_COMPLETED).done
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskBackend(SerialBackend):
+    """A Dask cluster: pass a ``distributed.Client`` or a scheduler address (``tcp://host:8786``)."""
+
+    def __init__(self, client: Any):
+        from distributed import Client
+
+        self.owns_client = not isinstance(client, Client)
+        self.client = Client(client) if self.owns_client else client
+        self.workers = max(1, sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values()))
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self.client.submit(fn, *args, pure=False)
+
+    def wait_any(self, futures: Iterable[Any]) -> set[Any]:
+        from distributed import wait
+
+        return set(wait(list(futures), return_when="FIRST_COMPLETED").done)
+
+    def close(self) -> None:
+        if self.owns_client:
+            self.client.close()
+
+
+# ----- tasks -------------------------------------------------------------------------------------------
+class TaskBuilder:
+    """Turns points into ``Task``s with their content keys (arch dict, resolved recipe, version)."""
+
+    def __init__(self, spec: SweepSpec, *, graph_dir: str | None = None):
+        import hwsim
+
+        self.spec = spec
+        self.base = spec.base_arch()
+        self.templates = {name: recipe_template(spec, name) for name in spec.recipes}
+        self.graph_dir = graph_dir
+        self.version = hwsim.__version__
+        self.fidelity = spec.fidelity.model_dump() if spec.needs_fidelity else None
+
+    def build(self, point: Point) -> Task:
+        """The task for ``point``; raises ``ConfigError`` if its overrides make an invalid arch."""
+        template = self.templates[point.recipe]
+        recipe = None if template is None else substitute(template, dict(point.recipe_params))
+        shape = tuple(self.spec.input_shape) if self.spec.input_shape else None
+        graph_key = point_key({"model": point.model, "recipe": recipe, "batch": self.spec.batch, "input_shape": shape,
+                               "fidelity": self.fidelity, "version": self.version})
+        arch = self.base.with_overrides(arch_overrides(self.spec, dict(point.hw)), origin=self.spec.origin)
+        arch_dict = arch.model_dump(mode="json")
+        key = point_key({"graph": graph_key, "arch": arch_dict, "mapper": self.spec.mapper, "version": self.version})
+        return Task(key=key, graph_key=graph_key, params=point.params(), model=point.model,
+                    recipe_name=point.recipe, recipe=recipe, arch=arch_dict, batch=self.spec.batch,
+                    input_shape=shape, mapper=dict(self.spec.mapper), fidelity=self.fidelity,
+                    graph_dir=self.graph_dir)
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """What a ``run_sweep`` call did."""
+
+    proposed: int
+    evaluated: int
+    skipped: int
+    failed: int
+    seconds: float
+
+    @property
+    def points_per_s(self) -> float:
+        return self.evaluated / self.seconds if self.seconds > 0 else 0.0
+
+
+ProgressFn = Callable[[int, int | None], None]   # (points handled, points expected)
+
+
+def default_graph_dir(store_path: str | Path) -> str | None:
+    """Where lowered graphs are cached: ``<store>.graphs/`` next to the store (none for ``:memory:``)."""
+    return None if str(store_path) == ":memory:" else f"{store_path}.graphs"
+
+
+def _violations(spec: SweepSpec, values: dict[str, float] | None) -> list[float]:
+    return [c.violation((values or {}).get(c.metric)) for c in spec.constraints]
+
+
+class _Loop:
+    """State of one sweep loop (kept small: only in-flight points live in memory)."""
+
+    def __init__(self, spec: SweepSpec, store: ResultStore, backend: Any, evaluate: EvaluateFn,
+                 retry_errors: bool, progress: ProgressFn | None, expected: int | None):
+        self.spec, self.store, self.backend, self.evaluate = spec, store, backend, evaluate
+        self.retry_errors, self.progress, self.expected = retry_errors, progress, expected
+        self.sampler = make_sampler(spec)
+        self.pending: dict[Any, list[Task]] = {}
+        self.waiting: dict[str, list[Point]] = {}    # key -> points proposed while it is in flight
+        self.counts = {"proposed": 0, "evaluated": 0, "skipped": 0, "failed": 0}
+
+    def _tick(self, kind: str) -> None:
+        self.counts[kind] += 1
+        if self.progress is not None:
+            self.progress(self.counts["evaluated"] + self.counts["skipped"] + self.counts["failed"], self.expected)
+
+    def skip_if_stored(self, point: Point, key: str) -> bool:
+        status = self.store.status(key)
+        if status is None or (status == "error" and self.retry_errors):
+            return False
+        self.store.add_to_sweep(self.spec.name, key)
+        values = self.store.objectives(key)
+        self.sampler.tell(point, values, _violations(self.spec, values))
+        self._tick("skipped")
+        return True
+
+    def submit(self, tasks: list[Task]) -> None:
+        self.pending[self.backend.submit(run_batch, self.evaluate, tasks)] = tasks
+
+    def collect(self, *, block_until: int) -> None:
+        """Commit finished batches until at most ``block_until`` remain in flight."""
+        while len(self.pending) > block_until:
+            for future in self.backend.wait_any(self.pending):
+                self.pending.pop(future)
+                for record in future.result():
+                    self.commit(record)
+
+    def commit(self, record: dict[str, Any]) -> None:
+        replace = self.retry_errors and self.store.status(record["key"]) == "error"
+        self.store.put(record, sweep=self.spec.name, replace=replace)
+        ok = record["status"] == "ok"
+        for point in self.waiting.pop(record["key"], []):
+            values = record["objectives"] if ok else None
+            self.sampler.tell(point, values, _violations(self.spec, values))
+        self._tick("evaluated" if ok else "failed")
+
+
+def run_sweep(spec: SweepSpec | str | Path | dict, store: ResultStore, *, backend: Any = None,
+              evaluate: EvaluateFn = evaluate_point, chunk_size: int = 1, max_in_flight: int | None = None,
+              retry_errors: bool = False, graph_dir: str | None = None,
+              progress: ProgressFn | None = None) -> SweepSummary:
+    """Run (or resume) a sweep: every finished point is committed to ``store`` as it completes.
+
+    Parameters
+    ----------
+    spec : a ``SweepSpec``, a YAML path or a dict (validated before anything runs).
+    store : the ``ResultStore`` (points already in it are skipped, failed ones too unless ``retry_errors``).
+    backend : ``SerialBackend()`` (default), ``ProcessBackend(workers)`` or ``DaskBackend(client)``.
+    evaluate : ``evaluate(task) -> {"objectives": ..., "total": ..., "layers": ..., "meta": ...}``.
+    chunk_size : points per submitted task (larger amortises scheduling overhead for fast points).
+    graph_dir : where workers cache lowered graphs (default ``<store>.graphs``).
+    progress : called as ``progress(points_handled, points_expected)`` after every point.
+    """
+    from hwsim.dse.spec import space_size
+
+    spec = load_spec(spec)
+    backend = backend or SerialBackend()
+    if chunk_size < 1:
+        raise ConfigError(f"chunk_size must be >= 1, got {chunk_size}")
+    limit = max_in_flight or 2 * max(1, getattr(backend, "workers", 1))
+    builder = TaskBuilder(spec, graph_dir=graph_dir if graph_dir is not None else default_graph_dir(store.path))
+    store.register_sweep(spec.name, spec.model_dump(mode="json"))
+    loop = _Loop(spec, store, backend, evaluate, retry_errors, progress, space_size(spec))
+    start = time.perf_counter()
+    batch: list[Task] = []
+    for point in loop.sampler.points():
+        loop.counts["proposed"] += 1
+        task = _task_or_error(builder, point, loop)
+        if task is None or loop.skip_if_stored(point, task.key):
+            continue
+        if task.key in loop.waiting:
+            loop.waiting[task.key].append(point)
+            continue
+        loop.waiting[task.key] = [point]
+        batch.append(task)
+        if len(batch) >= chunk_size:
+            loop.submit(batch)
+            batch = []
+            loop.collect(block_until=limit - 1)
+    if batch:
+        loop.submit(batch)
+    loop.collect(block_until=0)
+    c = loop.counts
+    return SweepSummary(proposed=c["proposed"], evaluated=c["evaluated"], skipped=c["skipped"], failed=c["failed"],
+                        seconds=time.perf_counter() - start)
+
+
+def _task_or_error(builder: TaskBuilder, point: Point, loop: _Loop) -> Task | None:
+    """Build the task; a point whose overrides give an invalid arch is stored as a failed point."""
+    try:
+        return builder.build(point)
+    except ConfigError as err:
+        key = point_key({"invalid": point.params(), "version": builder.version})
+        if loop.skip_if_stored(point, key):
+            return None
+        loop.waiting[key] = [point]
+        loop.commit({"key": key, "status": "error", "model": point.model, "recipe": point.recipe,
+                     "params": point.params(), "objectives": {}, "error": str(err)})
+        return None
+
+
+def iter_tasks(spec: SweepSpec | str | Path | dict, *, graph_dir: str | None = None) -> Iterator[Task]:
+    """The tasks of a (non-adaptive) sweep, lazily; invalid points are left out."""
+    spec = load_spec(spec)
+    builder = TaskBuilder(spec, graph_dir=graph_dir)
+    for point in make_sampler(spec).points():
+        try:
+            yield builder.build(point)
+        except ConfigError:
+            continue

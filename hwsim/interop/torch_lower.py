@@ -1,0 +1,305 @@
+"""The ``torch.export`` walker behind ``hwsim.lower.lower`` (see that module for the lowering rules)."""
+
+from __future__ import annotations
+
+import copy
+import math
+import operator
+from typing import Any, Callable
+
+import torch
+from torch import fx, nn
+
+from hwsim.errors import ConfigError, UnsupportedOpError
+from hwsim.interop.torch_rules import ALIAS_OPS, RULES, Ctx
+from hwsim.ir import Layer, LayerGraph, Op
+from hwsim.lower import META_KEYS, weight_facts
+
+_COLLAPSE = {nn.LocalResponseNorm: Op.NORM}  # modules lowered as one layer whatever ops they use
+_MULTI_OP_MODULES = (nn.MultiheadAttention, nn.RNNBase, nn.Transformer, nn.TransformerEncoderLayer,
+                     nn.TransformerDecoderLayer)
+
+
+def _example(model: nn.Module, input_shape, example_input, meta: bool) -> tuple:
+    if example_input is None:
+        gen = torch.Generator().manual_seed(0)
+        example_input = torch.randn(tuple(int(s) for s in input_shape), generator=gen)
+    args = example_input if isinstance(example_input, tuple) else (example_input,)
+    if meta:
+        args = tuple(a.to("meta") if isinstance(a, torch.Tensor) else a for a in args)
+    return args
+
+
+def _meta_copy(model: nn.Module) -> nn.Module:
+    if all(t.is_meta for t in model.state_dict().values()):
+        return model
+    clone = copy.deepcopy(model)
+    return clone.to("meta")
+
+
+def lower_module(model: nn.Module, *, input_shape, example_input, name, skip_unsupported, keep_masks,
+                 meta) -> LayerGraph:
+    """Export ``model`` and walk its ATen graph into a LayerGraph."""
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"lower: expected a torch.nn.Module, got {type(model).__name__}")
+    model = _meta_copy(model) if meta else model
+    args = _example(model, input_shape, example_input, meta)
+    was_training = model.training
+    model.eval()
+    try:
+        ep = torch.export.export(model, args)
+    except Exception as err:  # torch raises many types; re-raise as one clear message
+        raise UnsupportedOpError(f"torch.export failed for {type(model).__name__}: "
+                                 f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
+    finally:
+        model.train(was_training)
+    shape = tuple(args[0].shape) if isinstance(args[0], torch.Tensor) else None
+    walker = _Walker(model, ep, name=name or type(model).__name__, input_shape=shape,
+                     skip_unsupported=skip_unsupported, keep_masks=keep_masks)
+    return walker.run()
+
+
+class _Walker:
+    def __init__(self, model: nn.Module, ep, *, name: str, input_shape, skip_unsupported: bool,
+                 keep_masks: bool) -> None:
+        self.model, self.ep = model, ep
+        self.skip_unsupported, self.keep_masks = skip_unsupported, keep_masks
+        self.graph = LayerGraph(name, input_shape=input_shape,
+                                meta={"frontend": "torch.export", "skipped": []})
+        self.prod: dict[str, tuple[str, ...]] = {}     # fx node -> producing layer names
+        self.const: dict[str, Any] = {}                # fx node -> constant tensor (None if unknown)
+        self.used_names: set[str] = set()
+        self.groups: dict[str, dict[str, Any]] = {}    # collapsed-module path -> {inputs, last, op}
+        self.node_group: dict[str, str] = {}
+        self.modules = dict(model.named_modules())
+        sig = ep.graph_signature
+        self.param_of = {**sig.inputs_to_parameters, **sig.inputs_to_buffers,
+                         **sig.inputs_to_lifted_tensor_constants}
+
+    # ----- driving ---------------------------------------------------------------------------
+    def run(self) -> LayerGraph:
+        nodes = list(self.ep.graph.nodes)
+        self._plan_groups(nodes)
+        for node in nodes:
+            if node.op == "placeholder":
+                self._placeholder(node)
+            elif node.op == "call_function":
+                self._call(node)
+            elif node.op == "get_attr":
+                self.const[node.name] = None
+            elif node.op == "output":
+                outs = fx.node.map_aggregate(node.args[0], lambda a: a)
+                self.graph.meta["outputs"] = sorted({p for a in _flat_nodes(outs) for p in self.prod.get(a.name, ())})
+        return self.graph
+
+    def _placeholder(self, node: fx.Node) -> None:
+        fqn = self.param_of.get(node.target)
+        if fqn is None:
+            self.prod[node.name] = ()
+            return
+        value = self.ep.state_dict.get(fqn)
+        self.const[node.name] = value if value is not None else self.ep.constants.get(fqn)
+
+    def _call(self, node: fx.Node) -> None:
+        group = self._group_of(node)
+        if group is not None:
+            return self._collapse(node, group)
+        inputs = _flat_nodes((node.args, node.kwargs))
+        if node.target is operator.getitem:
+            src = node.args[0]
+            if src.name in self.const:
+                self.const[node.name] = _fold(node, self.const)
+            else:
+                self.prod[node.name] = self.prod[src.name]
+            return
+        if all(a.name in self.const for a in inputs):
+            self.const[node.name] = _fold(node, self.const)
+            return
+        key = _op_key(node.target)
+        if key in ALIAS_OPS:
+            self.prod[node.name] = self.producers(inputs)
+            return
+        rule: Callable | None = RULES.get(key)
+        if rule is None:
+            return self._unsupported(node, key, inputs)
+        self.prod[node.name] = rule(Ctx(self, node, _normalized(node)))
+
+    def _unsupported(self, node: fx.Node, key: str, inputs: list[fx.Node]) -> None:
+        path = self.module_path(node)
+        if not self.skip_unsupported:
+            raise UnsupportedOpError(f"cannot lower op {key!r} (node {node.name!r}) in module "
+                                     f"{path or '<top level>'!r}; pass skip_unsupported=True to skip it")
+        self.graph.meta["skipped"].append({"op": key, "module": path})
+        self.prod[node.name] = self.producers(inputs)
+
+    # ----- collapsed modules (e.g. LocalResponseNorm) ----------------------------------------
+    def _plan_groups(self, nodes: list[fx.Node]) -> None:
+        for node in nodes:
+            for path, _ in _stack(node):
+                module = self.modules.get(path)
+                op = next((op for cls, op in _COLLAPSE.items() if isinstance(module, cls)), None)
+                if op is not None:
+                    entry = self.groups.setdefault(path, {"inputs": [], "last": None, "op": op, "nodes": set()})
+                    entry["last"] = node.name
+                    entry["nodes"].add(node.name)
+                    self.node_group[node.name] = path
+                    break
+
+    def _group_of(self, node: fx.Node) -> str | None:
+        return self.node_group.get(node.name)
+
+    def _collapse(self, node: fx.Node, path: str) -> None:
+        entry = self.groups[path]
+        for arg in _flat_nodes((node.args, node.kwargs)):
+            if arg.name not in entry["nodes"] and arg.name not in self.const:
+                entry["inputs"].extend(p for p in self.prod[arg.name] if p not in entry["inputs"])
+        self.prod[node.name] = ()
+        if node.name == entry["last"]:
+            dims = out_dims(shape_of(node))
+            layer = self.emit(node, entry["op"], entry["inputs"], base=path, C=dims["K"], **dims)
+            self.prod[node.name] = (layer,)
+
+    # ----- helpers used by the rules ---------------------------------------------------------
+    def producers(self, nodes: list[fx.Node]) -> tuple[str, ...]:
+        out: list[str] = []
+        for arg in nodes:
+            for name in self.prod.get(arg.name, ()):
+                if name not in out:
+                    out.append(name)
+        return tuple(out)
+
+    def module_path(self, node: fx.Node) -> str:
+        stack = _stack(node)
+        return stack[-1][0] if stack else ""
+
+    def layer_name(self, node: fx.Node, short: str, base: str | None = None) -> str:
+        if base is None:
+            path = self.module_path(node)
+            module = self.modules.get(path)
+            own = (path and module is not None and type(module).__module__.startswith("torch.nn.")
+                   and not isinstance(module, (_MULTI_OP_MODULES + (nn.Sequential, nn.ModuleList))))
+            base = path if own else (f"{path}.{short}" if path else short)
+        name, index = base, 0
+        while name in self.used_names:
+            index += 1
+            name = f"{base}_{index}"
+        self.used_names.add(name)
+        return name
+
+    def emit(self, node: fx.Node, op: Op, inputs, *, short: str | None = None, base: str | None = None,
+             weight: Any = None, module_path: str | None = None, **dims: Any) -> str:
+        """Add one layer (with weight facts and hwsim_meta) and return its name."""
+        path = self.module_path(node) if module_path is None else module_path
+        name = self.layer_name(node, short or op.value, base)
+        fields: dict[str, Any] = {k: v for k, v in dims.items() if v is not None}
+        if weight is not None:
+            fields.update(self._weight_fields(weight, fields.get("K", 1)))
+        layer = Layer(name=name, op=op, source=path, **fields)
+        layer = self._apply_meta(layer, path)
+        self.graph.add_layer(layer, inputs=list(inputs))
+        return name
+
+    def _weight_fields(self, weight: Any, k_out: int) -> dict[str, Any]:
+        if not isinstance(weight, torch.Tensor) or weight.is_meta or weight.numel() == 0:
+            return {}
+        mask = (weight.detach() != 0).reshape(weight.shape[0], -1).cpu().numpy()
+        density, sparsity, packed = weight_facts(mask, keep_mask=self.keep_masks)
+        return {"weight_density": density, "sparsity": sparsity, "weight_mask": packed}
+
+    def _apply_meta(self, layer: Layer, path: str) -> Layer:
+        merged: dict[str, Any] = {}
+        parts = path.split(".") if path else []
+        for depth in range(len(parts) + 1):
+            module = self.modules.get(".".join(parts[:depth]))
+            extra = getattr(module, "hwsim_meta", None) if module is not None else None
+            if extra:
+                if not isinstance(extra, dict) or (bad := sorted(set(extra) - set(META_KEYS))):
+                    raise ConfigError(f"module {'.'.join(parts[:depth]) or '<root>'!r}: hwsim_meta has unknown "
+                                      f"key(s) {bad if isinstance(extra, dict) else extra!r}; valid: {list(META_KEYS)}")
+                merged.update(extra)
+        if not merged:
+            return layer
+        if not layer.has_weights:
+            merged.pop("weight_bits", None)
+        if "compression" in merged:
+            merged["compression"] = tuple(str(c) for c in merged["compression"])
+        try:
+            return layer.with_changes(**merged)
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"module {path!r}: invalid hwsim_meta ({err})") from None
+
+
+# ----- module-level helpers ------------------------------------------------------------------
+def _stack(node: fx.Node) -> list[tuple[str, str]]:
+    stack = node.meta.get("nn_module_stack") or {}
+    return [(path, kind) for path, kind in stack.values()]
+
+
+def _flat_nodes(value: Any) -> list[fx.Node]:
+    found: list[fx.Node] = []
+    fx.node.map_arg(value, found.append)
+    return found
+
+
+def _op_key(target: Any) -> str:
+    packet = getattr(target, "overloadpacket", None)
+    if packet is not None:
+        return str(packet).removeprefix("aten.")
+    return getattr(target, "__name__", str(target))
+
+
+def _normalized(node: fx.Node) -> dict[str, Any]:
+    schema = getattr(node.target, "_schema", None)
+    if schema is None:
+        return {f"arg{i}": a for i, a in enumerate(node.args)} | dict(node.kwargs)
+    out: dict[str, Any] = {}
+    for index, arg in enumerate(schema.arguments):
+        if index < len(node.args) and not arg.kwarg_only:
+            out[arg.name] = node.args[index]
+        elif arg.name in node.kwargs:
+            out[arg.name] = node.kwargs[arg.name]
+        elif arg.has_default_value():
+            out[arg.name] = arg.default_value
+    return out
+
+
+def _fold(node: fx.Node, const: dict[str, Any]) -> Any:
+    values = fx.node.map_arg((node.args, node.kwargs), lambda a: const.get(a.name))
+    if any(v is None for v in _flat_values(values)):
+        return None
+    try:
+        with torch.no_grad():
+            return node.target(*values[0], **values[1])
+    except Exception:  # constant folding is best effort; an unknown constant means "no weight facts"
+        return None
+
+
+def _flat_values(values: Any) -> list[Any]:
+    out: list[Any] = []
+    fx.node.map_aggregate(values, out.append)
+    return out
+
+
+def shape_of(node: Any) -> tuple[int, ...]:
+    """Static shape of an fx node's (first) tensor value."""
+    val = node.meta.get("val") if isinstance(node, fx.Node) else node
+    if isinstance(val, (list, tuple)):
+        val = val[0]
+    return tuple(int(s) for s in val.shape)
+
+
+def out_dims(shape: tuple[int, ...]) -> dict[str, int]:
+    """Map a tensor shape to (N, K, P, Q): (n,c,h,w), (batch, tokens, features), (batch, features), ..."""
+    s = [max(int(v), 1) for v in shape]
+    if len(s) == 0:
+        return {"N": 1, "K": 1, "P": 1, "Q": 1}
+    if len(s) == 1:
+        return {"N": 1, "K": s[0], "P": 1, "Q": 1}
+    if len(s) == 2:
+        return {"N": s[0], "K": s[1], "P": 1, "Q": 1}
+    if len(s) == 3:
+        return {"N": s[0], "K": s[2], "P": s[1], "Q": 1}
+    return {"N": s[0], "K": s[1], "P": s[2], "Q": int(math.prod(s[3:]))}
+
+
+__all__ = ["lower_module", "shape_of", "out_dims"]

@@ -1,0 +1,82 @@
+"""Statistical mode: the same dataflows from densities alone (fast, for sweeps).
+
+Density models follow Sparseloop (Wu et al., MICRO 2022): ``uniform`` (fixed-structured: every tile
+of n elements holds exactly d*n nonzeros) and ``hypergeometric`` (nnz of a tile of n drawn from a
+tensor of N elements with D nonzeros). Load imbalance enters as the expected maximum over the PEs
+that synchronize, assuming independent tiles.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.stats import hypergeom
+
+from hwsim.ir import Layer
+from hwsim.models.arch import SparseParams
+from hwsim.models.sparse.partition import Work, output_group_k, plane_tiles, skips
+
+
+def expected_max_ceil(*, population: int, successes: int, draws: int, copies: int, lanes: int,
+                      model: str) -> float:
+    """E[max over ``copies`` tiles of ceil(X / lanes)], X = nonzeros among ``draws`` of ``population``."""
+    draws = max(0, min(draws, population))
+    if population <= 0 or draws == 0:
+        return 0.0
+    if model == "uniform" or successes in (0, population) or copies < 1:
+        return float(math.ceil(math.ceil(successes / population * draws - 1e-9) / lanes))
+    x = np.arange(draws + 1)
+    cdf = hypergeom.cdf(x, population, successes, draws)
+    prob_max = np.diff(np.concatenate(([0.0], cdf ** copies)))
+    return float((np.ceil(x / lanes) * prob_max).sum())
+
+
+def column_broadcast_stat(layer: Layer, sp: SparseParams, nnz: float) -> Work:
+    """EIE-style dataflow from densities: windows of ``queue_depth`` activations, slowest PE each."""
+    groups, pixels, kred, kn = layer.gemm_shape
+    active = round(layer.act_density * kred) if skips(sp.skip, "activations") else kred
+    pes = max(1, sp.pes // sp.pixel_parallel)
+    domains = min(sp.pixel_parallel, pixels)
+    pes_used = min(pes, kn)
+    rows_per_pe = math.ceil(kn / pes)
+    window = min(sp.queue_depth, max(active, 1))
+    population = kn * kred
+    successes = int(round(nnz / groups)) if skips(sp.skip, "weights") else population
+    per_window = expected_max_ceil(population=population, successes=successes, draws=window * rows_per_pe,
+                                   copies=pes_used, lanes=sp.multipliers_per_pe, model=sp.density_model)
+    per_pixel = max(float(active), active / window * per_window)
+    performed = groups * pixels * active / kred * successes
+    return Work(cycles=groups * pixels * per_pixel / domains, performed=performed,
+                act_reads=float(groups * pixels * active * pes_used))
+
+
+def cartesian_stat(layer: Layer, sp: SparseParams, nnz: float) -> Work:
+    """SCNN dataflow from densities: largest PE tile, expected ceil(a/I)*ceil(w/F) per channel."""
+    cg, kn, rs = layer.c_per_group, layer.k_per_group, layer.R * layer.S
+    kc = output_group_k(layer, sp)
+    n_groups = math.ceil(kn / kc)
+    plane = int(plane_tiles(layer, sp).max())
+    f_width = max(1, sp.multipliers_per_pe // sp.act_lanes)
+    act_d = layer.act_density if skips(sp.skip, "activations") else 1.0
+    w_succ = int(round(nnz / layer.G)) if skips(sp.skip, "weights") else kn * cg * rs
+    planes_total = int(plane_tiles(layer, sp).sum())
+    a_ceil = expected_max_ceil(population=cg * planes_total, successes=int(round(act_d * cg * planes_total)),
+                               draws=plane, copies=1, lanes=sp.act_lanes, model=sp.density_model)
+    w_ceil = expected_max_ceil(population=kn * cg * rs, successes=w_succ, draws=kc * rs, copies=1,
+                               lanes=f_width, model=sp.density_model)
+    cycles = layer.N * layer.G * n_groups * cg * a_ceil * w_ceil
+    performed = layer.N * layer.G * act_d * cg * planes_total * w_succ / cg
+    reads = layer.N * layer.G * act_d * cg * planes_total * n_groups
+    return Work(cycles=cycles, performed=performed, act_reads=reads)
+
+
+def row_parallel_stat(layer: Layer, sp: SparseParams, nnz: float) -> Work:
+    """Cambricon-X dataflow from densities: expected longest row of each round."""
+    groups, pixels, kred, kn = layer.gemm_shape
+    successes = int(round(nnz / groups)) if skips(sp.skip, "weights") else kn * kred
+    rounds = math.ceil(kn / sp.pes)
+    per_round = expected_max_ceil(population=kn * kred, successes=successes, draws=kred,
+                                  copies=min(sp.pes, kn), lanes=sp.multipliers_per_pe, model=sp.density_model)
+    performed = float(groups * successes * pixels)
+    return Work(cycles=groups * rounds * per_round * pixels, performed=performed, act_reads=performed)

@@ -1,0 +1,155 @@
+"""SCALE-Sim 3.0.0 compatibility mode (``mode="scalesim"``): reproduce its numbers, quirks included.
+
+Built from the behaviour described in ``shared/research/scalesim.md`` (checked against runs of the
+PyPI ``scalesim==3.0.0`` wheel), not from its code. Per layer, with P ofmap pixels, N filters and
+K = R*S*C window:
+
+* shapes: no padding, ``E = ceil((H - R + s) / s)``; a GEMM ``M, N, K`` is a conv with ifmap
+  ``M x K``, filter ``1 x K``, 1 channel, N filters; a depthwise layer (SCALE-Sim: name containing
+  ``DP``) runs as C single-channel layers. hwsim layers are converted with their *padded* input
+  size (SCALE-Sim users pre-pad), so a strided layer whose padded size does not divide gets
+  SCALE-Sim's ceil-rounded extra output row/col (e.g. 224+2*3, 7x7/2 -> 113 instead of 112) and
+  ``mac_ops`` is SCALE-Sim's ``num_compute``; groups run as G serial layers, batch N as N repeats.
+* dataflow (Sr, Sc, T): ws (K, N, P), os (P, N, K), is (K, P, N); ``folds = ceil(Sr/R)*ceil(Sc/C)``,
+  partial folds padded to the full array, serial folds, per fold ``2R + C + T - 2`` (ws/is) or
+  ``R + C + T - 2`` (os, no preload term), reported total ``folds * per_fold - 1 + stalls``.
+* utilizations: unweighted fold means; compute util uses fold lengths ``T + R + C - 2`` (os) and
+  ``2R + 2C + T - 3`` (ws/is); overall util = MACs / (total * R * C).
+* SRAM counts: row-streamed operand ``ceil(Sc/C) * Sr * T``, stationary ``Sr * Sc``, column side
+  ``ceil(Sr/R) * Sc * T``; os adds the ``folds * (R + C)`` ofmap-write counting bug.
+* DRAM/stalls: ``buffers.py`` (Numba ports of the CALC estimator and the USER prefetch buffers);
+  without it (``buffer_model="closed"``) DRAM reads are the compulsory distinct words and stalls 0.
+
+Known differences from the wheel (measured with ``tests/test_scalesim_peers.py``):
+* float columns (utilizations, bandwidths) agree to ~1e-12 relative (summation order differs);
+* ``Total Cycles (incl. prefetch)`` and the DRAM start/stop cycles follow the buffer port; rows where
+  the port is not line-for-line are listed in ``buffers.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from hwsim.errors import UnsupportedOpError
+from hwsim.ir import Layer, Op
+from hwsim.models.systolic._kernels import DATAFLOW_CODES, _compat_layer_kernel
+
+
+@dataclass(frozen=True)
+class ScaleSimLayer:
+    """One row of a SCALE-Sim topology (conv view); ``repeats`` serial identical copies."""
+
+    name: str
+    ifmap_h: int
+    ifmap_w: int
+    filter_h: int
+    filter_w: int
+    channels: int
+    num_filters: int
+    stride_h: int = 1
+    stride_w: int = 1
+    repeats: int = 1
+
+    @property
+    def ofmap_h(self) -> int:
+        return math.ceil((self.ifmap_h - self.filter_h + self.stride_h) / self.stride_h)
+
+    @property
+    def ofmap_w(self) -> int:
+        return math.ceil((self.ifmap_w - self.filter_w + self.stride_w) / self.stride_w)
+
+    @property
+    def pixels(self) -> int:
+        return self.ofmap_h * self.ofmap_w
+
+    @property
+    def window(self) -> int:
+        return self.filter_h * self.filter_w * self.channels
+
+    @property
+    def macs(self) -> int:
+        """MACs of one copy (SCALE-Sim's ``num_compute``)."""
+        return self.pixels * self.num_filters * self.window
+
+    def spatial_dims(self, dataflow: str) -> tuple[int, int, int]:
+        """``(Sr, Sc, T)``: array-row extent, array-column extent, streamed extent."""
+        p, n, k = self.pixels, self.num_filters, self.window
+        return {"ws": (k, n, p), "os": (p, n, k), "is": (k, p, n)}[dataflow]
+
+    @classmethod
+    def gemm(cls, name: str, m: int, n: int, k: int) -> "ScaleSimLayer":
+        """SCALE-Sim's GEMM-to-conv mapping (ifmap M x K, filter 1 x K, 1 channel, N filters)."""
+        return cls(name=name, ifmap_h=m, ifmap_w=k, filter_h=1, filter_w=k, channels=1, num_filters=n)
+
+
+def scalesim_layer_from(layer: Layer) -> ScaleSimLayer:
+    """The SCALE-Sim view of an hwsim MAC layer (padded input, groups and batch as repeats)."""
+    if not layer.op.has_macs:
+        raise UnsupportedOpError(f"layer {layer.name!r}: op {layer.op.value} has no MACs for a systolic array")
+    if layer.op in (Op.LINEAR, Op.MATMUL):
+        repeats, m, k, n = layer.gemm_shape
+        repeats = repeats if layer.op is Op.MATMUL else 1
+        return replace(ScaleSimLayer.gemm(layer.name, m, n, k), repeats=repeats)
+    if max(layer.dilation) > 1:
+        raise UnsupportedOpError(f"layer {layer.name!r}: SCALE-Sim has no dilated convolutions "
+                                 f"(dilation={layer.dilation}); use the physical mode")
+    sh, sw = layer.stride
+    in_h, in_w = layer.input_hw                  # SCALE-Sim users pre-pad the ifmap
+    return ScaleSimLayer(
+        name=layer.name, ifmap_h=in_h + 2 * layer.padding[0], ifmap_w=in_w + 2 * layer.padding[1],
+        filter_h=layer.R, filter_w=layer.S, channels=layer.c_per_group, num_filters=layer.k_per_group,
+        stride_h=sh, stride_w=sw, repeats=layer.G * layer.N)
+
+
+@dataclass(frozen=True)
+class CompatCompute:
+    """Stall-free SCALE-Sim figures of one copy of a layer (closed forms)."""
+
+    folds: int
+    cycles: int                 # reported "Total Cycles" without stalls (includes the final -1)
+    mapping_efficiency: float   # fraction, not %
+    compute_util: float         # fraction, not %
+    ifmap_sram_reads: int
+    filter_sram_reads: int
+    ofmap_sram_writes: int
+    ofmap_words: int            # words written to the OFMAP SRAM without the os counting bug
+
+
+def compat_compute(layer: ScaleSimLayer, *, rows: int, cols: int, dataflow: str) -> CompatCompute:
+    """SCALE-Sim's stall-free cycles, utilizations and SRAM counts for one copy of ``layer``."""
+    if rows < 1 or cols < 1:
+        raise ValueError(f"systolic array must be at least 1x1, got {rows}x{cols}")
+    if dataflow not in DATAFLOW_CODES:
+        raise ValueError(f"dataflow must be one of {sorted(DATAFLOW_CODES)}, got {dataflow!r}")
+    sr, sc, t = layer.spatial_dims(dataflow)
+    folds, cycles, map_eff, comp_util, row_side, stationary, col_side = _compat_layer_kernel(
+        sr=sr, sc=sc, t=t, rows=rows, cols=cols, df=DATAFLOW_CODES[dataflow])
+    if dataflow == "ws":
+        ifmap, filt, ofmap, ofmap_words = row_side, stationary, col_side, col_side
+    elif dataflow == "os":
+        ifmap, filt, ofmap_words = row_side, col_side, stationary
+        ofmap = stationary + folds * (rows + cols)   # SCALE-Sim adds the padded tile shape per fold
+    else:
+        ifmap, filt, ofmap, ofmap_words = stationary, row_side, col_side, col_side
+    return CompatCompute(folds=int(folds), cycles=int(cycles), mapping_efficiency=float(map_eff),
+                         compute_util=float(comp_util), ifmap_sram_reads=int(ifmap),
+                         filter_sram_reads=int(filt), ofmap_sram_writes=int(ofmap),
+                         ofmap_words=int(ofmap_words))
+
+
+def compulsory_ifmap_words(layer: ScaleSimLayer) -> int:
+    """Distinct ifmap words the layer touches (SCALE-Sim drops window positions past the edge)."""
+    rows_touched = min(layer.ifmap_h, (layer.ofmap_h - 1) * layer.stride_h + layer.filter_h)
+    cols_touched = min(layer.ifmap_w, (layer.ofmap_w - 1) * layer.stride_w + layer.filter_w)
+    return rows_touched * cols_touched * layer.channels
+
+
+def ifmap_valid(layer: ScaleSimLayer, pixel: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Whether ifmap element (ofmap pixel, window index) has an address (inside the ifmap)."""
+    oy, ox = np.divmod(pixel, layer.ofmap_w)
+    fy, rest = np.divmod(k, layer.filter_w * layer.channels)
+    fx = rest // layer.channels
+    return (oy * layer.stride_h + fy < layer.ifmap_h) & (ox * layer.stride_w + fx < layer.ifmap_w)

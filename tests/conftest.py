@@ -1,0 +1,32 @@
+"""Shared fixtures: a small torch-free layer graph and a helper to run the CLI in-process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from hwsim.ir import Layer, LayerGraph, Op
+
+
+def tiny_graph() -> LayerGraph:
+    """conv -> depthwise -> pool -> linear, plus a residual add: every path of simulate in 5 layers."""
+    graph = LayerGraph("tiny", input_shape=(1, 3, 16, 16))
+    graph.add_layer(Layer("conv", Op.CONV, K=16, C=3, P=16, Q=16, R=3, S=3, padding=1, input_size=16))
+    graph.add_layer(Layer("dw", Op.DEPTHWISE, K=16, C=16, G=16, P=16, Q=16, R=3, S=3, padding=1), ["conv"])
+    graph.add_layer(Layer("add", Op.ELTWISE, K=16, P=16, Q=16), ["conv", "dw"])
+    graph.add_layer(Layer("pool", Op.POOL, K=16, C=16, G=16, P=1, Q=1, R=16, S=16), ["add"])
+    graph.add_layer(Layer("fc", Op.LINEAR, K=10, C=16), ["pool"])
+    return graph
+
+
+@pytest.fixture
+def tiny_graph_path(tmp_path):
+    return tiny_graph().save(tmp_path / "tiny.json")
+
+
+def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    """Run ``hwsim ARGS`` in a fresh interpreter (so import side effects are real)."""
+    code = "import sys; from hwsim.cli import main; sys.argv = ['hwsim'] + sys.argv[1:]; main()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd, timeout=600)

@@ -1,0 +1,11 @@
+"""Plain reference for the essential-bit count (string popcounts instead of bit tricks)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def essential_bits_ref(values: np.ndarray, group: int) -> float:
+    counts = [bin(int(v)).count("1") for v in values]
+    chunks = [counts[i:i + group] for i in range(0, len(counts), group)]
+    return float(np.mean([max(1, max(chunk)) for chunk in chunks]))

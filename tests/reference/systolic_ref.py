@@ -1,0 +1,168 @@
+"""Slow, obviously-right twins of the systolic kernels (pure Python/NumPy, no Numba).
+
+* ``fold_list_ref`` / ``compat_ref``: the STYLE.md fold reference: build every fold explicitly and
+  average/sum over the list (the kernel uses products of per-axis sums instead).
+* ``run_fold_ref``: a literal register-level, cycle-by-cycle simulation of one fold of a tiny
+  array (weights/inputs/partial sums move one PE per cycle); it also computes the numbers, so a test
+  can check the array really produces ``A @ B``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwsim.models.arch import ArchSpec, validate_arch
+
+
+def fold_list_ref(sr: int, sc: int, rows: int, cols: int) -> list[tuple[int, int]]:
+    """Every fold's used (rows, cols), row folds inner (SCALE-Sim's order)."""
+    row_sizes = [min(rows, sr - r0) for r0 in range(0, sr, rows)]
+    col_sizes = [min(cols, sc - c0) for c0 in range(0, sc, cols)]
+    return [(ur, uc) for uc in col_sizes for ur in row_sizes]
+
+
+def compat_ref(sr: int, sc: int, t: int, rows: int, cols: int, dataflow: str) -> dict[str, float]:
+    """SCALE-Sim closed forms recomputed fold by fold."""
+    folds = fold_list_ref(sr, sc, rows, cols)
+    preload = 0 if dataflow == "os" else rows
+    fold_cycles = [preload + rows + cols + t - 2 for _ in folds]         # full-array padding
+    fold_len = t + rows + cols - 2 if dataflow == "os" else 2 * rows + 2 * cols + t - 3
+    map_eff = [ur * uc / (rows * cols) for ur, uc in folds]
+    comp_util = [ur * uc * t / (rows * cols * fold_len) for ur, uc in folds]
+    return {
+        "folds": len(folds), "cycles": sum(fold_cycles) - 1,
+        "mapping_eff": sum(map_eff) / len(folds), "compute_util": sum(comp_util) / len(folds),
+        "row_side": sum(t * ur for ur, _ in folds),
+        "stationary": sum(ur * uc for ur, uc in folds),
+        "col_side": sum(t * uc for _, uc in folds),
+    }
+
+
+def _ws_fold(stationary: np.ndarray, streamed: np.ndarray, load: bool) -> tuple[int, np.ndarray]:
+    """Stationary tile (ur x uc) in the PEs; ``streamed`` (T x ur) enters skewed from the left.
+
+    Returns (cycles until the last partial sum leaves the bottom, outputs T x uc).
+    """
+    ur, uc = stationary.shape
+    t = streamed.shape[0]
+    cycle = 0
+    regs = np.zeros((ur, uc))
+    if load:                                   # shift the tile in from the top, one row per cycle
+        for step in range(ur):
+            regs[1:] = regs[:-1].copy()
+            regs[0] = stationary[ur - 1 - step]
+            cycle += 1
+    else:
+        regs = stationary.astype(float)
+    x_reg = np.full((ur, uc), np.nan)          # input held by each PE (moves right)
+    p_reg = np.full((ur, uc), np.nan)          # partial sum leaving each PE (moves down)
+    tag = np.full((ur, uc), -1)                # which streamed row the partial sum belongs to
+    out = np.zeros((t, uc))
+    done = 0
+    step = 0
+    while done < t * uc:
+        new_x = np.full((ur, uc), np.nan)
+        new_p = np.full((ur, uc), np.nan)
+        new_tag = np.full((ur, uc), -1)
+        for i in range(ur):
+            for j in range(uc):
+                x = x_reg[i, j - 1] if j else (streamed[step - i, i] if 0 <= step - i < t else np.nan)
+                if np.isnan(x):
+                    continue
+                above = p_reg[i - 1, j] if i else 0.0
+                new_x[i, j] = x
+                new_p[i, j] = above + regs[i, j] * x
+                new_tag[i, j] = step - i - j
+        x_reg, p_reg, tag = new_x, new_p, new_tag
+        step += 1
+        cycle += 1
+        for j in range(uc):                    # bottom row results leave the array
+            if tag[ur - 1, j] >= 0:
+                out[tag[ur - 1, j], j] = p_reg[ur - 1, j]
+                done += 1
+    return cycle, out
+
+
+def _os_fold(left: np.ndarray, top: np.ndarray, drain: bool) -> tuple[int, np.ndarray]:
+    """``left`` (ur x T) enters rows skewed, ``top`` (T x uc) enters columns skewed; PEs accumulate."""
+    ur, t = left.shape
+    uc = top.shape[1]
+    acc = np.zeros((ur, uc))
+    a_reg = np.full((ur, uc), np.nan)
+    b_reg = np.full((ur, uc), np.nan)
+    macs = 0
+    cycle = 0
+    while macs < ur * uc * t:
+        new_a = np.full((ur, uc), np.nan)
+        new_b = np.full((ur, uc), np.nan)
+        for i in range(ur):
+            for j in range(uc):
+                a = a_reg[i, j - 1] if j else (left[i, cycle - i] if 0 <= cycle - i < t else np.nan)
+                b = b_reg[i - 1, j] if i else (top[cycle - j, j] if 0 <= cycle - j < t else np.nan)
+                if not (np.isnan(a) or np.isnan(b)):
+                    acc[i, j] += a * b
+                    macs += 1
+                new_a[i, j], new_b[i, j] = a, b
+        a_reg, b_reg = new_a, new_b
+        cycle += 1
+    if drain:                                  # shift the results out of the bottom, one row per cycle
+        cycle += ur
+    return cycle, acc
+
+
+def run_fold_ref(a: np.ndarray, b: np.ndarray, dataflow: str, *, load: bool = True,
+                 drain: bool = False) -> tuple[int, np.ndarray]:
+    """Cycles of one fold computing ``a @ b`` (a: M x K, b: K x N) and the product the array made.
+
+    ws: b is stationary (K on rows, N on cols), a streams; is: a^T stationary (K rows, M cols), b
+    streams; os: a streams on rows (M), b on columns (N), K in time.
+    """
+    if dataflow == "ws":
+        return _ws_fold(b, a, load)
+    if dataflow == "is":
+        cycles, out = _ws_fold(a.T, b.T, load)
+        return cycles, out.T
+    return _os_fold(a, b, drain)
+
+
+def physical_cycles_ref(sr: int, sc: int, t: int, rows: int, cols: int, dataflow: str,
+                        overlap: bool) -> int:
+    """Physical-mode cycles of one GEMM from an event schedule of folds (start/end times)."""
+    folds = fold_list_ref(sr, sc, rows, cols)
+    end = 0
+    prev_start = prev_end = None
+    prev_ur = 0
+    for ur, uc in folds:
+        stream = t + ur + uc - 2
+        if dataflow == "os":                   # the previous fold's drain (prev_ur cycles) comes first
+            if prev_end is None:
+                start, end = 0, stream
+            elif overlap:                      # ... or runs alongside this fold's stream
+                start = prev_end
+                end = start + max(stream, prev_ur)
+            else:
+                start = prev_end + prev_ur
+                end = start + stream
+        else:                                  # this fold's stationary load (ur cycles) comes first
+            load_done = prev_start + ur if overlap and prev_start is not None else end + ur
+            start = max(end, load_done)
+            end = start + stream
+        prev_start, prev_end, prev_ur = start, end, ur
+    return end + (prev_ur if dataflow == "os" else 0)
+
+
+def make_arch(rows: int, cols: int, *, dataflow: str = "ws", mode: str = "physical", cores: int = 1,
+              sram_kb: tuple[int, int, int] = (64, 64, 64), dram_bw: float | None = 10.0,
+              double_buffered: bool = True) -> ArchSpec:
+    """A one-array systolic ArchSpec: DRAM + one SRAM level with I/W/O partitions."""
+    dram = {"name": "DRAM", "kind": "dram"}
+    if dram_bw is not None:
+        dram.update(read_bw_bytes_per_cycle=dram_bw, write_bw_bytes_per_cycle=dram_bw)
+    return validate_arch({
+        "name": "test_array", "engine": "systolic", "clock_hz": 1e9, "technology_nm": 45,
+        "memory": [dram, {"name": "GLB", "kind": "sram", "double_buffered": double_buffered,
+                          "partition_bytes": {"I": sram_kb[0] * 1024, "W": sram_kb[1] * 1024,
+                                              "O": sram_kb[2] * 1024}}],
+        "compute": {"units": rows * cols * cores},
+        "systolic": {"rows": rows, "cols": cols, "dataflow": dataflow, "mode": mode, "cores": cores},
+    }, origin="test")

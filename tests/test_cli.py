@@ -1,0 +1,75 @@
+"""The CLI end to end: torch-free paths, stable JSON keys, one-line errors with exit codes."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import run_cli
+
+
+def test_help_and_simulate_graph_do_not_import_torch(tiny_graph_path, tmp_path):
+    out = tmp_path / "r.json"
+    code = (
+        "import sys\n"
+        "from hwsim.cli import main\n"
+        f"sys.argv = ['hwsim', 'simulate', {str(tiny_graph_path)!r}, '--arch', 'edge_tpu_like', '--json', {str(out)!r}]\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+        "assert 'torch' not in sys.modules, 'simulate graph.json imported torch'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    assert set(data) >= {"model", "arch", "total", "layers"}
+    assert set(data["total"]) >= {"macs", "cycles", "latency_s", "energy_pj", "power_mw", "utilization",
+                                  "area_mm2", "edp_pj_s", "tops_per_w", "energy_breakdown_pj"}
+    assert [row["name"] for row in data["layers"]] == ["conv", "dw", "add", "pool", "fc"]
+    assert set(data["layers"][0]) >= {"name", "op", "macs", "cycles", "energy_pj"}
+    assert data["total"]["macs"] == 16 * 27 * 256 + 16 * 9 * 256 + 160
+    assert data["total"]["cycles"] == sum(row["cycles"] for row in data["layers"])
+
+
+def test_torch_free_imports():
+    code = "import sys, hwsim.simulate, hwsim.models.arch, hwsim.ir, hwsim.cli; assert 'torch' not in sys.modules"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_csv_has_one_row_per_layer(tiny_graph_path, tmp_path):
+    proc = run_cli("simulate", str(tiny_graph_path), "--csv", str(tmp_path / "l.csv"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader((tmp_path / "l.csv").open()))
+    assert [row["name"] for row in rows] == ["conv", "dw", "add", "pool", "fc"]
+    assert "Summary" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("simulate", "{graph}", "--arch", "nope"), 2, "error: unknown architecture 'nope'; presets: "),
+        (("simulate", "no_such_model"), 2, "error: unknown model 'no_such_model'"),
+        (("simulate", "{tmp}/missing.json"), 2, "missing.json: layer-graph file not found"),
+        (("simulate", "{graph}", "--arch", "{tmp}/bad.yaml"), 2, "bad.yaml: malformed YAML at line"),
+        (("simulate", "{graph}", "--arch", "{tmp}/badkey.yaml"), 2, "badkey.yaml: systolic.dataflow: Input should be"),
+        (("simulate", "{graph}", "--input-shape", "1,x"), 2, "--input-shape: expected comma-separated integers"),
+        (("simulate", "{graph}", "--tech", "fast"), 2, "--tech: expected a node such as 28nm"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code(args, code, message, tiny_graph_path, tmp_path):
+    (tmp_path / "bad.yaml").write_text("name: x\nengine: [systolic\n")
+    good = (tmp_path / "badkey.yaml")
+    from hwsim.models.arch import load_arch
+
+    data = load_arch("edge_tpu_like").model_dump(mode="json")
+    data["systolic"]["dataflow"] = "diagonal"
+    import yaml
+
+    good.write_text(yaml.safe_dump(data))
+    argv = [a.format(graph=tiny_graph_path, tmp=tmp_path) for a in args]
+    proc = run_cli(*argv)
+    assert proc.returncode == code, proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

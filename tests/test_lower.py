@@ -1,0 +1,226 @@
+"""Lowering torch models to a LayerGraph: MACs, op kinds, folding, edges, RNNs, attention, metadata."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from hwsim import zoo
+from hwsim.errors import ConfigError, UnknownNameError, UnsupportedOpError
+from hwsim.ir import LayerGraph, Op, SparsityKind
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from hwsim.lower import load_graph, lower  # noqa: E402
+
+CNNS = ["resnet18", "resnet50", "mobilenet_v1", "mobilenet_v2", "shufflenet_v1", "shufflenet_v2",
+        "squeezenet1_1", "alexnet", "alexnet_orig", "vgg16", "ssdlite_mobilenet_v2", "digits_cnn"]
+_CACHE: dict[str, LayerGraph] = {}
+
+
+def lowered(name: str) -> LayerGraph:
+    """Lower each zoo model once per test session (real weights for the small ones)."""
+    if name not in _CACHE:
+        big = name in ("resnet50", "vgg16", "alexnet", "alexnet_orig", "ssdlite_mobilenet_v2")
+        model = zoo.create(name, device="meta" if big else None)
+        _CACHE[name] = lower(model, zoo.input_shape(name), name=name, meta=big)
+    return _CACHE[name]
+
+
+def flop_counter_macs(name: str) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        zoo.create(name, device="meta")(torch.zeros(zoo.input_shape(name), device="meta"))
+    return counter.get_total_flops() // 2
+
+
+@pytest.mark.parametrize("name", CNNS)
+def test_cnn_macs_match_flop_counter(name):
+    graph = lowered(name)
+    assert graph.macs == flop_counter_macs(name)
+    assert graph.macs == sum(layer.N * layer.K * (layer.C // layer.G) * layer.P * layer.Q * layer.R * layer.S
+                             for layer in graph.compute_layers())
+
+
+def test_mobilenet_v2_depthwise_detection():
+    graph = lowered("mobilenet_v2")
+    depthwise = [layer for layer in graph if layer.op is Op.DEPTHWISE]
+    assert len(depthwise) == 17                        # one per inverted-residual block
+    first = depthwise[0]                               # features.1: 32-ch 3x3 dw at 112x112
+    assert (first.C, first.K, first.G, first.R, first.P) == (32, 32, 32, 3, 112)
+    assert first.gemm_shape == (32, 12544, 9, 1)       # frontend.md §5.2 prototype
+    assert all(layer.G == 1 for layer in graph if layer.op is Op.CONV)
+
+
+def test_resnet18_batchnorm_folded_and_residuals():
+    graph = lowered("resnet18")
+    assert not [layer for layer in graph if layer.op is Op.NORM]
+    convs = [layer for layer in graph if layer.op is Op.CONV]
+    assert len(convs) == 20 and len(graph.compute_layers()) == 21
+    adds = [layer for layer in graph if layer.op is Op.ELTWISE]
+    assert len(adds) == 8 and all(len(graph.predecessors(a.name)) == 2 for a in adds)
+    assert sorted(graph.predecessors("layer1.0.add")) == ["layer1.0.conv2", "maxpool"]
+    assert sorted(graph.predecessors("layer2.0.add")) == ["layer2.0.conv2", "layer2.0.downsample.0"]
+    assert graph["layer1.0.conv1"].source == "layer1.0.conv1"
+    assert graph.meta["outputs"] == ["fc"] and graph.input_shape == (1, 3, 224, 224)
+    first = graph.layers()[0]
+    assert first.name == "conv1" and graph.predecessors("conv1") == []
+    assert (first.stride, first.padding, first.P) == ((2, 2), (3, 3), 112)
+
+
+def test_shufflenet_shuffles_splits_and_concats():
+    for name in ("shufflenet_v1", "shufflenet_v2"):     # view/transpose/view pattern, aten.channel_shuffle
+        graph = lowered(name)
+        shuffles = [layer for layer in graph if layer.op is Op.SHUFFLE]
+        assert len(shuffles) == 16 and all(layer.macs == 0 for layer in shuffles)
+        assert not [layer for layer in graph if layer.op is Op.RESHAPE]
+    v2 = lowered("shufflenet_v2")
+    assert len([layer for layer in v2 if layer.op is Op.SPLIT]) == 13
+    cat = v2["stage2.1.cat"]
+    assert cat.op is Op.CONCAT and sorted(v2.predecessors(cat.name)) == ["stage2.1.branch2.5", "stage2.1.split"]
+
+
+def test_squeezenet_ceil_mode_pooling():
+    graph = lowered("squeezenet1_1")
+    pool = graph["features.2"]
+    assert pool.op is Op.POOL and (pool.P, pool.R, pool.stride) == (56, 3, (2, 2))  # ceil((111-3)/2)+1
+
+
+def test_alexnet_orig_groups_and_lrn():
+    graph = lowered("alexnet_orig")
+    assert graph["features.4"].G == 2 and graph["features.8"].G == 1 and graph["features.10"].G == 2
+    norms = [layer for layer in graph if layer.op is Op.NORM]
+    assert [n.name for n in norms] == ["features.2", "features.6"]      # LocalResponseNorm, one layer each
+
+
+def test_lstm_layers_closed_form():
+    graph = lower(zoo.create("lstm_kws"), (3, 49, 40))
+    t, b, f, h = 49, 3, 40, 256
+    ih0, hh0, ih1, hh1 = (graph[f"lstm.l{i}.{w}"] for i in (0, 1) for w in ("ih", "hh"))
+    assert (ih0.N, ih0.P, ih0.C, ih0.K) == (1, t * b, f, 4 * h)
+    assert (hh0.N, hh0.P, hh0.C, hh0.K) == (t, b, h, 4 * h)
+    assert (ih1.C, hh1.C) == (h, h)
+    assert graph.predecessors("lstm.l1.ih") == ["lstm.l0.hh"] and graph.predecessors("fc") == ["lstm.l1.hh"]
+    lstm_macs = t * b * 4 * h * (f + h) + t * b * 4 * h * (h + h)   # 4H(in+H) per step and sample
+    assert graph.macs == lstm_macs + b * h * 12
+    assert ih0.weight_elems == 4 * h * f and hh0.source == "lstm"
+
+
+def test_bidirectional_gru():
+    model = nn.GRU(8, 16, num_layers=2, bidirectional=True).eval()
+    graph = lower(model, (5, 2, 8))                     # (seq, batch, features)
+    assert graph["l1.ih"].C == 32 and graph["l1_reverse.hh"].K == 48
+    assert graph.macs == 2 * (5 * 2 * 48 * (8 + 16) + 5 * 2 * 48 * (32 + 16))
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "matmul"])
+def test_vit_attention_lowers_to_two_matmuls(attention):
+    dim, heads, depth, img, patch, mlp = 192, 3, 2, 32, 16, 4
+    graph = lower(zoo.create("vit_tiny", img_size=img, depth=depth, attention=attention), (2, 3, img, img))
+    tokens, batch = (img // patch) ** 2 + 1, 2
+    matmuls = [layer for layer in graph if layer.op is Op.MATMUL]
+    assert len(matmuls) == 2 * depth
+    qk, av = matmuls[:2]
+    assert (qk.N, qk.P, qk.C, qk.K) == (batch * heads, tokens, dim // heads, tokens)
+    assert (av.N, av.P, av.C, av.K) == (batch * heads, tokens, tokens, dim // heads)
+    assert len([layer for layer in graph if layer.op is Op.SOFTMAX]) == depth
+    per_block = batch * tokens * dim * (3 * dim + dim + 2 * mlp * dim) + 2 * batch * heads * tokens ** 2 * (dim // heads)
+    patch_embed = batch * (img // patch) ** 2 * dim * 3 * patch * patch
+    assert graph.macs == patch_embed + depth * per_block + batch * dim * 1000
+
+
+def test_vit_tiny_published_macs():
+    # DeiT-Ti (Touvron et al. 2021): 1.3 GFLOPs; exact closed form 1,253,683,200 MACs at 224x224
+    graph = lower(zoo.create("vit_tiny", device="meta"), (1, 3, 224, 224), meta=True)
+    assert graph.macs == 1_253_683_200
+
+
+def _nm_conv(n: int, m: int) -> nn.Module:
+    conv = nn.Conv2d(8, 16, 3, padding=1)
+    with torch.no_grad():
+        w = conv.weight.reshape(16, -1, m)            # groups of m along the flattened C*R*S axis
+        order = w.abs().argsort(dim=-1)
+        w.scatter_(-1, order[..., : m - n], 0.0)
+    return nn.Sequential(conv, nn.ReLU())
+
+
+def test_two_four_pruned_conv_detected_and_mask_round_trips(tmp_path):
+    graph = lower(_nm_conv(2, 4), (1, 8, 6, 6))
+    layer = graph["0"]
+    assert layer.sparsity.kind is SparsityKind.NM and (layer.sparsity.n, layer.sparsity.m) == (2, 4)
+    assert layer.weight_density == 0.5 and layer.weight_mask.shape == (16, 72)
+    reloaded = LayerGraph.load(graph.save(tmp_path / "g.json"))
+    assert reloaded == graph
+    assert np.array_equal(reloaded["0"].weight_mask.to_array(), layer.weight_mask.to_array())
+    assert not lower(_nm_conv(2, 4), (1, 8, 6, 6), keep_masks=False)["0"].weight_mask
+
+
+def test_torch_prune_mask_is_folded():
+    model = nn.Sequential(nn.Linear(16, 8))
+    mask = torch.zeros(8, 16)
+    mask[:, ::4] = 1                                   # 1:4 along the input features
+    nn.utils.prune.custom_from_mask(model[0], "weight", mask)   # weight = weight_orig * weight_mask (exported)
+    layer = lower(model, (2, 16))["0"]
+    assert layer.sparsity.describe() == "1:4" and layer.weight_density == 0.25
+
+
+def test_hwsim_meta_is_picked_up():
+    model = zoo.create("digits_cnn")
+    model.hwsim_meta = {"act_bits": 6}
+    model.features[0][0].hwsim_meta = {"weight_bits": 4, "act_density": 0.5, "compression": ["quant(w4)"]}
+    graph = lower(model, (1, 1, 8, 8))
+    first = graph["features.0.0"]
+    assert (first.weight_bits, first.act_bits, first.act_density, first.compression) == (4, 6, 0.5, ("quant(w4)",))
+    assert graph["features.1.0"].weight_bits == 8 and graph["features.1.0"].act_bits == 6
+    model.hwsim_meta = {"wbits": 4}
+    with pytest.raises(ConfigError, match="unknown key.*wbits"):
+        lower(model, (1, 1, 8, 8))
+
+
+class _Cumsum(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.odd = nn.Sequential(nn.Identity())
+
+    def forward(self, x):
+        return self.fc(torch.cumsum(self.fc(x), dim=1))
+
+
+def test_unsupported_op_error_and_skip():
+    with pytest.raises(UnsupportedOpError, match=r"'cumsum'.*module '<top level>'.*skip_unsupported"):
+        lower(_Cumsum(), (2, 4))
+    graph = lower(_Cumsum(), (2, 4), skip_unsupported=True)
+    assert graph.meta["skipped"] == [{"op": "cumsum", "module": ""}]
+    assert graph.predecessors("fc_1") == ["fc"]        # dependency kept through the skipped op
+
+
+def test_lower_needs_a_shape():
+    with pytest.raises(ConfigError, match="input_shape"):
+        lower(nn.Linear(2, 2))
+
+
+def test_layer_names_unique_and_deterministic():
+    a, b = lower(zoo.create("digits_cnn"), (1, 1, 8, 8)), lower(zoo.create("digits_cnn"), (1, 1, 8, 8))
+    assert [layer.name for layer in a] == [layer.name for layer in b]
+    assert [layer.name for layer in a] == ["features.0.0", "features.1.0", "features.2", "features.3.0",
+                                           "features.4", "classifier.1", "classifier.3"]
+
+
+def test_load_graph_resolves_zoo_json_and_errors(tmp_path):
+    graph = load_graph("digits_cnn", batch=4)
+    assert graph.input_shape == (4, 1, 8, 8) and graph.macs == 4 * lowered("digits_cnn").macs
+    path = graph.save(tmp_path / "digits.json")
+    code = (f"import sys; from hwsim.lower import load_graph; g = load_graph({str(path)!r}); "
+            f"assert g.macs == {graph.macs}; assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    with pytest.raises(UnknownNameError, match="zoo names: resnet18"):
+        load_graph("resnet-18")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_graph(tmp_path / "missing.onnx")
