@@ -100,16 +100,6 @@ def simulate_graph(graph: LayerGraph, arch: ArchSpec, *, mapper: Mapper | None =
     )
 
 
-def retarget(arch: ArchSpec, *, technology_nm: float | None = None, clock_hz: float | None = None) -> ArchSpec:
-    """The same architecture at another technology node and/or clock (energy tables are scaled)."""
-    overrides: dict[str, Any] = {}
-    if technology_nm is not None:
-        overrides["technology_nm"] = technology_nm
-    if clock_hz is not None:
-        overrides["clock_hz"] = clock_hz
-    return arch.with_overrides(overrides, origin=arch.name) if overrides else arch
-
-
 def simulate(model: Any, arch: str | Path | ArchSpec = "edge_tpu_like", *, batch: int = 1,
              input_shape: tuple[int, ...] | None = None, recipe: Any = None, mapper: Mapper | None = None,
              technology_nm: float | None = None, clock_hz: float | None = None,
@@ -128,6 +118,8 @@ def simulate(model: Any, arch: str | Path | ArchSpec = "edge_tpu_like", *, batch
     """
     if batch < 1:
         raise ConfigError(f"batch must be >= 1, got {batch}")
+    from hwsim.models.energy import retarget
+
     spec = retarget(load_arch(arch), technology_nm=technology_nm, clock_hz=clock_hz)
     graph = resolve_graph(model, batch=batch, input_shape=input_shape, recipe=recipe,
                           skip_unsupported=skip_unsupported)

@@ -107,6 +107,7 @@ class SpatialParams(_Strict):
     dataflow: str | None = None                      # e.g. row_stationary, output_stationary, weight_stationary
     spatial_dims_x: tuple[str, ...] = ()             # loop dims allowed on the X axis of the PE mesh
     spatial_dims_y: tuple[str, ...] = ()
+    mac_mesh_x: PositiveInt | None = None            # X size of each last-level instance's MAC fan-out (default: all on X)
 
 
 class SparseParams(_Strict):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from hwsim.dse.samplers import UnitCubeSampler, make_sampler, take
+from hwsim.dse.samplers import BARRIER, UnitCubeSampler, make_sampler, take
 from hwsim.dse.spec import Range, load_spec, space_size, substitute
 from hwsim.errors import ConfigError
 from tests.dse_fakes import write_tiny_arch
@@ -116,5 +116,6 @@ def test_lhs_stratifies_every_dimension(tmp_path):
 
 def test_nsga2_asks_n_points(tmp_path):
     spec = load_spec(make(tmp_path, sampler={"kind": "nsga2", "n": 5, "population": 4}))
-    points = take(make_sampler(spec).points(), 10)
-    assert len(points) == 5 and [p.tag for p in points] == [0, 1, 2, 3, 4]
+    items = take(make_sampler(spec).points(), 10)
+    assert [item is BARRIER for item in items] == [False] * 4 + [True] + [False] + [True]   # generations 4 + 1
+    assert [p.tag for p in items if p is not BARRIER] == [0, 1, 2, 3, 4]

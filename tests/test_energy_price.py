@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hwsim.errors import ConfigError
 from hwsim.models.arch import load_arch, validate_arch
 from hwsim.models.counts import Access, LayerCounts
-from hwsim.models.energy import (area_mm2, describe_presets, edp_j_s, energy_factor, load_table, mac_energy, power_mw,
-                                 price, retarget, sum_breakdowns, tops_per_w, vector_actions)
+from hwsim.models.energy import (area_mm2, describe_presets, edp_j_s, energy_factor, load_table, mac_energy,
+                                 parse_technology_nm, power_mw, price, retarget, sum_breakdowns, tops_per_w,
+                                 vector_actions)
 
 
 def _arch(**energy):
@@ -41,6 +44,23 @@ def test_vector_actions_round_up_per_access():
     assert vector_actions(3, word_bits=32, width_bits=16) == 6       # a 32-bit word needs two 16-bit accesses
     assert vector_actions(0, word_bits=8, width_bits=64) == 0
     assert vector_actions(96.0000000001, word_bits=8, width_bits=8) == 96
+
+
+def _vector_actions_ref(count, word_bits, width_bits):
+    """Bits moved, rounded up to whole vectors (words never split across vectors when they fit)."""
+    if word_bits > width_bits:
+        return int(count) * -(-word_bits // width_bits)
+    per_vector = width_bits // word_bits
+    full, rest = divmod(int(count), per_vector)
+    return full + (1 if rest else 0)
+
+
+@settings(deadline=None, max_examples=200)
+@given(count=st.integers(0, 10_000), word_bits=st.sampled_from([1, 2, 4, 8, 16, 24, 32, 64]),
+       width_bits=st.sampled_from([8, 16, 32, 64, 128, 256, 2048]))
+def test_vector_actions_matches_reference(count, word_bits, width_bits):
+    assert vector_actions(count, word_bits=word_bits, width_bits=width_bits) == _vector_actions_ref(
+        count, word_bits, width_bits)
 
 
 def test_hand_computed_layer_energy():
@@ -132,6 +152,9 @@ def test_network_helpers():
     assert power_mw(5.0, 0.0) == 0.0
     assert tops_per_w(2e12, 1e12) == pytest.approx(2.0)        # 2e12 ops for 1 J
     assert edp_j_s(1e12, 2.0) == pytest.approx(2.0)
+    assert parse_technology_nm("28nm") == parse_technology_nm(" 28 NM") == parse_technology_nm(28) == 28.0
+    with pytest.raises(ConfigError, match="not a number of nm"):
+        parse_technology_nm("fast")
     total = sum_breakdowns([price(_counts(), _arch()), price(_counts(), _arch())])
     assert total.total_pj == pytest.approx(2 * price(_counts(), _arch()).total_pj)
 

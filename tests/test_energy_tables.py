@@ -181,3 +181,15 @@ def test_malformed_tables_fail_with_file_and_key(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_table(str(path))
+
+
+def test_documented_fit_exponents_and_residuals():
+    # components.py docstring: Horowitz int add p = 0.87 (residuals -3.0 / +6.3 / -3.0 %), SRAM b = 0.47
+    from hwsim.models.energy.components import _arith_fit, _storage_fit
+    table = load_table("horowitz_45nm")
+    law, _ = _arith_fit(table, "add", "int")
+    assert law.exponents[0] == pytest.approx(0.868, abs=0.001)
+    residuals = [law(r.bits) / r.pj - 1 for r in table.arithmetic_rows("add")]
+    assert residuals == pytest.approx([-0.030, 0.063, -0.030], abs=0.001)
+    sram, write_ratio, _ = _storage_fit(table, "sram")
+    assert sram.exponents[0] == pytest.approx(0.473, abs=0.001) and write_ratio == 1.0

@@ -24,7 +24,8 @@ PUBLISHED = {
     "nvdla_small": (64 * 1e9, {"CBUF": 128 * KIB}, {}),
     "nvdla_full": (2048 * 1e9, {"CBUF": 512 * KIB}, {}),
     # Shao et al. MICRO 2019: 16 PEs x 64 MACs; 64 KB global buffer; 32 KB W / 8 KB I / 3 KB acc per PE
-    "simba_like": (1024 * 1.736e9, {"GlobalBuffer": 64 * KIB}, {"PEBuffer": {"W": 32 * KIB, "I": 8 * KIB, "O": 3 * KIB}}),
+    "simba_like": (1024 * 1.736e9, {"GlobalBuffer": 64 * KIB},
+                   {"PEBuffer": {"W": 32 * KIB, "I": 8 * KIB, "O": 3 * KIB}}),
     # Du et al. ISCA 2015: 64 PEs at 1 GHz; NBin 64 KB, NBout 64 KB, SB 128 KB
     "shidiannao_like": (64 * 1e9, {}, {"Buffers": {"I": 64 * KIB, "O": 64 * KIB, "W": 128 * KIB}}),
     # RK3588 NPU core: 1024 int8 MACs at 1 GHz (2 TOPS); CBUF 12 x 32 KiB

@@ -121,7 +121,7 @@ def test_every_shipped_recipe_applies_to_its_model(name):
     assert recipe.model in zoo.names()
     model = zoo.create(recipe.model)
     shape = zoo.input_shape(recipe.model)[1:]
-    small = (shape[0], 64, 64) if shape[-1] > 64 else shape     # the zoo's CNNs take any size >= 32
+    small = (shape[0], 32, 32) if shape[-1] > 32 else shape     # the zoo CNNs take any size >= 32
     calib = smooth_noise((2, *small), seed=0)
     model, report = apply_recipe(model, recipe, calib=calib, input_shape=small, data=None)
     assert any(c.change != "skipped" for step in report.steps for c in step.changes)

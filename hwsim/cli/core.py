@@ -28,7 +28,7 @@ def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
     if text is None:
         return None
     try:
-        shape = tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
+        shape = tuple(int(part) for part in re.split(r"[,x]", text.strip()))
     except ValueError:
         raise ConfigError(f"--input-shape: expected comma-separated integers such as 1,3,224,224 (got {text!r})") from None
     if not shape or min(shape) < 1:
@@ -37,13 +37,15 @@ def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
 
 
 def parse_technology(text: str | None) -> float | None:
-    """``"28nm"`` or ``"28"`` -> ``28.0``."""
+    """``"28nm"`` or ``"28"`` -> ``28.0`` (a clear error otherwise)."""
     if text is None:
         return None
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(nm)?\s*", text)
-    if not match:
-        raise ConfigError(f"--tech: expected a node such as 28nm (got {text!r})")
-    return float(match.group(1))
+    from hwsim.models.energy import parse_technology_nm
+
+    try:
+        return parse_technology_nm(text)
+    except ValueError:
+        raise ConfigError(f"--tech: expected a node such as 28nm (got {text!r})") from None
 
 
 def _list_models() -> Table:

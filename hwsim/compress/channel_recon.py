@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from hwsim.compress.channel_prune import (_RATIO_PARAMS, Chain, _check_ratio, _consumer_columns, keep_count,
                                           prune_channels)
+from hwsim.compress.recipe import require_calib
 from hwsim.compress.registry import StepReport, register_method
 
 _LASSO_BUDGET = 20_000_000   # max elements of the (samples, K, C) contribution tensor for He et al.
@@ -26,6 +27,7 @@ _RIDGE = 1e-6                # relative ridge added to least-squares normal equa
 
 def consumer_input(model: nn.Module, path: str, calib: torch.Tensor) -> torch.Tensor:
     """The input tensor of module ``path`` when ``model`` (eval mode) runs on ``calib``."""
+    require_calib(calib, "reconstruction-based channel pruning")
     store: dict[str, torch.Tensor] = {}
     handle = model.get_submodule(path).register_forward_pre_hook(
         lambda _m, args: store.__setitem__("x", args[0].detach()))
@@ -56,9 +58,12 @@ def contribution_samples(consumer: nn.Module, x: torch.Tensor, channels: int, ro
 
 
 def _ridge_solve(a: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    gram = a.T @ a
-    gram += torch.eye(len(gram), dtype=gram.dtype) * (_RIDGE * gram.diagonal().mean().clamp_min(1e-30))
-    return torch.linalg.solve(gram, a.T @ y)
+    """argmin_w |a w - y|^2 + lam |w|^2 with a tiny relative lam; dual form when rows < columns."""
+    lam = _RIDGE * float((a * a).sum()) / max(a.shape[1], 1) + 1e-30
+    if a.shape[0] < a.shape[1]:
+        kernel = a @ a.T + lam * torch.eye(a.shape[0], dtype=a.dtype)
+        return a.T @ torch.linalg.solve(kernel, y)
+    return torch.linalg.solve(a.T @ a + lam * torch.eye(a.shape[1], dtype=a.dtype), a.T @ y)
 
 
 def _scaled_consumer(consumer: nn.Module, keep: torch.Tensor, channels: int, scale: torch.Tensor) -> torch.Tensor:
@@ -89,9 +94,17 @@ def _thinet_select(model: nn.Module, chain: Chain, *, ratio: float, multiple: in
     return keep, _scaled_consumer(consumer, keep, channels, scale)
 
 
-def _lasso_gram(gram: torch.Tensor, target: torch.Tensor, penalty: float, iters: int = 300) -> torch.Tensor:
-    """argmin_b 0.5 b'Gb - t'b + penalty*|b|_1 by FISTA (accelerated proximal gradient)."""
-    step = 1.0 / float(torch.linalg.eigvalsh(gram).max().clamp_min(1e-30))
+def _top_eigenvalue(gram: torch.Tensor, iters: int = 50) -> float:
+    vec = torch.ones(len(gram), dtype=gram.dtype) / len(gram) ** 0.5
+    for _ in range(iters):
+        vec = gram @ vec
+        vec = vec / vec.norm().clamp_min(1e-30)
+    return float(vec @ gram @ vec) * 1.05 + 1e-30     # power iteration, 5 % margin keeps FISTA stable
+
+
+def _lasso_gram(gram: torch.Tensor, target: torch.Tensor, penalty: float, step: float,
+                iters: int = 200) -> torch.Tensor:
+    """argmin_b 0.5 b'Gb - t'b + penalty*|b|_1 by FISTA (accelerated proximal gradient), step 1/L."""
     beta = torch.ones_like(target)
     momentum, t_prev = beta.clone(), 1.0
     for _ in range(iters):
@@ -108,9 +121,10 @@ def lasso_channels(gram: torch.Tensor, target: torch.Tensor, count: int) -> torc
     low, high = 0.0, float(target.abs().max()) * 1.01
     sparse_beta = torch.zeros_like(target)
     dense_beta = torch.ones_like(target)
-    for _ in range(25):
+    step = 1.0 / _top_eigenvalue(gram)
+    for _ in range(20):
         mid = 0.5 * (low + high)
-        beta = _lasso_gram(gram, target, mid)
+        beta = _lasso_gram(gram, target, mid, step)
         if int((beta.abs() > 1e-10).sum()) > count:
             low, dense_beta = mid, beta
         else:

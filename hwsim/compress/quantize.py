@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from hwsim.compress.prune import materialize
-from hwsim.compress.recipe import change
+from hwsim.compress.recipe import change, require_calib
 from hwsim.compress.registry import StepReport, annotate, register_method
 from hwsim.errors import ConfigError
 
@@ -120,6 +120,7 @@ def set_act_hook(module: Any, hook: Any) -> None:
 
 def layer_inputs(model: Any, paths: list[str], calib: torch.Tensor) -> dict[str, torch.Tensor]:
     """Inputs of modules ``paths`` when ``model`` runs (eval, no grad) on ``calib``."""
+    require_calib(calib, "activation calibration")
     store: dict[str, torch.Tensor] = {}
     handles = [model.get_submodule(p).register_forward_pre_hook(
         lambda _m, args, p=p: store.__setitem__(p, args[0].detach())) for p in paths]

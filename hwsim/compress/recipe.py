@@ -16,6 +16,7 @@ from __future__ import annotations
 import fnmatch
 import inspect
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -274,12 +275,11 @@ class _Context:
     def get(self, name: str, where: str) -> Any:
         if name == "seed":
             return self.seed
-        if name == "calib" and self.calib is None:
-            if self.input_shape is None:
-                raise ConfigError(f"{where}: needs a calibration batch; pass calib= or give the recipe an input_shape")
+        if name == "calib" and self.calib is None and self.input_shape is not None:
             from hwsim.fidelity import smooth_noise
 
-            self.calib = smooth_noise((32, *self.input_shape), self.seed)
+            batch = 32 if math.prod(self.input_shape) <= 4096 else 8
+            self.calib = smooth_noise((batch, *self.input_shape), self.seed)
         if name == "data" and self.data is None:
             if self.input_shape not in (None, (1, 8, 8)):
                 raise ConfigError(f"{where}: trains, so it needs data=(x_train, y_train, x_test, y_test) "
@@ -334,3 +334,10 @@ def apply_recipe(model: Any, recipe: Any, *, calib: Any = None, data: Any = None
 def change(module_path: str, what: str, **values: Any) -> LayerChange:
     """A ``LayerChange`` with keyword values (helper for method implementations)."""
     return LayerChange(module=module_path, change=what, values=tuple(values.items()))
+
+
+def require_calib(calib: Any, what: str) -> Any:
+    """``calib`` or a ConfigError saying ``what`` needs a calibration batch."""
+    if calib is None:
+        raise ConfigError(f"{what} needs a calibration batch: pass calib=, or input_shape= / a recipe input_shape")
+    return calib

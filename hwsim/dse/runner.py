@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from hwsim.dse.evaluate import EvaluateFn, Task, evaluate_point, run_batch
-from hwsim.dse.samplers import Point, make_sampler
+from hwsim.dse.samplers import BARRIER, Point, make_sampler
 from hwsim.dse.spec import SweepSpec, arch_overrides, load_spec, recipe_template, substitute
 from hwsim.dse.store import ResultStore, point_key
 from hwsim.errors import ConfigError
@@ -175,7 +175,8 @@ class _Loop:
     def collect(self, *, block_until: int) -> None:
         """Commit finished batches until at most ``block_until`` remain in flight."""
         while len(self.pending) > block_until:
-            for future in self.backend.wait_any(self.pending):
+            done = self.backend.wait_any(self.pending)
+            for future in [f for f in self.pending if f in done]:     # commit in submission order
                 self.pending.pop(future)
                 for record in future.result():
                     self.commit(record)
@@ -184,9 +185,11 @@ class _Loop:
         replace = self.retry_errors and self.store.status(record["key"]) == "error"
         self.store.put(record, sweep=self.spec.name, replace=replace)
         ok = record["status"] == "ok"
-        for point in self.waiting.pop(record["key"], []):
-            values = record["objectives"] if ok else None
+        values = record["objectives"] if ok else None
+        for i, point in enumerate(self.waiting.pop(record["key"], [])):
             self.sampler.tell(point, values, _violations(self.spec, values))
+            if i:
+                self._tick("skipped")       # the same point was proposed again while in flight
         self._tick("evaluated" if ok else "failed")
 
 
@@ -219,6 +222,12 @@ def run_sweep(spec: SweepSpec | str | Path | dict, store: ResultStore, *, backen
     start = time.perf_counter()
     batch: list[Task] = []
     for point in loop.sampler.points():
+        if point is BARRIER:
+            if batch:
+                loop.submit(batch)
+                batch = []
+            loop.collect(block_until=0)
+            continue
         loop.counts["proposed"] += 1
         task = _task_or_error(builder, point, loop)
         if task is None or loop.skip_if_stored(point, task.key):

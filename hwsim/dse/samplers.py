@@ -17,6 +17,9 @@ import numpy as np
 from hwsim.dse.spec import Dimension, SweepSpec, grid_product
 
 
+BARRIER = object()   # yielded by adaptive samplers: finish and tell all in-flight points before continuing
+
+
 @dataclass(frozen=True)
 class Point:
     """One design point: a model, a recipe with its parameters, and hardware overrides."""
@@ -99,7 +102,9 @@ class UnitCubeSampler:
 
 
 class NSGA2Sampler:
-    """NSGA-II via optuna's ask/tell interface (``sampler.population`` per generation)."""
+    """NSGA-II via optuna's ask/tell interface, generation by generation (``sampler.population`` each).
+
+    Telling a whole generation before asking the next makes a resumed sweep propose the same points."""
 
     def __init__(self, spec: SweepSpec):
         import optuna
@@ -122,8 +127,15 @@ class NSGA2Sampler:
         return trial.suggest_float(name, rng.low, rng.high, log=rng.log,
                                    step=rng.step if rng.step and not rng.log else None)
 
-    def points(self) -> Iterator[Point]:
-        for _ in range(int(self.spec.sampler.n)):
+    def points(self) -> Iterator[Point | object]:
+        """One generation at a time, then ``BARRIER`` (the runner tells every result before going on)."""
+        total, size = int(self.spec.sampler.n), self.spec.sampler.population
+        for start in range(0, total, size):
+            yield from self._generation(min(size, total - start))
+            yield BARRIER
+
+    def _generation(self, count: int) -> Iterator[Point]:
+        for _ in range(count):
             trial = self.study.ask()
             model = trial.suggest_categorical("model", list(self.spec.models))
             recipe = trial.suggest_categorical("recipe", list(self.spec.recipes))

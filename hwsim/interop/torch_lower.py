@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import operator
+import warnings
 from typing import Any, Callable
 
 import torch
@@ -47,7 +48,11 @@ def lower_module(model: nn.Module, *, input_shape, example_input, name, skip_uns
     was_training = model.training
     model.eval()
     try:
-        ep = torch.export.export(model, args)
+        with warnings.catch_warnings():
+            # torch 2.13 warns on every export (LeafSpec) and when nn.RNN modules refresh _flat_weights
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            warnings.filterwarnings("ignore", message="The tensor attribute")
+            ep = torch.export.export(model, args)
     except Exception as err:  # torch raises many types; re-raise as one clear message
         raise UnsupportedOpError(f"torch.export failed for {type(model).__name__}: "
                                  f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from err

@@ -175,17 +175,18 @@ def recurrent(ctx: Ctx) -> tuple[str, ...]:
     out_h = module.proj_size or hidden
     dirs = 2 if module.bidirectional else 1
     previous, width = list(ctx.producers(ctx.args["input"])), shape[-1]
+    prefix = f"{path}." if path else ""
     for layer in range(module.num_layers):
         outputs = []
         for direction in range(dirs):
             sfx = f"l{layer}{'_reverse' if direction else ''}"
             w_ih, w_hh = getattr(module, f"weight_ih_{sfx}"), getattr(module, f"weight_hh_{sfx}")
-            ih = ctx.emit(Op.LINEAR, previous, base=f"{path}.{sfx}.ih", module_path=path, weight=w_ih,
+            ih = ctx.emit(Op.LINEAR, previous, base=f"{prefix}{sfx}.ih", module_path=path, weight=w_ih,
                           K=gates * hidden, C=width, P=steps * batch)
-            last = ctx.emit(Op.LINEAR, [ih], base=f"{path}.{sfx}.hh", module_path=path, weight=w_hh,
+            last = ctx.emit(Op.LINEAR, [ih], base=f"{prefix}{sfx}.hh", module_path=path, weight=w_hh,
                             N=steps, K=gates * hidden, C=out_h, P=batch)
             if module.proj_size:
-                last = ctx.emit(Op.LINEAR, [last], base=f"{path}.{sfx}.hr", module_path=path,
+                last = ctx.emit(Op.LINEAR, [last], base=f"{prefix}{sfx}.hr", module_path=path,
                                 weight=getattr(module, f"weight_hr_{sfx}"), N=steps, K=out_h, C=hidden, P=batch)
             outputs.append(last)
         previous, width = outputs, out_h * dirs

@@ -6,8 +6,8 @@ from numba import njit
 
 
 @njit(cache=True)
-def _essential_bits_kernel(values, group):
-    """Sum over groups of ``group`` consecutive values of max(1, max popcount); returns (sum, groups)."""
+def _essential_bits_kernel(values, group, min_terms):
+    """Sum over groups of ``group`` consecutive values of max(min_terms, max popcount); returns (sum, groups)."""
     n = values.shape[0]
     total = 0
     groups = 0
@@ -21,6 +21,6 @@ def _essential_bits_kernel(values, group):
                 bits += 1
             if bits > worst:
                 worst = bits
-        total += worst if worst > 1 else 1
+        total += worst if worst > min_terms else min_terms
         groups += 1
     return total, groups

@@ -24,16 +24,19 @@ def quantize_magnitudes(activations: np.ndarray, bits: int) -> np.ndarray:
     return np.rint(mags / top * ((1 << bits) - 1)).astype(np.int64)
 
 
-def essential_bits(activations: np.ndarray, bits: int, *, group: int = 1) -> float:
-    """Mean cycles per activation of a term-serial unit: the mean over groups of ``group`` activations
-    (flattened order) of the largest popcount, at least 1 per group; ``group=1`` is the mean popcount
-    floored at one term."""
+def essential_bits(activations: np.ndarray, bits: int, *, group: int = 1, min_terms: int = 0) -> float:
+    """Mean essential (non-zero) bits per activation at ``bits``-bit precision.
+
+    With ``group > 1``, the mean over groups of ``group`` consecutive activations (flattened order) of
+    the largest popcount in the group (lock-step lanes wait for the slowest); each group costs at
+    least ``min_terms`` (a term-serial unit spends one cycle even on an all-zero group: 1).
+    """
     if bits < 1 or bits > 62:
         raise ValueError(f"bits must be in 1..62, got {bits}")
-    if group < 1:
-        raise ValueError(f"group must be >= 1, got {group}")
+    if group < 1 or min_terms < 0:
+        raise ValueError(f"group must be >= 1 and min_terms >= 0, got {group}, {min_terms}")
     values = np.ascontiguousarray(quantize_magnitudes(activations, bits), dtype=np.int64)
     if values.size == 0:
         raise ValueError("essential_bits needs a non-empty activation array")
-    total, groups = _essential_bits_kernel(values=values, group=int(group))
+    total, groups = _essential_bits_kernel(values=values, group=int(group), min_terms=int(min_terms))
     return float(total) / float(groups)

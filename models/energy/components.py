@@ -7,23 +7,24 @@ the rows of the same group (same table, same publication) is used, and the quote
 **Arithmetic** (per operation). Adders fit ``E = c * bits^p``; multipliers fit ``E = c * (b1*b2)^q``
 (energy ~ product of operand widths); with a single row the exponent is fixed at 1 (adder linear in
 width, multiplier linear in the product, i.e. quadratic for square operands, as the Accelergy Aladdin
-plug-in scales). Fitted on ``horowitz_45nm``: int add p = 0.87 (residuals 8b -3.0 %, 16b +6.3 %,
-32b -3.0 %); int mult q = 0.99 (8b and 32b exact, two points); fp add p = 1.17 and fp mult q = 0.875
-(on the product, i.e. 1.75 in width; two points each, exact). A ``b1 x b2`` MAC = multiplier + accumulator adder, the adder being
-``b1 + b2`` bits (``mac_accumulator: product``, Accelergy Library intmac "8b mult + 16b add") or
-``max(b1, b2)`` bits (``operand``, Aladdin intmac; reproduces the 0.845 pJ 40 nm ERT exactly); fp
-accumulators are capped at 32 bits. A table ``mac`` row pins the level at its width; other widths
-keep the fitted shape. Binary MACs cost one XNOR bit + one popcount-tree bit; a bit-serial step
+plug-in scales). Fitted on ``horowitz_45nm``: int add p = 0.87 (residuals 8b -3.0 %, 16b +6.3 %, 32b
+-3.0 %); int mult q = 0.99 (8b and 32b exact, two points); fp add p = 1.17 and fp mult q = 0.875 (on the
+product, i.e. 1.75 in width; two points each, exact). A ``b1 x b2`` MAC = multiplier + accumulator
+adder, the adder being ``b1 + b2`` bits (``mac_accumulator: product``, Accelergy Library intmac "8b mult
++ 16b add") or ``max(b1, b2)`` bits (``operand``, Aladdin intmac; reproduces the 0.845 pJ 40 nm ERT
+exactly); fp accumulators are capped at 32 bits. A table ``mac`` row pins the level at its width; other
+widths keep the fitted shape. Binary MACs cost one XNOR bit + one popcount-tree bit; a bit-serial step
 (1 x N bits) costs a 1 x N multiplier (an AND row) + an (N + 1)-bit shift-add.
 
 **Storage** (per vector access of ``width_bits``): energy per bit ``= a * bank_bytes^b * width^c``
 (CACTI-like power law), least squares in log space over the table's rows of that kind; ``c`` is fitted
-only with >= 4 rows of >= 2 widths, ``b`` defaults to 0.5 (energy ~ sqrt(capacity), timeloop.md §6)
-with a single row. Fits (read energy): Horowitz SRAM 8 KB / 32 KB / 1 MB @ 64 b: b = 0.47, residuals +1.6 / -2.2 / +0.6 %;
-Accelergy 45 nm CACTI SRAM (7 rows, 0.375-256 KiB @ 16-256 b): b = 0.55, c = -0.43, residuals within
-14 % (8 KiB@128b +13.7 %, 256 KiB@256b -12.2 %); Accelergy 45 nm register files (48/384/448 B):
-b = 0.75, residuals -1.5 / +23.8 / -18.0 %. Banked arrays are priced at ``size / banks``.
-Write energy = read x the geometric-mean write/read ratio of the rows (1 without write figures).
+only with >= 4 rows of >= 2 widths, ``b`` defaults to 0.5 (energy ~ sqrt(capacity), timeloop.md §6) with
+a single row. Fits (read energy): Horowitz SRAM 8 KB / 32 KB / 1 MB @ 64 b: b = 0.47, residuals +1.6 /
+-2.2 / +0.6 %; Accelergy 45 nm CACTI SRAM (7 rows, 0.375-256 KiB @ 16-256 b): b = 0.55, c = -0.43,
+residuals within 14 % (8 KiB@128b +13.7 %, 256 KiB@256b -12.2 %); Accelergy 45 nm register files
+(48/384/448 B): b = 0.75, residuals -1.5 / +23.8 / -18.0 %. Banked arrays are priced at ``size /
+banks``. Write energy = read x the geometric-mean write/read ratio of the rows (1 without write
+figures).
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ def _exact_arith(table: EnergyTable, op: str, number_format: str, bits: tuple[in
     return None
 
 
+@lru_cache(maxsize=4096)
 def op_energy(table: EnergyTable, op: str, bits: tuple[int, ...], *, number_format: str = "int",
               target_nm: float, voltage_v: float | None = None) -> Quote:
     """Energy of one ``op`` (add: (bits,), mult: (b1, b2), xnor/popcount: (bits,)) at ``target_nm``."""
@@ -130,6 +132,7 @@ def _mac_model(table: EnergyTable, number_format: str, weight_bits: int, act_bit
     return mult.pj + add.pj, [f"mult: {mult.source}", f"add: {add.source}"]
 
 
+@lru_cache(maxsize=4096)
 def mac_energy(table: EnergyTable, weight_bits: int, act_bits: int, *, number_format: str = "int",
                target_nm: float, voltage_v: float | None = None) -> Quote:
     """Energy of one ``weight_bits x act_bits`` multiply-accumulate."""
@@ -147,6 +150,7 @@ def mac_energy(table: EnergyTable, weight_bits: int, act_bits: int, *, number_fo
     return Quote(row.pj * factor * model / at_row, f"{table.name}:{row.row_id}{how} ({row.source})")
 
 
+@lru_cache(maxsize=4096)
 def binary_mac_energy(table: EnergyTable, *, target_nm: float, voltage_v: float | None = None) -> Quote:
     """One 1-bit XNOR-popcount MAC: an XNOR bit plus one popcount-tree bit."""
     xnor = op_energy(table, "xnor", (1,), target_nm=target_nm, voltage_v=voltage_v)
@@ -154,6 +158,7 @@ def binary_mac_energy(table: EnergyTable, *, target_nm: float, voltage_v: float 
     return Quote(xnor.pj + popcount.pj, f"xnor: {xnor.source}; popcount: {popcount.source}")
 
 
+@lru_cache(maxsize=4096)
 def bitserial_step_energy(table: EnergyTable, parallel_bits: int, *, target_nm: float,
                           voltage_v: float | None = None) -> Quote:
     """One bit-serial step: 1 x ``parallel_bits`` AND row plus a (parallel_bits + 1)-bit shift-add."""
@@ -188,6 +193,7 @@ def _exact_storage(table: EnergyTable, kind: str, size_bytes: float, width_bits:
     return None
 
 
+@lru_cache(maxsize=4096)
 def storage_energy(table: EnergyTable, kind: str, *, size_bytes: float, width_bits: int, banks: int = 1,
                    target_nm: float, voltage_v: float | None = None) -> tuple[Quote, Quote]:
     """(read, write) pJ per ``width_bits`` vector access of a ``kind`` array of ``size_bytes``."""
@@ -203,6 +209,7 @@ def storage_energy(table: EnergyTable, kind: str, *, size_bytes: float, width_bi
     return Quote(read, source), Quote(read * write_ratio, source)
 
 
+@lru_cache(maxsize=4096)
 def leakage_pj_per_cycle(table: EnergyTable, kind: str, *, size_bytes: float, clock_hz: float,
                          target_nm: float, voltage_v: float | None = None) -> Quote:
     """Leakage energy per cycle of one ``kind`` array (leak power density x size / clock)."""

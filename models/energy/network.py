@@ -25,6 +25,18 @@ def edp_j_s(energy_pj: float, latency_s: float) -> float:
     return energy_pj / PJ_PER_J * latency_s
 
 
+def parse_technology_nm(value: str | float | int) -> float:
+    """``"28nm"``, ``"28 nm"``, ``"28"`` or ``28`` -> 28.0 (for ``--tech``)."""
+    text = str(value).strip().lower().removesuffix("nm").strip()
+    try:
+        node = float(text)
+    except ValueError:
+        raise ConfigError(f"technology node {value!r} is not a number of nm (e.g. 28nm)") from None
+    if node <= 0:
+        raise ConfigError(f"technology node must be > 0 nm, got {value!r}")
+    return node
+
+
 def retarget(arch: ArchSpec, *, technology_nm: float | None = None, clock_hz: float | None = None,
              voltage_v: float | None = None) -> ArchSpec:
     """The same arch at another node / clock / supply voltage; ``price`` then scales every table row.

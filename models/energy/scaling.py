@@ -13,6 +13,8 @@ Voltage knob: dynamic energy ~ C V^2, so ``voltage_factor = (V / V_table)^2``.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from hwsim.errors import ConfigError
 
 REFERENCE_VDD_V = 0.8
@@ -60,6 +62,7 @@ def _interpolate(table: dict[float, float], node_nm: float, *, what: str) -> flo
 _ENERGY_AT_REF = {node: _energy_at_reference(node) for node in _ENERGY_POLY}
 
 
+@lru_cache(maxsize=1024)
 def energy_factor(from_nm: float, to_nm: float) -> float:
     """Multiply an energy measured at ``from_nm`` by this to get it at ``to_nm`` (same voltage)."""
     if from_nm == to_nm:
@@ -68,6 +71,7 @@ def energy_factor(from_nm: float, to_nm: float) -> float:
             / _interpolate(_ENERGY_AT_REF, from_nm, what="energy"))
 
 
+@lru_cache(maxsize=1024)
 def area_factor(from_nm: float, to_nm: float) -> float:
     """Multiply an area measured at ``from_nm`` by this to get it at ``to_nm``."""
     if from_nm == to_nm:

@@ -197,9 +197,13 @@ def _merge(own: tuple, inherited: tuple, group_key) -> tuple:
     return own + tuple(r for r in inherited if group_key(r) not in defined)
 
 
+def load_table(name_or_path: str = "horowitz_45nm") -> EnergyTable:
+    """Load and resolve an energy table by name (``horowitz_45nm``) or YAML path (cached)."""
+    return _resolve(str(name_or_path), ())
+
+
 @lru_cache(maxsize=32)
-def load_table(name_or_path: str = "horowitz_45nm", _chain: tuple[str, ...] = ()) -> EnergyTable:
-    """Load and resolve an energy table by name (``horowitz_45nm``) or YAML path."""
+def _resolve(name_or_path: str, _chain: tuple[str, ...]) -> EnergyTable:
     spec, origin = _read_table_file(name_or_path)
     node = spec.technology_nm
     arithmetic, storage = _with_node(spec.arithmetic, node), _with_node(spec.storage, node)
@@ -210,7 +214,7 @@ def load_table(name_or_path: str = "horowitz_45nm", _chain: tuple[str, ...] = ()
     if spec.base is not None:
         if spec.base in _chain or spec.base == name_or_path:
             raise ConfigError(f"{origin}: base: circular table inheritance through {spec.base!r}")
-        base = load_table(spec.base, _chain + (name_or_path,))
+        base = _resolve(spec.base, _chain + (name_or_path,))
         arithmetic = _merge(arithmetic, base.arithmetic, lambda r: (r.format, r.op))
         storage = _merge(storage, base.storage, lambda r: r.kind)
         dram = _merge(dram, base.dram, lambda r: r.type)

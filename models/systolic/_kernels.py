@@ -9,6 +9,7 @@ from __future__ import annotations
 from numba import njit
 
 DATAFLOW_CODES = {"ws": 0, "os": 1, "is": 2}
+EXACT_SUM_MAX_FOLDS = 1 << 20   # above this, fold means use the product formula (last-digit rounding)
 
 
 @njit(cache=True)
@@ -28,8 +29,22 @@ def _compat_layer_kernel(sr, sc, t, rows, cols, df):
         per_fold = 2 * rows + cols + t - 2
         fold_len = 2 * rows + 2 * cols + t - 3
     cycles = folds * per_fold - 1
-    mapping_eff = (sr * sc) / (folds * rows * cols)
-    compute_util = mapping_eff * t / fold_len
+    if folds <= EXACT_SUM_MAX_FOLDS:
+        # SCALE-Sim sums per-fold floats in fold order (cols outer); same order -> same rounding
+        mapping_eff = 0.0
+        compute_util = 0.0
+        pe = rows * cols
+        for fc in range(col_folds):
+            uc = min(cols, sc - fc * cols)
+            for fr in range(row_folds):
+                used = min(rows, sr - fr * rows) * uc
+                mapping_eff += used / pe
+                compute_util += (used * t) / (pe * fold_len)
+        mapping_eff /= folds
+        compute_util /= folds
+    else:
+        mapping_eff = (sr * sc) / (folds * rows * cols)
+        compute_util = mapping_eff * t / fold_len
     row_side = col_folds * sr * t
     stationary = sr * sc
     col_side = row_folds * sc * t

@@ -105,9 +105,8 @@ def compat_report(layer: ScaleSimLayer, *, rows: int, cols: int, dataflow: str) 
     drain_lines = -(-cc.ofmap_words // cols)
     dram = tuple((float("nan"), float("nan"), n) for n in dram_reads) + (
         (float(cc.cycles), float(cc.cycles + drain_lines - 1), cc.ofmap_words),)
-    util = layer.macs / (cc.cycles * rows * cols)
     return CompatReport(name=layer.name, total_cycles_incl_prefetch=-1, total_cycles=cc.cycles,
-                        stall_cycles=0, overall_util_pct=100 * util,
+                        stall_cycles=0, overall_util_pct=layer.macs * 100 / (cc.cycles * rows * cols),
                         mapping_efficiency_pct=100 * cc.mapping_efficiency,
                         compute_util_pct=100 * cc.compute_util, sram=sram, dram=dram, ofmap_dram_bw=float(cols))
 

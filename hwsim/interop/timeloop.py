@@ -1,0 +1,211 @@
+"""Timeloop interop: reference cases (``tests/data/timeloop/*.json``) and Timeloop arch/problem/mapping YAML.
+
+``evaluate_reference_case(path)`` rebuilds a case's architecture, problem and mapping with hwsim, runs the
+spatial engine and prices the counts with the case's own Accelergy energies (pJ per *vector* action,
+``ceil(count / block)`` per instance, leakage per cycle per instance, computes x MAC energy), returning
+the same names as the case's ``key_results``. ``load_timeloop_yaml`` reads the overlapping subset of
+Timeloop's v0.3/v0.4 YAML (a flat storage hierarchy, a CNN-layer or Einsum problem, a per-level mapping).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from hwsim.errors import ConfigError
+from hwsim.mappers.mapping import DIMS, LevelMapping, Mapping
+from hwsim.models.arch import ArchSpec, validate_arch
+from hwsim.models.spatial import NestStats, analyze
+from hwsim.models.spatial.nest import Problem
+
+_ROLE_ORDER = {"W": 0, "I": 1, "O": 2}
+
+
+# ----- problem ----------------------------------------------------------------------------------
+def _parse_rank(rank: str, *, where: str) -> list[tuple[str, int]]:
+    terms = []
+    for term in rank.replace(" ", "").split("+"):
+        match = re.fullmatch(r"(?:(\d+)\*)?([A-Za-z_]\w*)(?:\*(\d+))?", term)
+        if not match:
+            raise ConfigError(f"{where}: cannot parse projection term {term!r} in rank {rank!r}")
+        coef = int(match.group(1) or match.group(3) or 1)
+        terms.append((match.group(2), coef))
+    return terms
+
+
+def _tensor_roles(spaces: list[dict[str, Any]], *, where: str) -> dict[str, str]:
+    """Case tensor name -> W / I / O (I is the one with sliding-window ranks, else the first operand)."""
+    outputs = [s["name"] for s in spaces if s.get("read_write")]
+    operands = [s for s in spaces if not s.get("read_write")]
+    if len(outputs) != 1 or len(operands) != 2:
+        raise ConfigError(f"{where}: need exactly two input tensors and one read-write output, "
+                          f"got {[s['name'] for s in spaces]}")
+    def score(space: dict[str, Any]) -> int:
+        name = space["name"].lower()
+        return (10 * any("+" in r for r in space["projection_ranks"]) + 5 * ("input" in name)
+                - 5 * ("weight" in name or "filter" in name))
+    first, second = sorted(operands, key=score, reverse=True)
+    if score(first) == score(second):
+        first, second = operands
+    return {first["name"]: "I", second["name"]: "W", outputs[0]: "O"}
+
+
+def _assign_dims(ranks: dict[str, list[list[tuple[str, int]]]], bounds: dict[str, int], *, where: str
+                 ) -> dict[str, str | None]:
+    """Case dim -> hwsim loop dim by the tensors it indexes (None: a unit dim indexing one tensor)."""
+    member = {dim: {role for role, rs in ranks.items() for rank in rs for d, _ in rank if d == dim}
+              for dim in bounds}
+    slots: dict[str, str | None] = {}
+    windows = [rank for rank in ranks["I"] if len(rank) > 1]
+    for rank, (out_slot, filt_slot) in zip(windows, (("P", "R"), ("Q", "S"))):
+        for dim, _ in rank:
+            slots[dim] = out_slot if "O" in member[dim] else filt_slot
+    by_role = {frozenset("WIO"): ["G"], frozenset("WO"): ["K"], frozenset("WI"): ["C", "R", "S"],
+               frozenset("IO"): ["P", "Q", "N"], frozenset("W"): [], frozenset("I"): [], frozenset("O"): []}
+    for dim in bounds:
+        if dim in slots:
+            continue
+        free = [s for s in by_role[frozenset(member[dim])] if s not in slots.values()]
+        if free:
+            slots[dim] = free[0]
+        elif bounds[dim] == 1:
+            slots[dim] = None
+        else:
+            raise ConfigError(f"{where}: dimension {dim} (bound {bounds[dim]}) has no place in the "
+                              f"N G K C P Q R S loop nest (indexes {sorted(member[dim])})")
+    return slots
+
+
+def problem_from_case(problem: dict[str, Any], *, bits: int, where: str) -> tuple[Problem, dict, dict]:
+    """A hwsim ``Problem`` from a Timeloop problem, plus the tensor-role and dim maps."""
+    spaces = problem["data_spaces"]
+    roles = _tensor_roles(spaces, where=where)
+    bounds = {d: int(problem["instance"].get(d, 1)) for d in problem["dimensions"]}
+    ranks = {roles[s["name"]]: [_parse_rank(r, where=where) for r in s["projection_ranks"]] for s in spaces}
+    slots = _assign_dims(ranks, bounds, where=where)
+    proj = [()] * 3
+    for role, rank_list in ranks.items():
+        proj[_ROLE_ORDER[role]] = tuple(tuple((slots[d], c) for d, c in rank if slots[d]) for rank in rank_list)
+    hw_bounds = {d: 1 for d in DIMS}
+    for dim, slot in slots.items():
+        if slot:
+            hw_bounds[slot] = bounds[dim]
+    macs = math.prod(bounds.values())
+    prob = Problem(name=problem.get("name", "case"), bounds=tuple((d, hw_bounds[d]) for d in DIMS),
+                   proj=tuple(proj), bits=(bits, bits, bits), out_bits=bits, macs=macs)
+    return prob, roles, slots
+
+
+# ----- architecture -----------------------------------------------------------------------------
+def _tech_nm(attrs: dict[str, Any]) -> float:
+    match = re.match(r"\s*([\d.]+)\s*nm", str(attrs.get("technology", "45nm")))
+    return float(match.group(1)) if match else 45.0
+
+
+def arch_from_case(levels: list[dict[str, Any]], *, name: str, where: str) -> ArchSpec:
+    """An ``ArchSpec`` from a flattened Timeloop hierarchy (storage levels outer to inner, compute last)."""
+    *storage, compute = levels
+    if not storage:
+        raise ConfigError(f"{where}: architecture has no storage level")
+    memory = []
+    for i, level in enumerate(storage):
+        attrs = level.get("attributes", {})
+        datawidth = int(attrs.get("datawidth", attrs.get("word_bits", 8)))
+        width = int(attrs.get("width", attrs.get("block_size", 1) * datawidth))
+        entry: dict[str, Any] = {"name": level["name"], "kind": "dram" if i == 0 else
+                                 ("regfile" if "regfile" in str(level.get("class", "")).lower() else "sram"),
+                                 "word_bits": datawidth, "width_bits": width,
+                                 "banks": int(attrs.get("n_banks", 1)), "instances": int(level.get("instances", 1)),
+                                 "mesh_x": int(attrs.get("meshX", 1)), "mesh_y": int(attrs.get("meshY", 1))}
+        if "depth" in attrs:
+            entry["size_bytes"] = int(attrs["depth"]) * width // 8
+        for key, ours in (("read_bandwidth", "read_bw_bytes_per_cycle"),
+                          ("write_bandwidth", "write_bw_bytes_per_cycle")):
+            if attrs.get(key):
+                entry[ours] = float(attrs[key]) * datawidth / 8
+        memory.append(entry)
+    units = int(compute.get("instances", 1))
+    mac_x = max(1, int(compute.get("attributes", {}).get("meshX", 1)) // memory[-1]["mesh_x"])
+    data = {"name": name, "engine": "spatial", "clock_hz": 1e9, "technology_nm": _tech_nm(storage[0].get("attributes", {})),
+            "memory": memory, "compute": {"kind": "mac", "units": units},
+            "spatial": {"mac_mesh_x": mac_x}, "sources": {"memory": f"Timeloop case {name}"}}
+    return validate_arch(data, origin=where)
+
+
+def mapping_from_case(entries: list[dict[str, Any]], arch: ArchSpec, roles: dict[str, str],
+                      slots: dict[str, str | None], *, where: str) -> Mapping:
+    """A ``Mapping`` from the case's per-level ``tiles_kept`` and ``loops_outer_to_inner``."""
+    by_level = {e["level"]: e for e in entries}
+    if unknown := sorted(set(by_level) - {lvl.name for lvl in arch.memory}):
+        raise ConfigError(f"{where}: mapping names unknown level(s) {unknown}")
+    levels = []
+    for level in arch.memory:
+        entry = by_level.get(level.name, {"tiles_kept": {}, "loops_outer_to_inner": []})
+        loops: dict[str, list] = {"temporal": [], "spatial_x": [], "spatial_y": []}
+        for loop in entry.get("loops_outer_to_inner", []):
+            slot = slots.get(loop["dim"])
+            if slot is None:
+                if int(loop["bound"]) > 1:
+                    raise ConfigError(f"{where}: loop over unknown dim {loop['dim']!r}")
+                continue
+            kind = "temporal" if not loop.get("spatial") else ("spatial_y" if loop.get("axis") == "Y" else "spatial_x")
+            loops[kind].append((slot, int(loop["bound"])))
+        keep = tuple(roles[t] for t in entry.get("tiles_kept", {}) if t in roles)
+        levels.append(LevelMapping(level=level.name, keep=keep, **loops))
+    return Mapping(levels=tuple(levels), source=where)
+
+
+# ----- energy -----------------------------------------------------------------------------------
+def _case_energy(case: dict[str, Any], arch: ArchSpec, result: NestStats, roles: dict[str, str],
+                 computes: int) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, float]]:
+    ert = {name: spec["actions_pJ"] for name, spec in case["ert_pJ_per_action"].items()}
+    accesses: dict[str, dict[str, dict[str, float]]] = {}
+    by_level: dict[str, float] = {}
+    cycles = result.cycles
+    for level in arch.memory:
+        energies, kept = ert.get(level.name, {}), {}
+        block = level.block_words
+        for case_name, role in roles.items():
+            if result.count(level.name, role, "tile") == 0 and level.name != arch.memory[0].name:
+                continue
+            counts = {a: result.count(level.name, role, a) for a in ("read", "write", "update")}
+            instances = result.instances[result.levels.index(level.name)]
+            pj = sum(math.ceil(n / block) * energies.get(a, 0.0) for a, n in counts.items()) * instances
+            kept[case_name] = {"reads_per_instance": counts["read"], "fills_per_instance": counts["write"],
+                               "updates_per_instance": counts["update"], "utilized_instances": instances,
+                               "energy_total_pJ": pj}
+        accesses[level.name] = kept
+        leak = energies.get("leak", 0.0) * cycles * level.instances
+        by_level[level.name] = sum(v["energy_total_pJ"] for v in kept.values()) + leak
+    compute_name = case["architecture_flattened_outer_to_inner"][-1]["name"]
+    by_level[compute_name] = computes * ert.get(compute_name, {}).get("compute", 0.0)
+    by_level["Total"] = sum(by_level.values())
+    return accesses, by_level
+
+
+def evaluate_reference_case(path: str | Path) -> dict[str, Any]:
+    """Evaluate a Timeloop reference case with hwsim; returns cycles, energy_pj, computes and access counts."""
+    path = Path(path)
+    try:
+        case = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{path.name}: cannot read reference case ({err})") from None
+    where = path.name
+    if case.get("problem", {}).get("densities") or case.get("sparse_optimizations"):
+        raise ConfigError(f"{where}: sparse case (densities / sparse optimizations); evaluate it with the "
+                          f"sparse engine (hwsim.models.sparse), not the dense spatial engine")
+    levels = case["architecture_flattened_outer_to_inner"]
+    bits = int(levels[0].get("attributes", {}).get("datawidth", 8))
+    problem, roles, slots = problem_from_case(case["problem"], bits=bits, where=where)
+    arch = arch_from_case(levels, name=case.get("id", path.stem), where=where)
+    mapping = mapping_from_case(case["mapping_result_outer_to_inner"], arch, roles, slots, where=where)
+    result = analyze(problem, arch, mapping)
+    computes = result.padded_macs
+    accesses, by_level = _case_energy(case, arch, result, roles, computes)
+    return {"id": case.get("id", path.stem), "cycles": result.cycles, "computes": computes,
+            "utilization_pct": 100.0 * problem.macs / (result.cycles * arch.compute.units),
+            "energy_pj": by_level["Total"], "energy_pJ_by_level": by_level, "storage_accesses": accesses,
+            "arch": arch, "mapping": mapping, "problem": problem}

@@ -1,0 +1,117 @@
+"""Bit-serial and multi-precision engines: Stripes, Loom, Bit-Pragmatic, Bit Fusion.
+
+``lanes`` counts the engine's smallest compute units and each design's cycles follow its paper:
+
+* Stripes (Judd et al., MICRO 2016): lanes are 1-bit x ``compute.weight_bits`` serial inner-product
+  units; a MAC takes ``p_a`` cycles, the layer's activation precision -> ceil(MACs / lanes) * p_a.
+* Loom (Sharify et al., DAC 2018): 1b x 1b lanes, weights and activations both serial ->
+  ceil(MACs / lanes) * p_a * p_w.
+* Bit-Pragmatic (Albericio et al., MICRO 2017): like Stripes but only the essential (non-zero) bits
+  of the activations are processed, lanes in lock-step groups of ``sync_group`` ->
+  ceil(MACs / lanes) * e, e from ``layer.act_essential_bits``, the mapping, or ``act_bits``.
+* Bit Fusion (Sharma et al., ISCA 2018): ``lanes`` 2-bit BitBricks in ``fusion_units`` groups; a
+  p_w x p_a MAC needs ceil(p_w/2)*ceil(p_a/2) bricks, a unit fuses its bricks into
+  floor(bricks_per_unit / that) MACs per cycle (or spends several cycles on one 16-bit MAC).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from hwsim.errors import ConfigError, UnsupportedOpError
+from hwsim.ir import Layer
+from hwsim.models.arch import ArchSpec, BitSerialParams
+from hwsim.models.counts import LayerCounts
+from hwsim.models.sparse.engine import as_gemm_layer
+from hwsim.models.sparse.traffic import Operand, layer_traffic
+
+DESIGNS = ("stripes", "loom", "pragmatic", "bit_fusion")
+# A fetched weight serves 16 windows and a 16-input adder tree reduces before each accumulator
+# write (DaDianNao/Stripes tiles: 16 filters x 16 synapses x 16 windows; Judd et al. MICRO 2016).
+REUSE = 16
+
+
+@dataclass(frozen=True)
+class BitSerialMapping:
+    """Per-layer precisions the engine runs at (a profile-table entry) and, for Pragmatic, the
+    essential bits per activation; ``None`` takes them from the Layer."""
+
+    design: str
+    weight_bits: int | None = None
+    act_bits: int | None = None
+    essential_bits: float | None = None
+
+
+def default_mapping(layer: Layer, arch: ArchSpec) -> BitSerialMapping:
+    """Run at the layer's own (quantization-annotated) precisions."""
+    return BitSerialMapping(design=_params(arch).design)
+
+
+def _params(arch: ArchSpec) -> BitSerialParams:
+    if arch.bitserial is None:
+        raise ConfigError(f"{arch.name}: the bitserial engine needs a 'bitserial' section")
+    return arch.bitserial
+
+
+def _clamp(bits: int, bp: BitSerialParams) -> int:
+    return max(bp.min_bits, min(int(bits), bp.max_bits))
+
+
+def fusion_macs_per_cycle(weight_bits: int, act_bits: int, *, brick_bits: int, bricks_per_unit: int) -> float:
+    """MACs one Bit Fusion unit completes per cycle at the given (fused) precisions."""
+    need = math.ceil(weight_bits / brick_bits) * math.ceil(act_bits / brick_bits)
+    if need <= bricks_per_unit:
+        return float(bricks_per_unit // need)
+    return 1.0 / math.ceil(need / bricks_per_unit)
+
+
+def _cycles_and_steps(layer: Layer, arch: ArchSpec, bp: BitSerialParams, mapping: BitSerialMapping
+                      ) -> tuple[int, float, int, int, dict[str, float]]:
+    """(cycles, MAC actions to price, priced weight bits, priced act bits, details)."""
+    p_w = _clamp(mapping.weight_bits or layer.weight_bits, bp)
+    p_a = _clamp(mapping.act_bits or layer.act_bits, bp)
+    macs = layer.macs
+    waves = math.ceil(macs / bp.lanes)
+    if bp.design == "stripes":
+        return waves * p_a, float(macs * p_a), arch.compute.weight_bits, 1, {"serial_bits": float(p_a)}
+    if bp.design == "loom":
+        return waves * p_a * p_w, float(macs * p_a * p_w), 1, 1, {"serial_bits": float(p_a * p_w)}
+    if bp.design == "pragmatic":
+        ess = mapping.essential_bits if mapping.essential_bits is not None else layer.act_essential_bits
+        ess = float(p_a if ess is None else min(ess, p_a))
+        return math.ceil(waves * ess - 1e-9), macs * ess, arch.compute.weight_bits, 1, {
+            "serial_bits": ess, "essential_bits_known": float(
+                mapping.essential_bits is not None or layer.act_essential_bits is not None)}
+    units = bp.fusion_units or bp.lanes
+    per_unit = fusion_macs_per_cycle(p_w, p_a, brick_bits=bp.brick_bits, bricks_per_unit=max(1, bp.lanes // units))
+    cycles = math.ceil(macs / (units * per_unit) - 1e-9)
+    bricks = math.ceil(p_w / bp.brick_bits) * math.ceil(p_a / bp.brick_bits)
+    return cycles, float(macs), p_w, p_a, {"fused_macs_per_unit": per_unit, "busy_lane_cycles": float(macs * bricks)}
+
+
+def evaluate(layer: Layer, arch: ArchSpec, mapping: BitSerialMapping) -> LayerCounts:
+    """Cycles and action counts of one MAC layer on a bit-serial / bit-fusion engine."""
+    if not layer.op.has_macs:
+        raise UnsupportedOpError(f"layer {layer.name!r}: op {layer.op.value!r} has no MACs; use the vector unit")
+    bp = _params(arch)
+    if mapping.design != bp.design:
+        raise ConfigError(f"bitserial mapping: design {mapping.design!r} does not match the arch's {bp.design!r}")
+    g_layer = as_gemm_layer(layer)
+    cycles, actions, w_bits, a_bits, extra = _cycles_and_steps(g_layer, arch, bp, mapping)
+    stored_w = layer.weight_bits if bp.design in ("loom", "bit_fusion") else max(layer.weight_bits,
+                                                                                 arch.compute.weight_bits)
+    weights = Operand(float(g_layer.second_operand_elems or g_layer.weight_elems), stored_w)
+    inputs = Operand(float(g_layer.input_elems), layer.act_bits)
+    kred = g_layer.gemm_shape[2]
+    accesses = layer_traffic(g_layer, arch, weights=weights, inputs=inputs,
+                             act_deliveries=float(g_layer.input_elems), performed_macs=float(g_layer.macs),
+                             pe_weight_reads=g_layer.macs / REUSE,
+                             pe_output_updates=float(g_layer.output_elems * math.ceil(kred / REUSE)))
+    kind = "int" if bp.design == "bit_fusion" else "bitserial"
+    details = {"bitserial_parallel_bits": float(w_bits), "dense_macs": float(g_layer.macs), **extra}
+    busy = details.pop("busy_lane_cycles", actions)
+    return LayerCounts(compute_cycles=int(cycles), mac_ops=actions, weight_bits=w_bits if kind == "int" else
+                       layer.weight_bits, act_bits=a_bits if kind == "int" else layer.act_bits, mac_kind=kind,
+                       accesses=accesses, utilization=min(1.0, busy / (cycles * bp.lanes)) if cycles else 0.0,
+                       engine="bitserial", details=tuple(details.items()))

@@ -1,0 +1,130 @@
+"""Spatial loop-nest engine: any memory-level tree, tiling, loop order, spatial unrolling and bypass.
+
+``evaluate(layer, arch, mapping)`` counts, per memory level and tensor, the reads, fills (``write``) and
+updates per *utilized* instance with Timeloop's accounting (delta refills incl. sliding windows,
+multicast and spatial reduction over fan-outs, read-modify-write outputs whose first update needs no
+read), checks capacities and fan-outs (``InvalidMappingError`` listing every reason) and derives
+bandwidth-limited cycles. ``default_mapping(layer, arch)`` builds a valid mapping greedily.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwsim.errors import InvalidMappingError
+from hwsim.ir import Layer
+from hwsim.mappers.mapping import TENSORS, Mapping
+from hwsim.models.arch import ArchSpec
+from hwsim.models.counts import Access, LayerCounts
+from hwsim.models.spatial._kernels import FILLS, PARTITION, READS, TILE, UPDATES, _nest_stats_kernel
+from hwsim.models.spatial.nest import (Problem, capacity_problems, check_mapping, flatten,
+                                       problem_from_layer)
+
+__all__ = ["NestStats", "analyze", "default_mapping", "evaluate", "problem_from_layer"]
+
+
+@dataclass(frozen=True)
+class NestStats:
+    """Per level x tensor counts of one mapping (per utilized instance) plus cycles."""
+
+    levels: tuple[str, ...]
+    stats: np.ndarray                 # [level, tensor, (reads, fills, updates, tile, partition)]
+    instances: tuple[int, ...]        # utilized instances per level
+    compute_cycles: int
+    level_cycles: tuple[float, ...]   # bandwidth-limited cycles per level
+    padded_macs: int
+    utilized_macs: int                # MAC units working each cycle
+
+    @property
+    def cycles(self) -> int:
+        return max(self.compute_cycles, math.ceil(max(self.level_cycles, default=0) - 1e-9))
+
+    def count(self, level: str, tensor: str, action: str) -> int:
+        column = {"read": READS, "write": FILLS, "fill": FILLS, "update": UPDATES, "tile": TILE,
+                  "partition": PARTITION}[action]
+        return int(self.stats[self.levels.index(level), TENSORS.index(tensor), column])
+
+
+def _utilized_instances(mapping: Mapping) -> list[int]:
+    out, product = [], 1
+    for lvl in mapping.levels:
+        out.append(product)
+        product *= math.prod(b for _, b in lvl.spatial)
+    return out + [product]
+
+
+def _bandwidth_cycles(problem: Problem, arch: ArchSpec, stats: np.ndarray) -> tuple[float, ...]:
+    out = []
+    for i, level in enumerate(arch.memory):
+        bits = list(problem.bits)
+        if i == 0:
+            bits[2] = problem.out_bits
+        read_b = sum(stats[i, t, READS] * bits[t] for t in range(3)) / 8
+        write_b = sum((stats[i, t, FILLS] + stats[i, t, UPDATES]) * bits[t] for t in range(3)) / 8
+        cycles = 0.0
+        if level.read_bw_bytes_per_cycle:
+            cycles = max(cycles, read_b / level.read_bw_bytes_per_cycle)
+        if level.write_bw_bytes_per_cycle:
+            cycles = max(cycles, write_b / level.write_bw_bytes_per_cycle)
+        out.append(cycles)
+    return tuple(out)
+
+
+def analyze(problem: Problem, arch: ArchSpec, mapping: Mapping, *, check: bool = True) -> NestStats:
+    """Loop-nest analysis of ``mapping``; raises ``InvalidMappingError`` with every reason when ``check``."""
+    if check and (problems := check_mapping(problem, arch, mapping)):
+        raise InvalidMappingError(problem.name, problems)
+    nest = flatten(mapping)
+    proj, nranks = problem.proj_array()
+    stats = _nest_stats_kernel(loop_dim=nest.loop_dim, loop_bound=nest.loop_bound,
+                               loop_level=nest.loop_level, loop_spatial=nest.loop_spatial, proj=proj,
+                               nranks=nranks, keep=nest.keep, n_levels=len(mapping.levels), rw_tensor=2)
+    if check and (problems := capacity_problems(arch, mapping, stats[:, :, TILE], problem.bits)):
+        raise InvalidMappingError(problem.name, problems)
+    temporal = nest.loop_spatial == 0
+    instances = _utilized_instances(mapping)
+    return NestStats(levels=tuple(lvl.level for lvl in mapping.levels), stats=stats,
+                     instances=tuple(instances[:-1]),
+                     compute_cycles=int(np.prod(nest.loop_bound[temporal])),
+                     level_cycles=_bandwidth_cycles(problem, arch, stats),
+                     padded_macs=int(np.prod(nest.loop_bound)), utilized_macs=instances[-1])
+
+
+def counts_from_stats(problem: Problem, arch: ArchSpec, result: NestStats, *, layer: Layer | None = None
+                      ) -> LayerCounts:
+    """``LayerCounts`` (accesses per utilized instance, action names read/write/update) of an analysis."""
+    accesses = []
+    for i, level in enumerate(result.levels):
+        for t, tensor in enumerate(TENSORS):
+            bits = problem.out_bits if (i == 0 and t == 2) else problem.bits[t]
+            for action, column in (("read", READS), ("write", FILLS), ("update", UPDATES)):
+                count = int(result.stats[i, t, column])
+                if count:
+                    accesses.append(Access(level=level, tensor=tensor, action=action, count=float(count),
+                                           instances=result.instances[i], word_bits=bits))
+    cycles = result.cycles
+    details = [("padded_macs", float(result.padded_macs)), ("macs", float(problem.macs)),
+               ("utilized_macs", float(result.utilized_macs))]
+    details += [(f"tile.{lvl}.{t}", float(result.stats[i, k, TILE]))
+                for i, lvl in enumerate(result.levels) for k, t in enumerate(TENSORS) if result.stats[i, k, TILE]]
+    return LayerCounts(
+        compute_cycles=result.compute_cycles, stall_cycles=cycles - result.compute_cycles,
+        mac_ops=float(result.padded_macs), weight_bits=problem.bits[0], act_bits=problem.bits[1],
+        mac_kind="fp" if layer is not None and layer.number_format == "fp" else "int",
+        accesses=tuple(accesses), utilization=problem.macs / (cycles * arch.compute.units) if cycles else 0.0,
+        engine="spatial", details=tuple(details))
+
+
+def evaluate(layer: Layer, arch: ArchSpec, mapping: Mapping) -> LayerCounts:
+    """Cycles and per-level x tensor access counts of ``layer`` on ``arch`` under ``mapping``."""
+    problem = problem_from_layer(layer, arch)
+    return counts_from_stats(problem, arch, analyze(problem, arch, mapping), layer=layer)
+
+
+def default_mapping(layer: Layer, arch: ArchSpec) -> Mapping:
+    """A valid mapping from the arch's dataflow hints (greedy spatial unrolling, then greedy tiling)."""
+    from hwsim.models.spatial.default import greedy_mapping
+    return greedy_mapping(problem_from_layer(layer, arch), arch)

@@ -1,0 +1,136 @@
+"""Numba kernels of the spatial loop-nest analysis (private; called by ``hwsim.models.spatial.nest``).
+
+The loop nest is flattened outer to inner (per level: temporal loops, then spatial loops) into parallel
+arrays ``loop_dim``, ``loop_bound``, ``loop_level``, ``loop_spatial``. Tensors are projected onto data
+ranks by ``proj[t, r, d]`` (coefficient of dim ``d`` in rank ``r`` of tensor ``t``); a tile is the
+axis-aligned box spanned by its projection (Timeloop's AAHR tiles).
+
+Semantics (Timeloop's accounting): a level's fills are the tile's first fill plus, at every step of the
+temporal loops above it, the elements of the new tile that were not in the previous one (delta refills,
+sliding windows included). A parent serves its whole fan-out as one multicast consumer whose demand is
+the bounding box of the children's tiles. Compute units keep nothing: every compute step reads its
+operands from the innermost level that keeps them. Outputs are read-modify-write.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+N_DIMS = 8
+MAX_RANKS = 6
+# stats columns
+READS, FILLS, UPDATES, TILE, PARTITION = 0, 1, 2, 3, 4
+
+
+@njit(cache=True)
+def _loop_strides_kernel(loop_dim, loop_bound):
+    """Index step of each loop in its dim: product of the same-dim bounds inner to it."""
+    n = loop_dim.shape[0]
+    strides = np.ones(n, dtype=np.int64)
+    acc = np.ones(N_DIMS, dtype=np.int64)
+    for j in range(n - 1, -1, -1):
+        strides[j] = acc[loop_dim[j]]
+        acc[loop_dim[j]] *= loop_bound[j]
+    return strides
+
+
+@njit(cache=True)
+def _box_size_kernel(tensor, box, proj, nranks):
+    """Elements in the data box of ``tensor`` spanned by a dim box."""
+    size = 1
+    for r in range(nranks[tensor]):
+        extent = 1
+        for d in range(N_DIMS):
+            extent += proj[tensor, r, d] * (box[d] - 1)
+        size *= extent
+    return size
+
+
+@njit(cache=True)
+def _transfers_kernel(tensor, box, time_mask, reuse, proj, nranks, loop_dim, loop_bound, strides):
+    """Elements moved into a box over all steps of the loops in ``time_mask`` (delta refills if ``reuse``)."""
+    size = _box_size_kernel(tensor, box, proj, nranks)
+    n = loop_dim.shape[0]
+    if not reuse:
+        steps = 1
+        for j in range(n):
+            if time_mask[j]:
+                steps *= loop_bound[j]
+        return steps * size
+    total = size
+    prefix = 1
+    shift = np.zeros(N_DIMS, dtype=np.int64)
+    for j in range(n):
+        if not time_mask[j]:
+            continue
+        bound = loop_bound[j]
+        if bound > 1:
+            shift[:] = 0
+            shift[loop_dim[j]] += strides[j]
+            for k in range(j + 1, n):
+                if time_mask[k]:
+                    shift[loop_dim[k]] -= (loop_bound[k] - 1) * strides[k]
+            overlap = 1
+            for r in range(nranks[tensor]):
+                extent = 1
+                moved = 0
+                for d in range(N_DIMS):
+                    extent += proj[tensor, r, d] * (box[d] - 1)
+                    moved += proj[tensor, r, d] * shift[d]
+                overlap *= max(0, extent - abs(moved))
+            total += prefix * (bound - 1) * (size - overlap)
+        prefix *= bound
+    return total
+
+
+@njit(cache=True)
+def _box_and_time_kernel(parent, child, loop_dim, loop_bound, loop_level, loop_spatial, box, time_mask):
+    """Fill ``box`` with the union of ``child`` tiles under one ``parent`` instance, ``time_mask`` with its clock."""
+    box[:] = 1
+    for j in range(loop_dim.shape[0]):
+        lvl = loop_level[j]
+        inside = lvl >= child or (loop_spatial[j] == 1 and lvl >= parent)
+        if inside:
+            box[loop_dim[j]] *= loop_bound[j]
+        time_mask[j] = loop_spatial[j] == 0 and lvl < child
+
+
+@njit(cache=True)
+def _nest_stats_kernel(loop_dim, loop_bound, loop_level, loop_spatial, proj, nranks, keep, n_levels,
+                       rw_tensor):
+    """Per level x tensor: reads, fills, updates, tile size and partition size, all per instance."""
+    stats = np.zeros((n_levels, 3, 5), dtype=np.int64)
+    strides = _loop_strides_kernel(loop_dim, loop_bound)
+    n = loop_dim.shape[0]
+    box = np.ones(N_DIMS, dtype=np.int64)
+    time_mask = np.zeros(n, dtype=np.bool_)
+    for t in range(3):
+        for lvl in range(n_levels):
+            if not keep[lvl, t]:
+                continue
+            # own tile and its refills
+            _box_and_time_kernel(lvl, lvl, loop_dim, loop_bound, loop_level, loop_spatial, box, time_mask)
+            stats[lvl, t, TILE] = _box_size_kernel(t, box, proj, nranks)
+            own = _transfers_kernel(t, box, time_mask, True, proj, nranks, loop_dim, loop_bound, strides)
+            # partition: everything one instance ever holds (all loops but the spatial ones above it)
+            for j in range(n):
+                if loop_spatial[j] == 0 and loop_level[j] < lvl:
+                    box[loop_dim[j]] *= loop_bound[j]
+            partition = _box_size_kernel(t, box, proj, nranks)
+            stats[lvl, t, PARTITION] = partition
+            # demand of the next inner keeper (or the compute units)
+            child = lvl + 1
+            while child < n_levels and not keep[child, t]:
+                child += 1
+            _box_and_time_kernel(lvl, child, loop_dim, loop_bound, loop_level, loop_spatial, box, time_mask)
+            demand = _transfers_kernel(t, box, time_mask, child < n_levels, proj, nranks,
+                                       loop_dim, loop_bound, strides)
+            if t == rw_tensor:
+                stats[lvl, t, UPDATES] = demand
+                stats[lvl, t, READS] = demand - partition
+                stats[lvl, t, FILLS] = own - partition if lvl > 0 else 0
+            else:
+                stats[lvl, t, READS] = demand
+                stats[lvl, t, FILLS] = own if lvl > 0 else 0
+    return stats

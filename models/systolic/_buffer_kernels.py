@@ -1,0 +1,284 @@
+"""Numba port of SCALE-Sim 3.0.0's memory system in CALC mode (behaviour, not code).
+
+Demand rows are generated on the fly (one per simulated cycle, fold after fold, row folds inner);
+each row's addresses go, left to right, through:
+
+* the ifmap/filter *estimate* read buffers: distinct addresses are grouped in first-touch order into
+  sets of ``floor(words / 100)``; an address seen in a set at or after the window start is a hit,
+  otherwise it joins the current set (one DRAM read). When 50 new sets have filled, the window slides
+  by 50 sets; the first batch is fetched at 10 words/cycle ending two cycles before the first
+  request, later batches are spread over the cycles since the previous one. They never stall.
+* the ofmap write buffer: words are packed into lines of ``drain bandwidth`` words; once more than
+  half the buffer is used, the lines written so far (up to half a buffer) drain at one line per
+  cycle; a write into a full buffer while a drain is running waits for the drain's end (a stall).
+
+State vectors are int64 arrays indexed by the ``_RB_*`` / ``_WB_*`` constants below.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# layer shape vector
+H, W, FR, FS, CH, NF, SH, SW, EH, EW = range(10)
+# read-buffer state
+_RB_NSET, _RB_CUR, _RB_FILL, _RB_START, _RB_END, _RB_FIRST_DONE, _RB_FIRST_REQ, _RB_SEEN = range(8)
+_RB_LAST_START, _RB_LAST_END, _RB_ACCESS, _RB_DSTART, _RB_DEND, _RB_BW = range(8, 14)
+# write-buffer state
+_WB_TOTAL, _WB_DRAIN, _WB_BW, _WB_FREE, _WB_FILL, _WB_LINES, _WB_DLINE, _WB_DEND = range(8)
+_WB_ACCESS, _WB_DSTART, _WB_DSTOP, _WB_HAS = range(8, 12)
+SETS_PER_HALF = 50
+CALC_FILL_WORDS_PER_CYCLE = 10
+
+
+@njit(cache=True)
+def _ifmap_addr(shape, p, k):
+    """NHWC address of ifmap element (ofmap pixel p, window index k); -1 past the ifmap edge."""
+    oy = p // shape[EW]
+    ox = p - oy * shape[EW]
+    per_row = shape[FS] * shape[CH]
+    fy = k // per_row
+    rest = k - fy * per_row
+    fx = rest // shape[CH]
+    c = rest - fx * shape[CH]
+    y = oy * shape[SH] + fy
+    x = ox * shape[SW] + fx
+    if y >= shape[H] or x >= shape[W]:
+        return -1
+    return (y * shape[W] + x) * shape[CH] + c
+
+
+@njit(cache=True)
+def _address(shape, df, operand, idx, j, fr, fc, rows, cols):
+    """Address demanded at data index ``idx`` (or tile row) and array column ``j`` of fold (fr, fc)."""
+    window = shape[FR] * shape[FS] * shape[CH]
+    if operand == 0:                                   # ifmap
+        if df == 0:
+            return _ifmap_addr(shape, idx, fr * rows + j)
+        if df == 1:
+            return _ifmap_addr(shape, fr * rows + j, idx)
+        return _ifmap_addr(shape, fc * cols + j, fr * rows + idx)
+    if operand == 1:                                   # filter: n * K + k
+        if df == 0:
+            return (fc * cols + j) * window + fr * rows + idx
+        if df == 1:
+            return (fc * cols + j) * window + idx
+        return idx * window + fr * rows + j
+    if df == 2:                                        # ofmap: p * N + n
+        return (fc * cols + j) * shape[NF] + idx
+    if df == 1:
+        return (fr * rows + idx) * shape[NF] + fc * cols + j
+    return idx * shape[NF] + fc * cols + j
+
+
+@njit(cache=True)
+def _row_span(kind, r, pre, t, rows, used, ur):
+    """Column range [lo, hi] of demand row ``r`` and the data index offset (idx = base - j)."""
+    if kind == 0:                                      # skewed stream
+        return max(0, r - pre - t + 1), min(used - 1, r - pre), r - pre
+    if kind == 1:                                      # flipped stationary tile (no skew)
+        if r < rows and rows - 1 - r < ur:
+            return 0, used - 1, -1
+        return 1, 0, -1
+    lo = max(0, r - (t - 1) - (rows - 1))              # os ofmap: gap, flipped tile, skew
+    hi = min(used - 1, r - (t - 1) - (rows - ur))
+    return lo, hi, r - (t - 1)
+
+
+@njit(cache=True)
+def _rb_access(state, latest, addr, cycle):
+    """One demanded address through the estimate read buffer."""
+    if latest[addr] >= state[_RB_START]:
+        return
+    latest[addr] = state[_RB_CUR]
+    state[_RB_ACCESS] += 1
+    state[_RB_FILL] += 1
+    if state[_RB_FILL] < state[_RB_NSET]:
+        return
+    state[_RB_FILL] = 0
+    state[_RB_CUR] += 1
+    if state[_RB_CUR] != state[_RB_END] + 1:
+        return
+    if state[_RB_FIRST_DONE] == 0:
+        end = state[_RB_FIRST_REQ] - 2
+        need = -(-(SETS_PER_HALF * state[_RB_NSET]) // state[_RB_BW])
+        state[_RB_DSTART] = end - need + 2
+        state[_RB_DEND] = end + 1
+        state[_RB_FIRST_DONE] = 1
+        state[_RB_LAST_END] = end
+    else:
+        state[_RB_DEND] = state[_RB_LAST_END] + 1
+    state[_RB_START] += SETS_PER_HALF
+    state[_RB_END] += SETS_PER_HALF
+    state[_RB_LAST_START] = state[_RB_LAST_END] + 1
+    state[_RB_LAST_END] = cycle
+
+
+@njit(cache=True)
+def _rb_complete(state):
+    """Fetch what is left at the end of the layer (sets the DRAM start/stop cycles)."""
+    if state[_RB_FIRST_DONE] == 0:
+        sets = state[_RB_CUR] + (1 if state[_RB_FILL] > 0 else 0)
+        need = -(-(sets * state[_RB_NSET]) // state[_RB_BW])
+        state[_RB_DSTART] = -need
+        state[_RB_DEND] = -1
+    else:
+        state[_RB_DEND] = state[_RB_LAST_END] + 1
+
+
+@njit(cache=True)
+def _wb_drain(state, lines, start_cycle):
+    """Drain up to half a buffer of written lines, one line per cycle; returns the last cycle."""
+    per_drain = -(-state[_WB_DRAIN] // state[_WB_BW])
+    end_line = min(state[_WB_DLINE] + per_drain, state[_WB_LINES])
+    count = end_line - state[_WB_DLINE]
+    if count <= 0:
+        return state[_WB_DEND]
+    size = count * state[_WB_BW] - (state[_WB_BW] - lines[end_line - 1])
+    state[_WB_ACCESS] += size
+    if state[_WB_HAS] == 0:
+        state[_WB_DSTART] = start_cycle
+        state[_WB_HAS] = 1
+    state[_WB_DSTOP] = max(state[_WB_DSTOP], start_cycle + count - 1)
+    state[_WB_FREE] += size
+    state[_WB_DLINE] = end_line
+    return start_cycle + count - 1
+
+
+@njit(cache=True)
+def _wb_write(state, lines, cycle):
+    """One word written to the ofmap buffer at ``cycle``; returns the (possibly stalled) cycle."""
+    lines[state[_WB_LINES]] += 1
+    state[_WB_FILL] += 1
+    state[_WB_FREE] -= 1
+    if state[_WB_FILL] == state[_WB_BW]:
+        state[_WB_LINES] += 1
+        state[_WB_FILL] = 0
+    if cycle < state[_WB_DEND]:
+        if state[_WB_FREE] <= 0:
+            cycle = state[_WB_DEND]
+    elif state[_WB_FREE] < state[_WB_TOTAL] - state[_WB_DRAIN]:
+        if state[_WB_FILL] != 0:
+            state[_WB_LINES] += 1
+            state[_WB_FILL] = 0
+        state[_WB_DEND] = _wb_drain(state, lines, cycle)
+    return cycle
+
+
+@njit(cache=True)
+def _wb_flush(state, lines, cycle):
+    """Drain everything left after the last demand row."""
+    if state[_WB_FILL] != 0:
+        state[_WB_LINES] += 1
+        state[_WB_FILL] = 0
+    while state[_WB_DLINE] < state[_WB_LINES]:
+        state[_WB_DEND] = _wb_drain(state, lines, cycle)
+        cycle = state[_WB_DEND] + 1
+
+
+# per dataflow and operand (ifmap, filter, ofmap): demand kind (0 skewed stream, 1 flipped tile,
+# 2 os ofmap), prefix rows in units of (rows, 1): prefix = a * rows + b, and which used extent
+# (0: used rows, 1: used cols) spans the array columns of the demand matrix
+_KIND = np.array([[0, 1, 0], [0, 0, 2], [1, 0, 0]], dtype=np.int64)
+_PRE_A = np.array([[1, 0, 2], [0, 0, 0], [0, 1, 2]], dtype=np.int64)
+_PRE_B = np.array([[0, 0, -1], [0, 0, 0], [0, 0, -1]], dtype=np.int64)
+_USED = np.array([[0, 1, 1], [0, 1, 1], [1, 0, 1]], dtype=np.int64)
+
+
+@njit(cache=True)
+def _operand_row(shape, df, operand, r, fr, fc, rows, cols, t, ur, uc, kind, pre, used, out):
+    """Fill ``out`` with the valid addresses of demand row ``r`` of fold (fr, fc); return the count."""
+    lo, hi, base = _row_span(kind, r, pre, t, rows, used, ur)
+    n = 0
+    for j in range(lo, hi + 1):
+        if kind == 0:
+            idx = base - j
+        elif kind == 1:
+            idx = rows - 1 - r
+        else:
+            idx = rows - 1 - (base - j)
+        addr = _address(shape, df, operand, idx, j, fr, fc, rows, cols)
+        if addr >= 0:
+            out[n] = addr
+            n += 1
+    return n
+
+
+@njit(cache=True)
+def _calc_layer_kernel(shape, rows, cols, df, t, sr, sc, per_fold, rb_i, latest_i, rb_f, latest_f,
+                       wb, lines, windows):
+    """Run every demand row through the CALC buffers; returns the stall cycles.
+
+    ``windows`` receives the first/last serviced cycle with a valid address per operand.
+    """
+    kind = _KIND[df]
+    pre = _PRE_A[df] * rows + _PRE_B[df]
+    if df == 1:
+        pre[2] = t - 1
+    used_sel = _USED[df]
+    buf = np.empty(max(rows, cols), dtype=np.int64)
+    windows[:] = -1
+    stalls = 0
+    row = 0
+    row_folds = (sr + rows - 1) // rows
+    col_folds = (sc + cols - 1) // cols
+    last_out = 0
+    for fc in range(col_folds):
+        uc = min(cols, sc - fc * cols)
+        for fr in range(row_folds):
+            ur = min(rows, sr - fr * rows)
+            for r in range(per_fold):
+                cycle = row + stalls
+                for operand in range(2):
+                    state = rb_i if operand == 0 else rb_f
+                    latest = latest_i if operand == 0 else latest_f
+                    used = ur if used_sel[operand] == 0 else uc
+                    n = _operand_row(shape, df, operand, r, fr, fc, rows, cols, t, ur, uc, kind[operand],
+                                     pre[operand], used, buf)
+                    if n == 0:
+                        continue
+                    if state[_RB_SEEN] == 0:
+                        state[_RB_SEEN] = 1
+                        state[_RB_FIRST_REQ] = cycle
+                    for a in range(n):
+                        _rb_access(state, latest, buf[a], cycle)
+                    if windows[2 * operand] < 0:
+                        windows[2 * operand] = cycle + 1
+                    windows[2 * operand + 1] = cycle + 1
+                used = ur if used_sel[2] == 0 else uc
+                n = _operand_row(shape, df, 2, r, fr, fc, rows, cols, t, ur, uc, kind[2], pre[2], used, buf)
+                out_cycle = cycle
+                for a in range(n):
+                    out_cycle = _wb_write(wb, lines, out_cycle)
+                if n > 0:
+                    if windows[4] < 0:
+                        windows[4] = out_cycle
+                    windows[5] = out_cycle
+                stalls += out_cycle - cycle
+                last_out = out_cycle
+                row += 1
+    _rb_complete(rb_i)
+    _rb_complete(rb_f)
+    _wb_flush(wb, lines, last_out)
+    return stalls
+
+
+def new_read_state(size_words: int, fill_words_per_cycle: int) -> np.ndarray:
+    """Initial estimate-read-buffer state for an SRAM of ``size_words``."""
+    state = np.zeros(14, dtype=np.int64)
+    state[_RB_NSET] = max(1, size_words // 100)
+    state[_RB_END] = SETS_PER_HALF - 1
+    state[_RB_LAST_START], state[_RB_LAST_END] = -2, -1
+    state[_RB_BW] = fill_words_per_cycle
+    return state
+
+
+def new_write_state(size_words: int, drain_words_per_cycle: int) -> np.ndarray:
+    """Initial write-buffer state (half the buffer drains while the other half fills)."""
+    state = np.zeros(12, dtype=np.int64)
+    state[_WB_TOTAL] = size_words
+    state[_WB_DRAIN] = size_words - -(-size_words // 2)
+    state[_WB_BW] = drain_words_per_cycle
+    state[_WB_FREE] = size_words
+    return state

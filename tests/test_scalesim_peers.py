@@ -1,0 +1,79 @@
+"""Differential tests against the real SCALE-Sim 3.0.0 (``pytest -m peers``).
+
+SCALE-Sim needs numpy<2.4, so it lives in its own venv (``benchmarks/setup_scalesim_venv.sh``); point
+``HWSIM_SCALESIM_PYTHON`` at that venv's python. Random conv and GEMM layers x arrays (square and not)
+x ws/os/is x SRAM sizes that do and do not stall, seeded; every column of the three reports is
+compared and the per-column pass rate is printed (``-s``) and recorded in the assertion message.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from hwsim.interop.scalesim import ScaleSimConfig, read_report, read_topology, run_peer, write_reports
+from hwsim.models.systolic.buffers import simulate_calc
+
+PEER = os.environ.get("HWSIM_SCALESIM_PYTHON", "")
+pytestmark = [pytest.mark.peers,
+              pytest.mark.skipif(not (PEER and Path(PEER).exists()), reason="HWSIM_SCALESIM_PYTHON not set")]
+REPORTS = ("COMPUTE_REPORT.csv", "BANDWIDTH_REPORT.csv", "DETAILED_ACCESS_REPORT.csv")
+
+
+def random_topology(rng: random.Random, path: Path, *, gemm: bool, count: int = 4) -> Path:
+    """A small random topology file (trailing commas, as SCALE-Sim needs)."""
+    lines = ["Layer, M, N, K," if gemm else
+             "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,"]
+    for i in range(count):
+        if gemm:
+            lines.append(f"g{i}, {rng.randint(1, 40)}, {rng.randint(1, 40)}, {rng.randint(1, 40)},")
+        else:
+            r, s = rng.randint(1, 3), rng.randint(1, 3)
+            lines.append(f"c{i}, {rng.randint(r, 12)}, {rng.randint(s, 12)}, {r}, {s}, {rng.randint(1, 6)}, "
+                         f"{rng.randint(1, 12)}, {rng.randint(1, 2)},")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+CASES = [(seed, rows, cols, df, kb) for seed, (rows, cols), df, kb in [
+    (1, (4, 4), "ws", 64), (2, (8, 4), "os", 64), (3, (4, 8), "is", 64), (4, (1, 1), "ws", 64),
+    (5, (8, 8), "ws", 1), (6, (4, 4), "os", 1), (7, (8, 4), "is", 1), (8, (16, 8), "ws", 2),
+    (9, (3, 5), "os", 1), (10, (5, 3), "is", 2),
+]]
+
+
+def _compare(ours: Path, theirs: Path, tally: Counter, total: Counter) -> list[str]:
+    mismatches = []
+    for name in REPORTS:
+        for row_ours, row_theirs in zip(read_report(ours / name), read_report(theirs / name), strict=True):
+            for column, expected in row_theirs.items():
+                got = row_ours[column]
+                total[column] += 1
+                if got == pytest.approx(expected, rel=1e-9, abs=1e-9):
+                    tally[column] += 1
+                else:
+                    mismatches.append(f"{name} layer {int(row_theirs['LayerID'])} {column}: {got} != {expected}")
+    return mismatches
+
+
+@pytest.mark.parametrize("gemm", [False, True], ids=["conv", "gemm"])
+@pytest.mark.parametrize("seed, rows, cols, dataflow, sram_kb", CASES)
+def test_calc_reports_match_scalesim(tmp_path, seed, rows, cols, dataflow, sram_kb, gemm):
+    rng = random.Random(seed * 2 + gemm)
+    topo = random_topology(rng, tmp_path / "topo.csv", gemm=gemm)
+    config = ScaleSimConfig(run_name="peer", rows=rows, cols=cols, ifmap_kb=sram_kb, filter_kb=sram_kb,
+                            ofmap_kb=sram_kb, dataflow=dataflow)
+    theirs = run_peer(PEER, config, topo, tmp_path / "peer", gemm=gemm, timeout_s=300)
+    words = (sram_kb * 1024,) * 3
+    reports = [simulate_calc(layer, rows=rows, cols=cols, dataflow=dataflow, sram_words=words)
+               for layer in read_topology(topo, gemm=gemm)]
+    ours = tmp_path / "ours"
+    write_reports(reports, ours)
+    tally, total = Counter(), Counter()
+    mismatches = _compare(ours, theirs, tally, total)
+    rates = {column: f"{tally[column]}/{total[column]}" for column in total if tally[column] != total[column]}
+    assert not mismatches, f"pass rates {rates}; first mismatches: {mismatches[:8]}"
