@@ -111,10 +111,10 @@ def rank_table(graphs: dict[str, LayerGraph], archs=ARCHS) -> list[dict]:
     for arch_name in archs:
         arch = load_arch(arch_name)
         results = {v: simulate_graph(g, arch) for v, g in graphs.items()}
-        order = sorted(results, key=lambda v: results[v].latency_s)
         for v, res in results.items():
+            faster = sum(1 for o in results.values() if o.latency_s < res.latency_s * (1 - 1e-9))
             rows.append({"arch": arch_name, "variant": v, "latency_ms": res.latency_s * 1e3,
-                         "energy_uj": res.energy_pj / 1e6, "rank_latency": order.index(v) + 1})
+                         "energy_uj": res.energy_pj / 1e6, "rank_latency": faster + 1})  # ties share a rank
     return rows
 
 

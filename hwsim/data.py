@@ -63,6 +63,21 @@ def train_classifier(model: Any, data: tuple[Any, Any, Any, Any], *, epochs: int
     import torch
     import torch.nn.functional as F
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)      # tiny batches: one thread is faster and immune to a busy machine
+    try:
+        return _train(model, data, epochs=epochs, lr=lr, seed=seed, extra_loss=extra_loss, after_step=after_step,
+                      batch_size=batch_size, weight_decay=weight_decay)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(model: Any, data: tuple[Any, Any, Any, Any], *, epochs: int, lr: float, seed: int,
+           extra_loss: Callable[[Any], Any] | None, after_step: Callable[[Any], None] | None,
+           batch_size: int, weight_decay: float) -> float:
+    import torch
+    import torch.nn.functional as F
+
     x_train, y_train, x_test, y_test = data
     generator = torch.Generator().manual_seed(int(seed))
     torch.manual_seed(int(seed))

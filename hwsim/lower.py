@@ -42,7 +42,7 @@ import numpy as np
 from hwsim.errors import ConfigError, UnknownNameError
 from hwsim.ir import LayerGraph, PackedMask, Sparsity, SparsityKind
 
-__all__ = ["lower", "lower_onnx", "load_graph", "weight_facts", "META_KEYS"]
+__all__ = ["lower", "lower_onnx", "load_graph", "rebatch", "weight_facts", "META_KEYS"]
 
 META_KEYS = ("weight_bits", "act_bits", "out_bits", "acc_bits", "number_format", "act_density",
              "act_essential_bits", "compression")
@@ -111,20 +111,47 @@ def lower(model: Any, input_shape: tuple[int, ...] | None = None, *, example_inp
                         skip_unsupported=skip_unsupported, keep_masks=keep_masks, meta=meta)
 
 
-def lower_onnx(path: str | Path, *, input_shape: tuple[int, ...] | None = None,
+def lower_onnx(path: str | Path, *, input_shape: tuple[int, ...] | None = None, batch: int | None = None,
                skip_unsupported: bool = False, keep_masks: bool = True) -> LayerGraph:
-    """Lower an ONNX file (weights optional) to a ``LayerGraph`` without importing torch."""
+    """Lower an ONNX file (weights optional) to a ``LayerGraph`` without importing torch.
+
+    ``input_shape`` replaces the first graph input's shape; ``batch`` only its first dim; symbolic
+    dims left over become 1.
+    """
     from hwsim.interop.onnx_import import lower_onnx as _lower_onnx
 
-    return _lower_onnx(path, input_shape=input_shape, skip_unsupported=skip_unsupported, keep_masks=keep_masks)
+    return _lower_onnx(path, input_shape=input_shape, batch=batch, skip_unsupported=skip_unsupported,
+                       keep_masks=keep_masks)
+
+
+def rebatch(graph: LayerGraph, batch: int) -> LayerGraph:
+    """The same graph at another batch size (``linear`` layers scale ``P``, every other layer ``N``)."""
+    from hwsim.ir import Op
+
+    old = graph.input_shape[0] if graph.input_shape else 1
+    if batch == old:
+        return graph
+    if batch % old:
+        raise ConfigError(f"cannot re-batch graph {graph.name!r} from batch {old} to {batch} "
+                          "(the new batch must be a multiple of the old)")
+    factor = batch // old
+
+    def scale(layer):
+        return layer.with_changes(P=layer.P * factor) if layer.op is Op.LINEAR else layer.with_changes(N=layer.N * factor)
+
+    out = graph.map_layers(scale)
+    out.input_shape = (batch, *graph.input_shape[1:]) if graph.input_shape else (batch,)
+    out.meta = {**graph.meta, "rebatched_from": old}
+    return out
 
 
 def load_graph(spec: Any, *, batch: int = 1, input_shape: tuple[int, ...] | None = None,
                skip_unsupported: bool = False) -> LayerGraph:
     """Resolve ``spec``: a saved ``.json`` graph, an ``.onnx`` file, a zoo name, or a torch module.
 
-    ``batch`` sets the batch dim of zoo/ONNX inputs (ignored when ``input_shape`` is given; a saved
-    ``.json`` graph is returned as saved). Only the zoo/module branch imports torch.
+    ``batch`` sets the batch dim (ignored when ``input_shape`` is given); saved ``.json`` graphs and
+    ONNX files are lowered at their own batch and re-batched (``rebatch``) when ``batch`` is a multiple
+    of it. Only the zoo/module branch imports torch.
     """
     from hwsim import zoo
 
@@ -138,11 +165,12 @@ def load_graph(spec: Any, *, batch: int = 1, input_shape: tuple[int, ...] | None
                 raise ConfigError(f"model file {str(path)!r} does not exist")
             if suffix == ".json":
                 try:
-                    return LayerGraph.load(path)
+                    graph = LayerGraph.load(path)
                 except (ValueError, KeyError, TypeError) as err:
                     raise ConfigError(f"{path.name}: not a valid hwsim layer graph ({err})") from None
-            return lower_onnx(path, input_shape=input_shape or _onnx_batch_shape(batch),
-                              skip_unsupported=skip_unsupported)
+            else:
+                graph = lower_onnx(path, input_shape=input_shape, skip_unsupported=skip_unsupported)
+            return graph if input_shape else rebatch(graph, batch)
         if str(spec) not in zoo.names():
             raise UnknownNameError(f"unknown model {str(spec)!r}: not a .json/.onnx file and not a zoo name; "
                                    f"zoo names: {', '.join(zoo.names())}")
@@ -152,8 +180,3 @@ def load_graph(spec: Any, *, batch: int = 1, input_shape: tuple[int, ...] | None
     if input_shape is None:
         raise ConfigError("load_graph: a torch module needs input_shape (including the batch dim)")
     return lower(spec, input_shape, skip_unsupported=skip_unsupported)
-
-
-def _onnx_batch_shape(batch: int) -> tuple[int, ...] | None:
-    # None keeps the file's own input shape; a batch other than 1 replaces its first dim
-    return None if batch == 1 else (batch,)

@@ -13,7 +13,7 @@ from hwsim.errors import ConfigError, UnsupportedOpError
 from hwsim.ir import Layer, Op
 from hwsim.models.arch import load_arch
 from hwsim.models.bitserial import (BitSerialMapping, default_mapping, essential_bits, evaluate,
-                                    fusion_macs_per_cycle)
+                                    fusion_macs_per_cycle, pragmatic_mapping, profile_mapping)
 from tests.reference.bitserial_ref import essential_bits_ref
 
 PRESETS = ["stripes", "loom", "pragmatic", "bit_fusion"]
@@ -94,3 +94,16 @@ def test_errors():
         evaluate(conv(), load_arch("stripes"), BitSerialMapping("loom"))
     with pytest.raises(ValueError, match="bits"):
         essential_bits(np.array([1]), 0)
+
+
+def test_profile_table_and_activation_profile():
+    arch = load_arch("stripes")
+    mapping = profile_mapping(conv(), arch, {"c": {"act_bits": 7}})
+    assert evaluate(conv(), arch, mapping).compute_cycles == 144 * 7
+    with pytest.raises(ConfigError, match="unknown key"):
+        profile_mapping(conv(), arch, {"c": {"bits": 7}})
+    prag = load_arch("pragmatic")
+    acts = np.array([1, 0, 0, 0] * 8 + [3] * 16)    # three lock-step groups of 16: max terms 1, 1, 2
+    mapping = pragmatic_mapping(conv(), prag, acts)
+    assert mapping.essential_bits == pytest.approx(4 / 3)
+    assert evaluate(conv(), prag, mapping).compute_cycles == 192

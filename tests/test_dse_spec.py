@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from hwsim.dse.samplers import BARRIER, UnitCubeSampler, make_sampler, take
-from hwsim.dse.spec import Range, load_spec, space_size, substitute
+from hwsim.dse.spec import Range, load_spec, space_size
+from hwsim.dse.templates import substitute
 from hwsim.errors import ConfigError
 from tests.dse_fakes import write_tiny_arch
 

@@ -224,3 +224,45 @@ def test_load_graph_resolves_zoo_json_and_errors(tmp_path):
         load_graph("resnet-18")
     with pytest.raises(ConfigError, match="does not exist"):
         load_graph(tmp_path / "missing.onnx")
+
+
+class _Mixed(nn.Module):
+    """conv1d, a matmul with a parameter, constant/scalar arithmetic (fused) and a residual mul."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(4, 6, 3, stride=2, padding=1)
+        self.proj = nn.Parameter(torch.randn(6, 5))
+        self.offset = nn.Parameter(torch.zeros(5))
+
+    def forward(self, x):
+        y = self.conv(x).transpose(1, 2)                 # (B, L, 6)
+        z = (y @ self.proj) * 0.5 + self.offset          # linear with a parameter; fused scalar/const ops
+        return z * torch.sigmoid(z)                      # two activation operands -> eltwise
+
+
+def test_conv1d_parameter_matmul_and_fused_constants():
+    graph = lower(_Mixed(), (2, 4, 16))
+    conv = graph["conv"]
+    assert (conv.op, conv.N, conv.K, conv.C, conv.P, conv.Q, conv.R, conv.S, conv.stride) == \
+        (Op.CONV, 2, 6, 4, 8, 1, 3, 1, (2, 1))
+    linear = graph["linear"]
+    assert (linear.op, linear.P, linear.C, linear.K) == (Op.LINEAR, 16, 6, 5) and linear.weight_density == 1.0
+    assert [layer.op for layer in graph] == [Op.CONV, Op.RESHAPE, Op.LINEAR, Op.ELTWISE]
+    assert graph.macs == 2 * 8 * 6 * 4 * 3 + 16 * 6 * 5
+
+
+def test_meta_lowering_is_dense_and_same_shapes():
+    model = _nm_conv(2, 4)
+    real, meta = lower(model, (1, 8, 6, 6)), lower(model, (1, 8, 6, 6), meta=True)
+    assert real.macs == meta.macs and meta["0"].weight_density == 1.0 and meta["0"].weight_mask is None
+    assert next(model.parameters()).device.type == "cpu"      # the caller's model is left on its device
+
+
+def test_ssdlite_heads_and_json_round_trip(tmp_path):
+    graph = lowered("ssdlite_mobilenet_v2")
+    concats = [layer for layer in graph if layer.op is Op.CONCAT]
+    assert len(concats) == 2 and all(len(graph.predecessors(c.name)) == 6 for c in concats)
+    assert len([layer for layer in graph if layer.op is Op.RESHAPE]) == 12   # one permute per head
+    assert sorted(graph.meta["outputs"]) == sorted(c.name for c in concats)
+    assert LayerGraph.load(graph.save(tmp_path / "ssd.json")) == graph

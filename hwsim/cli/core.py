@@ -13,7 +13,8 @@ from rich.table import Table
 
 from hwsim.errors import ConfigError
 
-out_console = Console()
+# Tables are wider than 80 columns; when stdout is not a terminal (pipes, CI logs) do not squeeze them.
+out_console = Console(width=None if Console().is_terminal else 160)
 err_console = Console(stderr=True)
 
 
@@ -68,7 +69,10 @@ def _list_archs() -> Table:
                ("peak TOPS", "peak_tops"), ("on-chip (KiB)", "on_chip_kib"), ("node (nm)", "technology_nm"),
                ("source", "source")]
     for header, _ in columns:
-        table.add_column(header, overflow="fold")
+        if header == "source":
+            table.add_column(header, overflow="ellipsis", max_width=60, no_wrap=True)
+        else:
+            table.add_column(header, no_wrap=True)
     for row in describe_presets():
         row = dict(row)
         row.setdefault("clock_mhz", row.get("clock_hz", 0) / 1e6)

@@ -32,11 +32,17 @@ def _fmt(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _label(param: str) -> str:
+    """Short column label: ``hw.memory.SRAM.partition_bytes.W`` -> ``SRAM.partition_bytes.W``."""
+    return param.removeprefix("hw.").removeprefix("memory.")
+
+
 def _front_table(records: list[dict[str, Any]], metrics: list[str], title: str) -> Table:
     table = Table(title=title)
-    params = sorted({p for r in records for p in r["params"]})
+    params = [p for p in sorted({p for r in records for p in r["params"]})
+              if len({str(r["params"].get(p)) for r in records}) > 1 or p == "recipe"]   # drop constant columns
     for column in params + metrics:
-        table.add_column(column)
+        table.add_column(_label(column), overflow="fold")
     for r in records:
         table.add_row(*[_fmt(r["params"].get(p)) for p in params], *[_fmt(r["objectives"].get(m)) for m in metrics])
     return table
@@ -119,14 +125,15 @@ def rank_command(
         out_console.print_json(json.dumps(rows, default=str))
         return
     metrics = [m for m, _ in RANK_METRICS]
-    table = Table(title=f"{model} on {arch}: compression variants (best mean rank first; * = Pareto-optimal)")
-    for column in ["recipe", *metrics, *(f"rank {m.split('_')[0]}" for m in metrics), "pareto", "note"]:
+    table = Table(title=f"{model} on {arch}: compression variants, best mean rank first (* = Pareto-optimal)")
+    for column in ["recipe", *metrics, "ranks lat/energy/power/fid", "pareto"]:
         table.add_column(column)
-    for row in rows:
-        table.add_row(row["recipe"], *[_fmt(row.get(m)) for m in metrics],
-                      *[_fmt(row.get(f"rank_{m}")) for m in metrics], "*" if row.get("pareto") else "",
-                      row.get("error") or "")
+    for row in (r for r in rows if r["status"] == "ok"):
+        ranks = "/".join(str(row[f"rank_{m}"]) for m in metrics)
+        table.add_row(row["recipe"], *[_fmt(row.get(m)) for m in metrics], ranks, "*" if row["pareto"] else "")
     out_console.print(table)
+    for row in (r for r in rows if r["status"] != "ok"):
+        err_console.print(f"[yellow]skipped[/] {row['recipe']}: {row.get('error')}", highlight=False, soft_wrap=True)
 
 
 def report_command(

@@ -55,8 +55,8 @@ def _batches(n: int, batch_size: int, generator: torch.Generator):
 def fit(student: nn.Module, data, *, teacher: nn.Module | None = None, loss: str = "ce", epochs: int = 10,
         lr: float = 1e-2, batch_size: int = 64, seed: int = 0, temperature: float = 4.0, alpha: float = 0.9,
         beta: float | None = None, stage1_epochs: int | None = None,
-        grad_compression: str | None = None) -> FitResult:
-    """Train ``student`` on ``data`` with Adam; ``loss`` in ce | hinton | fitnets | attention | fsp.
+        grad_compression: "str | GradientCompressor | None" = None) -> FitResult:
+    """Train ``student`` on ``data`` with Adam (cosine decay); ``loss`` in ce | hinton | fitnets | attention | fsp.
 
     hinton: (1-alpha) CE + alpha T^2 KL (Hinton et al. 2015). fitnets: ``stage1_epochs`` of hint regression on
     the middle matched feature map (Romero et al. 2015), then Hinton KD. attention: CE + beta/2 * sum of
@@ -71,7 +71,8 @@ def fit(student: nn.Module, data, *, teacher: nn.Module | None = None, loss: str
     x_train, y_train, x_test, y_test = data
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    compressor = GradientCompressor(grad_compression or "none", seed=seed)
+    compressor = (grad_compression if isinstance(grad_compression, GradientCompressor)
+                  else GradientCompressor(grad_compression or "none", seed=seed))
     feats = None
     if loss in ("fitnets", "attention", "fsp"):
         teacher.eval()
@@ -79,6 +80,8 @@ def fit(student: nn.Module, data, *, teacher: nn.Module | None = None, loss: str
     stage1 = 0 if loss in ("ce", "hinton", "attention") else int(stage1_epochs or max(1, epochs // 3))
     params = list(student.parameters()) + (list(feats.adapters.parameters()) if feats else [])
     optimizer = torch.optim.Adam(params, lr=lr)
+    per_epoch = -(-len(x_train) // batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, per_epoch * int(epochs)))
     steps = 0
     student.train()
     for epoch in range(stage1 + int(epochs)):
@@ -91,6 +94,8 @@ def fit(student: nn.Module, data, *, teacher: nn.Module | None = None, loss: str
             total.backward()
             compressor(student)
             optimizer.step()
+            if phase == "main":
+                schedule.step()      # cosine decay over the main phase: a stable final accuracy
             steps += 1
     if feats is not None:
         feats.remove()

@@ -162,3 +162,51 @@ class GradientCompressor:
     @property
     def dense_bits_per_step(self) -> float:
         return self.total_dense_bits / max(self.steps, 1)
+
+
+def _train_with(spec: str, model, *, epochs: int, lr: float, bucket_size: int | None, data, seed: int):
+    from hwsim.compress.distill import fit   # lazy: distill imports this module
+    from hwsim.compress.registry import LayerChange, StepReport
+
+    if data is None:
+        raise ConfigError(f"{spec}: training needs data=(x_train, y_train, x_test, y_test)")
+    compressor = GradientCompressor(spec, seed=seed, bucket_size=bucket_size)
+    result = fit(model, data, loss="ce", epochs=epochs, lr=lr, seed=seed, grad_compression=compressor)
+    metrics = (("accuracy", result.accuracy), ("bits_per_step", result.bits_per_step),
+               ("dense_bits_per_step", result.dense_bits_per_step), ("steps", float(result.steps)))
+    return StepReport(method=spec.partition(":")[0], metrics=metrics,
+                      changes=(LayerChange(module="", change=f"trained({spec})", values=metrics),))
+
+
+_TRAIN_PARAMS = {"epochs": "training epochs with compressed gradients (default 3)",
+                 "lr": "Adam learning rate (default 0.01)"}
+
+
+def _register() -> None:
+    from hwsim.compress.registry import register_method
+
+    @register_method("qsgd", family="train", trainable=True,
+                     paper="Alistarh et al., QSGD: Communication-Efficient SGD via Gradient Quantization and "
+                     "Encoding, NIPS 2017",
+                     params={"bits": "bits per element incl. sign: s = 2^(bits-1) - 1 levels (default 4)",
+                             "levels": "QSGD levels s (overrides bits)", "bucket_size": "elements per norm "
+                             "(default: whole tensor)", **_TRAIN_PARAMS})
+    def qsgd_method(model, modules, *, bits: int = 4, levels: int | None = None, bucket_size: int | None = None,
+                    epochs: int = 3, lr: float = 1e-2, data=None, seed: int = 0):
+        """Train the model with QSGD-quantized gradients; report accuracy and bits per step."""
+        spec = f"qsgd:s={levels}" if levels is not None else f"qsgd:{bits}"
+        return _train_with(spec, model, epochs=epochs, lr=lr, bucket_size=bucket_size, data=data, seed=seed)
+
+    @register_method("terngrad", family="train", trainable=True,
+                     paper="Wen et al., TernGrad: Ternary Gradients to Reduce Communication in Distributed Deep "
+                     "Learning, NIPS 2017",
+                     params={"clip_sigma": "clip gradients to c * std first (paper: 2.5; default off)",
+                             **_TRAIN_PARAMS})
+    def terngrad_method(model, modules, *, clip_sigma: float | None = None, epochs: int = 3, lr: float = 1e-2,
+                        data=None, seed: int = 0):
+        """Train the model with ternary gradients; report accuracy and bits per step."""
+        spec = "terngrad" + (f":{clip_sigma}" if clip_sigma is not None else "")
+        return _train_with(spec, model, epochs=epochs, lr=lr, bucket_size=None, data=data, seed=seed)
+
+
+_register()

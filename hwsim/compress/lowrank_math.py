@@ -6,6 +6,7 @@ tensorly is only used when asked for (``cp_decompose(..., solver="tensorly")``) 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import string
 
@@ -162,9 +163,26 @@ def _mttkrp_spec(order: int, mode: int) -> str:
     return f"{letters},{others}->{letters[mode]}z"
 
 
+@contextlib.contextmanager
+def _one_thread():
+    # ALS is thousands of tiny ops: intra-op threads only add spin/sync cost (60x slower on a loaded 2-core box)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def cp_als(tensor: torch.Tensor, rank: int, *, n_iter: int = 300, tol: float = 1e-9,
            seed: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """CP decomposition by alternating least squares: ``tensor ~ sum_r w_r a_r (x) b_r (x) ...``."""
+    with _one_thread():
+        return _cp_als(tensor, rank, n_iter=n_iter, tol=tol, seed=seed)
+
+
+def _cp_als(tensor: torch.Tensor, rank: int, *, n_iter: int, tol: float,
+            seed: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
     x = tensor.detach().double()
     order = x.dim()
     gen = torch.Generator().manual_seed(seed)
@@ -183,7 +201,8 @@ def cp_als(tensor: torch.Tensor, rank: int, *, n_iter: int = 300, tol: float = 1
                 if other != m:
                     gram = gram * (factors[other].T @ factors[other])
             rhs = torch.einsum(_mttkrp_spec(order, m), x, *[factors[o] for o in range(order) if o != m])
-            factors[m] = rhs @ torch.linalg.pinv(gram)
+            ridge = 1e-12 * float(gram.diagonal().abs().max()) + 1e-300
+            factors[m] = torch.linalg.solve(gram + ridge * torch.eye(rank, dtype=x.dtype), rhs.T).T
         error = float((x - cp_reconstruct(torch.ones(rank, dtype=x.dtype), factors)).norm() / norm)
         if abs(previous - error) < tol:
             break

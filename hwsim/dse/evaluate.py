@@ -95,11 +95,14 @@ def _dram_bytes(layer_result: Any, level: str) -> float:
 
 
 def _make_mapper(settings: dict[str, Any]) -> Any:
-    if not settings or settings.get("kind", "default") == "default":
+    """``{}``/``{kind: default}``: the engine's fixed mapping; ``{kind: search, ...}``: ``SearchMapper(...)``."""
+    options = dict(settings)
+    kind = options.pop("kind", "default")
+    if kind == "default":
         return None
-    from hwsim import mappers  # the search mapper (hwsim.mappers) takes its settings by keyword
+    from hwsim import mappers
 
-    return mappers.make_mapper(**settings)
+    return mappers.SearchMapper(**options)
 
 
 # ----- lowered-graph cache ---------------------------------------------------------------------------
@@ -108,7 +111,8 @@ def cached_graph(task: Task) -> tuple[LayerGraph, dict[str, float] | None]:
     if task.graph_key in _GRAPHS:
         _GRAPHS.move_to_end(task.graph_key)
         return _GRAPHS[task.graph_key]
-    path = Path(task.graph_dir) / f"graph-{task.graph_key}.json" if task.graph_dir else None
+    saved = task.recipe is None and task.model.endswith(".json")      # already a saved graph: no copy
+    path = Path(task.graph_dir) / f"graph-{task.graph_key}.json" if task.graph_dir and not saved else None
     if path is not None and path.is_file():
         data = json.loads(path.read_text())
         entry = (LayerGraph.from_json(data["graph"]), data.get("fidelity"))

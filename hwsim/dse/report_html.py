@@ -40,24 +40,28 @@ def pareto_figure(data: ReportData) -> Any:
             x=[r["objectives"][x_m] for r in rows], y=[r["objectives"][y_m] for r in rows], name=name,
             mode="markers+lines" if name == "Pareto front" and len(metrics) == 2 else "markers", marker=marker,
             text=[hover_text(r["params"], r["objectives"], metrics) for r in rows], hoverinfo="text"))
-    fig.update_layout(title=f"Design points: {y_m} vs {x_m}", xaxis_title=x_m, yaxis_title=y_m,
-                      xaxis_type="log", yaxis_type="log", height=520)
+    fig.update_layout(title=f"Design points: {y_m} vs {x_m}" + (f" (colour: {metrics[2]})" if len(metrics) == 3 else ""),
+                      xaxis_title=x_m, yaxis_title=y_m, xaxis_type="log", yaxis_type="log", height=560,
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
     return fig
 
 
 def breakdown_figure(data: ReportData) -> Any:
     """Per-layer latency and energy of the chosen points (grouped bars)."""
+    import plotly
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, subplot_titles=("latency_s per layer", "energy_pj per layer"))
-    for record in data.chosen:
+    palette = plotly.colors.qualitative.Plotly
+    for i, record in enumerate(data.chosen):
         rows = layer_table(record)
         names = [row["name"] for row in rows]
-        label = point_label(record)
-        fig.add_trace(go.Bar(x=names, y=[row["latency_s"] for row in rows], name=label, legendgroup=label), 1, 1)
+        label, color = point_label(record), palette[i % len(palette)]
+        fig.add_trace(go.Bar(x=names, y=[row["latency_s"] for row in rows], name=label, legendgroup=label,
+                             marker_color=color), 1, 1)
         fig.add_trace(go.Bar(x=names, y=[row["energy_pj"] for row in rows], name=label, legendgroup=label,
-                             showlegend=False), 2, 1)
+                             marker_color=color, showlegend=False), 2, 1)
     fig.update_layout(barmode="group", height=620, title="Per-layer breakdown of chosen Pareto points")
     return fig
 

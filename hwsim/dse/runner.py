@@ -17,7 +17,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 from hwsim.dse.evaluate import EvaluateFn, Task, evaluate_point, run_batch
 from hwsim.dse.samplers import BARRIER, Point, make_sampler
-from hwsim.dse.spec import SweepSpec, arch_overrides, load_spec, recipe_template, substitute
+from hwsim.dse.spec import SweepSpec, arch_overrides, load_spec
+from hwsim.dse.templates import recipe_template, substitute
 from hwsim.dse.store import ResultStore, point_key
 from hwsim.errors import ConfigError
 
@@ -83,6 +84,17 @@ class DaskBackend(SerialBackend):
     def close(self) -> None:
         if self.owns_client:
             self.client.close()
+
+
+def as_backend(backend: Any) -> Any:
+    """``None`` -> serial, an int -> that many local processes, an address or ``distributed.Client`` -> Dask."""
+    if backend is None:
+        return SerialBackend()
+    if isinstance(backend, int) and not isinstance(backend, bool):
+        return SerialBackend() if backend == 1 else ProcessBackend(backend)
+    if isinstance(backend, str) or type(backend).__name__ == "Client":
+        return DaskBackend(backend)
+    return backend
 
 
 # ----- tasks -------------------------------------------------------------------------------------------
@@ -203,7 +215,8 @@ def run_sweep(spec: SweepSpec | str | Path | dict, store: ResultStore, *, backen
     ----------
     spec : a ``SweepSpec``, a YAML path or a dict (validated before anything runs).
     store : the ``ResultStore`` (points already in it are skipped, failed ones too unless ``retry_errors``).
-    backend : ``SerialBackend()`` (default), ``ProcessBackend(workers)`` or ``DaskBackend(client)``.
+    backend : ``SerialBackend()`` (default), ``ProcessBackend(workers)``, ``DaskBackend(client)``, or anything
+        ``as_backend`` accepts (a worker count, a scheduler address, a ``distributed.Client``).
     evaluate : ``evaluate(task) -> {"objectives": ..., "total": ..., "layers": ..., "meta": ...}``.
     chunk_size : points per submitted task (larger amortises scheduling overhead for fast points).
     graph_dir : where workers cache lowered graphs (default ``<store>.graphs``).
@@ -212,7 +225,7 @@ def run_sweep(spec: SweepSpec | str | Path | dict, store: ResultStore, *, backen
     from hwsim.dse.spec import space_size
 
     spec = load_spec(spec)
-    backend = backend or SerialBackend()
+    backend = as_backend(backend)
     if chunk_size < 1:
         raise ConfigError(f"chunk_size must be >= 1, got {chunk_size}")
     limit = max_in_flight or 2 * max(1, getattr(backend, "workers", 1))

@@ -47,7 +47,6 @@ METRICS = ("latency_s", "energy_pj", "power_mw", "peak_power_mw", "area_mm2", "e
            "utilization", "cycles", "macs", "inferences_per_s", "top1_agreement", "kl", "nrmse")
 FIDELITY_METRICS = ("top1_agreement", "kl", "nrmse")
 _CONSTRAINT = re.compile(r"^\s*([A-Za-z_][\w]*)\s*(<=|>=|<|>|==)\s*([-+0-9.eE]+)\s*$")
-_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][\w.]*)\}")
 
 
 class _Strict(BaseModel):
@@ -346,9 +345,13 @@ def check_spec(spec: SweepSpec) -> None:
         if source not in spec.arch.params:
             raise ConfigError(f"{origin}: arch.link.{target}: {source!r} is not a swept arch parameter "
                               f"(swept: {sorted(spec.arch.params)})")
+    from hwsim.dse.templates import recipe_template
+
     for name in spec.recipes:
         recipe_template(spec, name)          # loads the template and checks placeholders
         spec.recipe_dimensions(name)
+    if spec.mapper.get("kind", "default") not in ("default", "search"):
+        raise ConfigError(f"{origin}: mapper.kind: must be 'default' or 'search' (got {spec.mapper.get('kind')!r})")
     if spec.sampler.kind == "grid":
         for dim in spec.hw_dimensions() + [d for r in spec.recipes for d in spec.recipe_dimensions(r)]:
             try:
@@ -373,60 +376,6 @@ def _check_override(base: ArchSpec, overrides: dict[str, Any], where: str) -> No
 def arch_overrides(spec: SweepSpec, hw: dict[str, Any]) -> dict[str, Any]:
     """All overrides for one point: fixed values, swept values, then linked copies."""
     return {**spec.arch.fixed, **hw, **_linked(spec, hw)}
-
-
-# ----- recipe templates --------------------------------------------------------------------------
-def recipe_template(spec: SweepSpec, name: str) -> Any:
-    """The recipe template's data (file contents for a path / shipped name), placeholders checked."""
-    entry = spec.recipes[name]
-    if entry is None:
-        return None
-    template = entry.template
-    if isinstance(template, str):
-        from importlib.resources import files
-
-        path = Path(template)
-        if not path.is_file():
-            path = Path(str(files("hwsim.configs") / "recipes" / f"{template}.yaml"))
-        if not path.is_file():
-            raise ConfigError(f"{spec.origin}: recipes.{name}: recipe {template!r} is neither a file nor a "
-                              f"shipped recipe in configs/recipes/")
-        template = yaml.safe_load(path.read_text())
-    used = set(_placeholders(template))
-    given = set(entry.params)
-    if used - given:
-        raise ConfigError(f"{spec.origin}: recipes.{name}: placeholder(s) {sorted(used - given)} have no "
-                          f"value in params (params: {sorted(given)})")
-    if given - used:
-        raise ConfigError(f"{spec.origin}: recipes.{name}: param(s) {sorted(given - used)} are not used by "
-                          f"the template (write them as \"${{name}}\")")
-    return template
-
-
-def _placeholders(data: Any):
-    if isinstance(data, str):
-        yield from _PLACEHOLDER.findall(data)
-    elif isinstance(data, dict):
-        for key, value in data.items():
-            yield from _placeholders(key)
-            yield from _placeholders(value)
-    elif isinstance(data, (list, tuple)):
-        for item in data:
-            yield from _placeholders(item)
-
-
-def substitute(template: Any, params: dict[str, Any]) -> Any:
-    """``template`` with ``${name}`` replaced: a whole-string placeholder keeps the value's type."""
-    if isinstance(template, str):
-        whole = _PLACEHOLDER.fullmatch(template)
-        if whole:
-            return params[whole.group(1)]
-        return _PLACEHOLDER.sub(lambda m: str(params[m.group(1)]), template)
-    if isinstance(template, dict):
-        return {substitute(k, params): substitute(v, params) for k, v in template.items()}
-    if isinstance(template, (list, tuple)):
-        return [substitute(item, params) for item in template]
-    return template
 
 
 def space_size(spec: SweepSpec) -> int:

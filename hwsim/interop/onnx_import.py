@@ -56,6 +56,8 @@ def _set_input_shape(model: Any, input_shape: tuple[int, ...] | None, batch: int
     if not inputs:
         raise ConfigError("ONNX model has no (non-weight) graph input")
     dims = inputs[0].type.tensor_type.shape.dim
+    if input_shape is not None or batch is not None:
+        del model.graph.value_info[:]          # re-infer every intermediate shape from the new input
     if input_shape is not None:
         if len(input_shape) != len(dims):
             raise ConfigError(f"input_shape {tuple(input_shape)} has rank {len(input_shape)} but ONNX input "
@@ -124,8 +126,10 @@ class _OnnxWalker:
     def emit(self, node: Any, op: Op, inputs: list[str], *, weight: np.ndarray | None = None,
              weight_name: str | None = None, **dims: Any) -> str:
         scope = _scope(node)
-        if weight_name and "." in weight_name:
+        if weight_name and "." in weight_name and not weight_name.startswith("onnx::"):
             base = source = weight_name.rsplit(".", 1)[0]
+        elif weight_name and scope:
+            base = source = scope
         else:
             base, source = (f"{scope}.{op.value}" if scope else (node.name or node.op_type)), scope or node.name
         name, index = base, 0
@@ -316,8 +320,12 @@ def _constant_value(node: Any) -> np.ndarray | None:
 
 
 def _scope(node: Any) -> str:
+    """The torch module path of a node: dynamo-exporter metadata, or a TorchScript-style node name."""
     for prop in node.metadata_props:
         if prop.key == "pkg.torch.onnx.name_scopes":
             parts = [p.strip(" '\"") for p in prop.value.strip("[]").split(",")]
             return parts[-2] if len(parts) >= 2 else ""
+    if node.name.startswith("/"):                    # e.g. "/features/features.0/features.0.0/Conv"
+        parts = node.name.strip("/").split("/")
+        return parts[-2] if len(parts) >= 2 else ""
     return ""

@@ -68,9 +68,10 @@ class ScaleSimConfig:
 
 def _get(parser: configparser.ConfigParser, path: Path, section: str, key: str) -> str:
     if not parser.has_section(section):
-        raise ConfigError(f"{path.name}: [{section}] {key}: section [{section}] is missing (SCALE-Sim 3.0.0 requires it)")
+        raise ConfigError(f"{path.name}: section '{section}', key '{key}': the section is missing "
+                          "(SCALE-Sim 3.0.0 requires it)")
     if not parser.has_option(section, key):
-        raise ConfigError(f"{path.name}: [{section}] {key}: missing required key")
+        raise ConfigError(f"{path.name}: section '{section}', key '{key}': missing required key")
     return parser.get(section, key).strip()
 
 
@@ -79,13 +80,13 @@ def _int(parser, path: Path, section: str, key: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise ConfigError(f"{path.name}: [{section}] {key}: expected an integer (got {text!r})") from None
+        raise ConfigError(f"{path.name}: section '{section}', key '{key}': expected an integer (got {text!r})") from None
 
 
 def _bool(parser, path: Path, section: str, key: str) -> bool:
     text = _get(parser, path, section, key).lower()
     if text not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
-        raise ConfigError(f"{path.name}: [{section}] {key}: expected True or False (got {text!r})")
+        raise ConfigError(f"{path.name}: section '{section}', key '{key}': expected True or False (got {text!r})")
     return text in ("true", "1", "yes", "on")
 
 
@@ -105,17 +106,17 @@ def read_config(path: str | Path) -> ScaleSimConfig:
     arch, lay = "architecture_presets", "layout"
     mode = _get(parser, path, "run_presets", "InterfaceBandwidth")
     if mode not in ("CALC", "USER"):
-        raise ConfigError(f"{path.name}: [run_presets] InterfaceBandwidth: must be CALC or USER (got {mode!r})")
+        raise ConfigError(f"{path.name}: section 'run_presets', key 'InterfaceBandwidth': must be CALC or USER (got {mode!r})")
     dataflow = _get(parser, path, arch, "Dataflow")
     if dataflow not in ("ws", "os", "is"):
-        raise ConfigError(f"{path.name}: [{arch}] Dataflow: must be ws, os or is (got {dataflow!r})")
+        raise ConfigError(f"{path.name}: section '{arch}', key 'Dataflow': must be ws, os or is (got {dataflow!r})")
     bandwidth: tuple[int, ...] = ()
     if mode == "USER":
         text = _get(parser, path, arch, "Bandwidth")
         try:
             bandwidth = tuple(int(x) for x in text.split(","))
         except ValueError:
-            raise ConfigError(f"{path.name}: [{arch}] Bandwidth: expected integers (got {text!r})") from None
+            raise ConfigError(f"{path.name}: section '{arch}', key 'Bandwidth': expected integers (got {text!r})") from None
     return ScaleSimConfig(
         run_name=_get(parser, path, "general", "run_name"),
         rows=_int(parser, path, arch, "ArrayHeight"), cols=_int(parser, path, arch, "ArrayWidth"),

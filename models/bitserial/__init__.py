@@ -5,8 +5,8 @@ Engine contract: ``default_mapping(layer, arch)`` and ``evaluate(layer, arch, ma
 """
 
 from hwsim.models.bitserial.engine import (DESIGNS, BitSerialMapping, default_mapping, evaluate,
-                                           fusion_macs_per_cycle)
+                                           fusion_macs_per_cycle, pragmatic_mapping, profile_mapping)
 from hwsim.models.bitserial.essential import essential_bits, quantize_magnitudes
 
 __all__ = ["DESIGNS", "BitSerialMapping", "default_mapping", "essential_bits", "evaluate",
-           "fusion_macs_per_cycle", "quantize_magnitudes"]
+           "fusion_macs_per_cycle", "pragmatic_mapping", "profile_mapping", "quantize_magnitudes"]

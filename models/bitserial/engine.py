@@ -48,6 +48,26 @@ def default_mapping(layer: Layer, arch: ArchSpec) -> BitSerialMapping:
     return BitSerialMapping(design=_params(arch).design)
 
 
+def profile_mapping(layer: Layer, arch: ArchSpec, profile: dict[str, dict[str, float]]) -> BitSerialMapping:
+    """Precisions from a per-layer profile table ``{layer name: {"weight_bits", "act_bits",
+    "essential_bits"}}`` (e.g. the Stripes paper's per-layer precisions); missing entries use the Layer."""
+    entry = profile.get(layer.name, {})
+    if unknown := sorted(set(entry) - {"weight_bits", "act_bits", "essential_bits"}):
+        raise ConfigError(f"precision profile for layer {layer.name!r}: unknown key(s) {unknown}")
+    return BitSerialMapping(design=_params(arch).design, weight_bits=entry.get("weight_bits"),
+                            act_bits=entry.get("act_bits"), essential_bits=entry.get("essential_bits"))
+
+
+def pragmatic_mapping(layer: Layer, arch: ArchSpec, activations) -> BitSerialMapping:
+    """Bit-Pragmatic mapping with essential bits profiled from a real activation array (the layer's
+    input, any shape), lanes advancing in lock-step groups of ``sync_group``."""
+    from hwsim.models.bitserial.essential import essential_bits
+
+    bp = _params(arch)
+    ess = essential_bits(activations, layer.act_bits, group=bp.sync_group, min_terms=1)
+    return BitSerialMapping(design=bp.design, essential_bits=ess)
+
+
 def _params(arch: ArchSpec) -> BitSerialParams:
     if arch.bitserial is None:
         raise ConfigError(f"{arch.name}: the bitserial engine needs a 'bitserial' section")

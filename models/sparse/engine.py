@@ -89,11 +89,8 @@ def _conforms_nm(layer: Layer, sp: SparseParams, mask: np.ndarray | None) -> boo
     return s.kind is SparsityKind.NM and s.m == m and s.n <= n
 
 
-def _work(layer: Layer, arch: ArchSpec, sp: SparseParams, mapping: SparseMapping, mask: np.ndarray,
+def _work(layer: Layer, arch: ArchSpec, sp: SparseParams, mapping: SparseMapping, mask: np.ndarray | None,
           nnz: float) -> part.Work:
-    if mapping.dataflow == "nm_dense":
-        conforming = _conforms_nm(layer, sp, mask if mapping.mode == "data" else None)
-        return part.nm_dense_work(layer, sp, arch.compute.units, conforming=conforming)
     if mapping.mode == "statistical":
         fn = {"column_broadcast": stat.column_broadcast_stat, "cartesian": stat.cartesian_stat,
               "row_parallel": stat.row_parallel_stat}[mapping.dataflow]
@@ -116,16 +113,16 @@ def _check_mapping(mapping: SparseMapping) -> None:
         raise ConfigError(f"sparse mapping: act_samples must be >= 1, got {mapping.act_samples}")
 
 
-def _weight_operand(layer: Layer, sp: SparseParams, mask: np.ndarray, nnz: float) -> Operand:
+def _weight_operand(layer: Layer, sp: SparseParams, mask: np.ndarray | None, nnz: float) -> Operand:
+    """Stored weights: exact from the mask, expected (uniform zeros) without one."""
     fmt = sp.weight_format
-    if fmt == "nm" and sp.structured_n and sp.structured_m and not part.nm_conforms(mask, sp.structured_n,
-                                                                                  sp.structured_m):
+    if fmt == "nm" and not _conforms_nm(layer, sp, mask):
         fmt = "uncompressed"
     rle = None
-    if fmt == "rle":
+    if fmt == "rle" and mask is not None:
         rle = rle_entries(mask.T if sp.dataflow == "column_broadcast" else mask, sp.metadata_bits or 4)
-    cols = mask.shape[1]
-    fp = footprint(fmt, fibers=mask.shape[0], fiber_len=cols, nnz=nnz, metadata_bits=sp.metadata_bits,
+    rows, cols = layer.K, layer.gemm_shape[2]
+    fp = footprint(fmt, fibers=rows, fiber_len=cols, nnz=nnz, metadata_bits=sp.metadata_bits,
                    nm_m=sp.structured_m, rle_entries=rle)
     return Operand(fp.payload_words, layer.weight_bits, fp.metadata_words, fp.metadata_word_bits)
 
@@ -139,16 +136,6 @@ def _input_operand(layer: Layer, sp: SparseParams) -> Operand:
     return Operand(fp.payload_words, layer.act_bits, fp.metadata_words, fp.metadata_word_bits)
 
 
-def _stationary_counts(layer: Layer, arch: ArchSpec, mapping: SparseMapping, weights: Operand) -> dict[str, float]:
-    """nm_dense runs weight-stationary on a square array: each weight is read once into the array,
-    partial sums leave once per row fold (as a systolic array); others read per performed MAC."""
-    if mapping.dataflow != "nm_dense":
-        return {}
-    side = max(1, math.isqrt(arch.compute.units))
-    row_folds = math.ceil(weights.payload_words / max(layer.K, 1) / side)
-    return {"pe_weight_reads": weights.payload_words, "pe_output_updates": float(layer.output_elems * row_folds)}
-
-
 def evaluate(layer: Layer, arch: ArchSpec, mapping: SparseMapping) -> LayerCounts:
     """Cycles and action counts of one MAC layer on a sparse engine (pure; no energy)."""
     if not layer.op.has_macs:
@@ -156,11 +143,20 @@ def evaluate(layer: Layer, arch: ArchSpec, mapping: SparseMapping) -> LayerCount
     sp = _params(arch)
     _check_mapping(mapping)
     g_layer = as_gemm_layer(layer)
-    mask, synthetic = weight_mask(g_layer, seed=mapping.seed)
-    nnz = float(mask.sum())
+    if mapping.dataflow == "nm_dense":
+        from hwsim.models.sparse.nm_array import evaluate_nm_array
+
+        mask = layer.weight_mask.to_array() if layer.weight_mask is not None and mapping.mode == "data" else None
+        return evaluate_nm_array(g_layer, arch, sp, conforming=_conforms_nm(g_layer, sp, mask))
+    size = g_layer.K * g_layer.gemm_shape[2]
+    if mapping.mode == "statistical":   # densities only: no mask is unpacked or synthesized
+        mask, synthetic, nnz = None, False, round(g_layer.weight_density * size)
+    else:
+        mask, synthetic = weight_mask(g_layer, seed=mapping.seed)
+        nnz = float(mask.sum())
     work = _work(g_layer, arch, sp, mapping, mask, nnz)
-    lanes = arch.compute.units if mapping.dataflow == "nm_dense" else sp.pes * sp.multipliers_per_pe
-    w_d = nnz / mask.size if mask.size else 1.0
+    lanes = sp.pes * sp.multipliers_per_pe
+    w_d = nnz / size if size else 1.0
     gated_density = (w_d if part.skips(sp.gate, "weights") and not part.skips(sp.skip, "weights") else 1.0) * (
         layer.act_density if part.skips(sp.gate, "activations") and not part.skips(sp.skip, "activations") else 1.0)
     performed = work.performed * gated_density
@@ -168,7 +164,7 @@ def evaluate(layer: Layer, arch: ArchSpec, mapping: SparseMapping) -> LayerCount
     weights = _weight_operand(g_layer, sp, mask, nnz)
     inputs = _input_operand(g_layer, sp)
     accesses = layer_traffic(g_layer, arch, weights=weights, inputs=inputs, act_deliveries=work.act_reads,
-                             performed_macs=performed, **_stationary_counts(g_layer, arch, mapping, weights))
+                             performed_macs=performed)
     details = (("effectual_macs", g_layer.macs * w_d * layer.act_density), ("dense_macs", float(g_layer.macs)),
                ("ideal_cycles", g_layer.macs * w_d * layer.act_density / lanes),
                ("statistical", float(mapping.mode == "statistical")), ("synthetic_mask", float(synthetic)),

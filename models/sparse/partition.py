@@ -11,8 +11,7 @@ synchronization step set the cycles:
   activations per cycle; PEs meet at a barrier after each group (Parashar et al., ISCA 2017).
 * ``row_parallel`` (Cambricon-X): one output row per PE per round, ``lanes`` indexed non-zero
   weights per cycle, rounds synchronized (Zhang et al., MICRO 2016).
-* ``nm_dense`` (sparse tensor core): a dense array that skips the zero half of conforming N:M
-  groups (NVIDIA A100 whitepaper, 2020).
+* ``nm_dense`` (sparse tensor core) is evaluated on the systolic engine, see ``nm_array.py``.
 
 Activations have no mask in the IR: their non-zeros are sampled (seeded) from ``act_density``
 unless the mapping carries a real activation mask.
@@ -152,6 +151,9 @@ def column_broadcast_work(layer: Layer, sp: SparseParams, mask: np.ndarray, *, s
         counts = column_pe_counts(group_rows(use, layer, g), pes)
         work = -(-counts // sp.multipliers_per_pe)
         pes_used = min(pes, layer.k_per_group)
+        if sp.intersection_width:   # scanning each PE's fiber metadata to intersect takes time too
+            rows_in_pe = np.bincount(np.arange(layer.k_per_group) % pes, minlength=pes)
+            work = np.maximum(work, -(-rows_in_pe // sp.intersection_width)[None, :])
         for s in range(n_samples):
             if act_mask is not None:
                 active = np.flatnonzero(act_mask[s])
@@ -209,13 +211,3 @@ def nm_conforms(mask: np.ndarray, n: int, m: int) -> bool:
     padded = np.zeros((rows, -(-cols // m) * m), dtype=np.int64)
     padded[:, :cols] = mask
     return bool((padded.reshape(rows, -1, m).sum(axis=2) <= n).all())
-
-
-def nm_dense_work(layer: Layer, sp: SparseParams, units: int, *, conforming: bool) -> Work:
-    """A dense array of ``units`` MACs that skips the pruned part of conforming N:M groups."""
-    groups, pixels, kred, kn = layer.gemm_shape
-    n, m = sp.structured_n or 2, sp.structured_m or 4
-    kred_eff = math.ceil(kred * n / m) if conforming else kred
-    performed = float(groups * pixels * kred_eff * kn)
-    return Work(cycles=float(math.ceil(performed / units)), performed=performed,
-                act_reads=float(groups * pixels * kred))

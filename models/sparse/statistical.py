@@ -26,8 +26,13 @@ def expected_max_ceil(*, population: int, successes: int, draws: int, copies: in
         return 0.0
     if model == "uniform" or successes in (0, population) or copies < 1:
         return float(math.ceil(math.ceil(successes / population * draws - 1e-9) / lanes))
-    x = np.arange(draws + 1)
-    cdf = hypergeom.cdf(x, population, successes, draws)
+    mean = draws * successes / population
+    sd = math.sqrt(max(mean * (1 - successes / population) * (population - draws) / max(population - 1, 1), 0.0))
+    lo = max(0, draws - (population - successes), math.floor(mean - 12 * sd))   # all but ~1e-30 of the mass
+    hi = min(draws, successes, math.ceil(mean + 12 * sd))
+    x = np.arange(lo, hi + 1)
+    pmf = hypergeom.pmf(x, population, successes, draws)
+    cdf = np.cumsum(pmf / pmf.sum())
     prob_max = np.diff(np.concatenate(([0.0], cdf ** copies)))
     return float((np.ceil(x / lanes) * prob_max).sum())
 
@@ -46,6 +51,8 @@ def column_broadcast_stat(layer: Layer, sp: SparseParams, nnz: float) -> Work:
     per_window = expected_max_ceil(population=population, successes=successes, draws=window * rows_per_pe,
                                    copies=pes_used, lanes=sp.multipliers_per_pe, model=sp.density_model)
     per_pixel = max(float(active), active / window * per_window)
+    if sp.intersection_width:   # fiber-metadata scan per activation (see partition.column_broadcast_work)
+        per_pixel = max(per_pixel, active * math.ceil(rows_per_pe / sp.intersection_width))
     performed = groups * pixels * active / kred * successes
     return Work(cycles=groups * pixels * per_pixel / domains, performed=performed,
                 act_reads=float(groups * pixels * active * pes_used))

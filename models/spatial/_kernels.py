@@ -85,14 +85,15 @@ def _transfers_kernel(tensor, box, time_mask, reuse, proj, nranks, loop_dim, loo
 
 
 @njit(cache=True)
-def _box_and_time_kernel(parent, child, loop_dim, loop_bound, loop_level, loop_spatial, box, time_mask):
-    """Fill ``box`` with the union of ``child`` tiles under one ``parent`` instance, ``time_mask`` with its clock."""
+def _box_and_time_kernel(parent, child, loop_dim, loop_bound, loop_level, loop_spatial, strides, box, time_mask):
+    """Fill ``box`` with the per-dim index span of the ``child`` tiles under one ``parent`` instance and
+    ``time_mask`` with the loops that step it (spans, not counts: a strided union is its bounding box)."""
     box[:] = 1
     for j in range(loop_dim.shape[0]):
         lvl = loop_level[j]
         inside = lvl >= child or (loop_spatial[j] == 1 and lvl >= parent)
         if inside:
-            box[loop_dim[j]] *= loop_bound[j]
+            box[loop_dim[j]] += (loop_bound[j] - 1) * strides[j]
         time_mask[j] = loop_spatial[j] == 0 and lvl < child
 
 
@@ -110,12 +111,13 @@ def _nest_stats_kernel(loop_dim, loop_bound, loop_level, loop_spatial, proj, nra
             if not keep[lvl, t]:
                 continue
             # own tile and its refills
-            _box_and_time_kernel(lvl, lvl, loop_dim, loop_bound, loop_level, loop_spatial, box, time_mask)
+            _box_and_time_kernel(lvl, lvl, loop_dim, loop_bound, loop_level, loop_spatial, strides, box, time_mask)
             stats[lvl, t, TILE] = _box_size_kernel(t, box, proj, nranks)
             own = _transfers_kernel(t, box, time_mask, True, proj, nranks, loop_dim, loop_bound, strides)
-            # partition: everything one instance ever holds (all loops but the spatial ones above it)
+            # partition: distinct data one instance ever holds (all loops but the spatial ones above it)
+            box[:] = 1
             for j in range(n):
-                if loop_spatial[j] == 0 and loop_level[j] < lvl:
+                if loop_spatial[j] == 0 or loop_level[j] >= lvl:
                     box[loop_dim[j]] *= loop_bound[j]
             partition = _box_size_kernel(t, box, proj, nranks)
             stats[lvl, t, PARTITION] = partition
@@ -123,7 +125,8 @@ def _nest_stats_kernel(loop_dim, loop_bound, loop_level, loop_spatial, proj, nra
             child = lvl + 1
             while child < n_levels and not keep[child, t]:
                 child += 1
-            _box_and_time_kernel(lvl, child, loop_dim, loop_bound, loop_level, loop_spatial, box, time_mask)
+            _box_and_time_kernel(lvl, child, loop_dim, loop_bound, loop_level, loop_spatial, strides, box,
+                                 time_mask)
             demand = _transfers_kernel(t, box, time_mask, child < n_levels, proj, nranks,
                                        loop_dim, loop_bound, strides)
             if t == rw_tensor:

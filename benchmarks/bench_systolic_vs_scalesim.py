@@ -1,0 +1,170 @@
+"""hwsim's systolic engine vs SCALE-Sim 3.0.0 on the same layers, side by side in one run.
+
+    HWSIM_SCALESIM_PYTHON=/opt/scalesim-venv/bin/python python benchmarks/bench_systolic_vs_scalesim.py [--quick]
+
+For every layer: SCALE-Sim's wall time (its ``run_scale`` call only, measured inside the peer process,
+CALC mode, traces off), hwsim's compat mode with the Numba buffer port (same report, stalls and DRAM
+counts included) and hwsim's stall-free closed forms (warm, median of repeats); ratios printed.
+Layers SCALE-Sim would need more than ~60 s for (estimated from its ~45-145 us per simulated cycle,
+``shared/research/scalesim.md`` §9) are skipped on its side. Also times a whole ResNet-50 on a 32x32
+array (physical and compat closed-form modes, warm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from hwsim.interop.scalesim import ScaleSimConfig, write_config
+from hwsim.ir import Layer, Op
+from hwsim.models.systolic.buffers import simulate_calc
+from hwsim.models.systolic.compat import ScaleSimLayer, compat_compute, scalesim_layer_from
+
+SCALESIM_BUDGET_S = 60.0
+SCALESIM_US_PER_CYCLE = 150.0            # upper end of the measured 45-145 us per demand row
+
+# First five conv layers as hwsim.zoo lowers them (torchvision ResNet-18 / AlexNet definitions:
+# He et al. 2016 Table 1, Krizhevsky et al. 2012 as in torchvision.models.alexnet), 224x224 input.
+RESNET18 = [
+    Layer("r18.conv1", Op.CONV, K=64, C=3, P=112, Q=112, R=7, S=7, stride=2, padding=3, input_size=224),
+    *[Layer(f"r18.layer1.{i}", Op.CONV, K=64, C=64, P=56, Q=56, R=3, S=3, padding=1) for i in range(4)],
+]
+ALEXNET = [
+    Layer("alex.features.0", Op.CONV, K=64, C=3, P=55, Q=55, R=11, S=11, stride=4, padding=2, input_size=224),
+    Layer("alex.features.3", Op.CONV, K=192, C=64, P=27, Q=27, R=5, S=5, padding=2),
+    Layer("alex.features.6", Op.CONV, K=384, C=192, P=13, Q=13, R=3, S=3, padding=1),
+    Layer("alex.features.8", Op.CONV, K=256, C=384, P=13, Q=13, R=3, S=3, padding=1),
+    Layer("alex.features.10", Op.CONV, K=256, C=256, P=13, Q=13, R=3, S=3, padding=1),
+]
+
+PEER_DRIVER = """
+import sys, time, os
+from scalesim.scale_sim import scalesim
+cfg, topo, layout, out = sys.argv[1:5]
+sim = scalesim(save_disk_space=True, verbose=False, config=cfg, topology=topo, layout=layout,
+               input_type_gemm=False)
+start = time.perf_counter()
+sim.run_scale(top_path=out)
+print(time.perf_counter() - start)
+"""
+
+
+def random_layers(rng: random.Random, count: int) -> list[ScaleSimLayer]:
+    out = []
+    for i in range(count):
+        r = rng.choice([1, 3, 3, 5])
+        h = rng.randint(max(r, 8), 32)
+        out.append(ScaleSimLayer(f"rand{i}", h, h, r, r, rng.choice([3, 16, 32, 64]),
+                                 rng.choice([8, 16, 32, 64]), rng.choice([1, 1, 2]), 1))
+    return [layer if layer.stride_w == layer.stride_h else ScaleSimLayer(
+        layer.name, layer.ifmap_h, layer.ifmap_w, layer.filter_h, layer.filter_w, layer.channels,
+        layer.num_filters, layer.stride_h, layer.stride_h) for layer in out]
+
+
+def time_call(fn, repeats: int) -> float:
+    """Median wall seconds of ``fn()`` after one warm-up call."""
+    fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def scalesim_seconds(python: str, layer: ScaleSimLayer, rows: int, cols: int, workdir: Path) -> float | None:
+    """SCALE-Sim's run time for one layer (None when skipped or failed)."""
+    cycles = compat_compute(layer, rows=rows, cols=cols, dataflow="ws").cycles
+    if cycles * SCALESIM_US_PER_CYCLE * 1e-6 > SCALESIM_BUDGET_S:
+        return None
+    config = ScaleSimConfig(run_name="bench", rows=rows, cols=cols, ifmap_kb=64, filter_kb=64, ofmap_kb=64,
+                            dataflow="ws")
+    cfg = write_config(config, workdir / "bench.cfg")
+    topo = workdir / "topo.csv"
+    topo.write_text("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, "
+                    f"Strides,\n{layer.name}, {layer.ifmap_h}, {layer.ifmap_w}, {layer.filter_h}, "
+                    f"{layer.filter_w}, {layer.channels}, {layer.num_filters}, {layer.stride_h},\n")
+    layout = workdir / "layout.csv"
+    layout.write_text("Layer name,\n")
+    driver = workdir / "driver.py"
+    driver.write_text(PEER_DRIVER)
+    try:
+        proc = subprocess.run([python, str(driver), str(cfg), str(topo), str(layout), str(workdir / "out")],
+                              capture_output=True, text=True, timeout=SCALESIM_BUDGET_S * 2, cwd=workdir)
+        return float(proc.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+def bench_layer(python: str | None, layer: ScaleSimLayer, rows: int, cols: int, workdir: Path) -> dict:
+    words = (64 * 1024,) * 3
+    sim_s = time_call(lambda: simulate_calc(layer, rows=rows, cols=cols, dataflow="ws", sram_words=words), 3)
+    closed_s = time_call(lambda: compat_compute(layer, rows=rows, cols=cols, dataflow="ws"), 200)
+    peer_s = scalesim_seconds(python, layer, rows, cols, workdir) if python else None
+    return {"layer": layer.name, "array": f"{rows}x{cols}", "macs": layer.macs,
+            "cycles": compat_compute(layer, rows=rows, cols=cols, dataflow="ws").cycles,
+            "scalesim_s": peer_s, "hwsim_buffers_s": sim_s, "hwsim_closed_s": closed_s,
+            "ratio_buffers": peer_s / sim_s if peer_s else None,
+            "ratio_closed": peer_s / closed_s if peer_s else None}
+
+
+def bench_resnet50() -> dict:
+    """Whole ResNet-50 (zoo lowering, torch needed once) on a 32x32 ws array, warm."""
+    from hwsim.lower import load_graph
+    from hwsim.models import systolic
+    from hwsim.models.arch import load_arch
+
+    graph = load_graph("resnet50")
+    layers = graph.compute_layers()
+    arch = load_arch("edge_tpu_like").with_overrides({"systolic.rows": 32, "systolic.cols": 32})
+    compat_arch = arch.with_overrides({"systolic.mode": "scalesim"})
+
+    def run(spec):
+        return sum(systolic.evaluate(layer, spec, systolic.default_mapping(layer, spec)).cycles for layer in layers)
+
+    return {"layers": len(layers), "physical_ms": 1e3 * time_call(lambda: run(arch), 5),
+            "compat_closed_ms": 1e3 * time_call(lambda: run(compat_arch), 5)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="two network layers per net, three random layers")
+    parser.add_argument("--no-resnet50", action="store_true")
+    args = parser.parse_args()
+    python = os.environ.get("HWSIM_SCALESIM_PYTHON")
+    nets = [scalesim_layer_from(layer) for layer in (RESNET18[:2] + ALEXNET[:2] if args.quick else RESNET18 + ALEXNET)]
+    cases = [(layer, 32, 32) for layer in nets]
+    rng = random.Random(0)
+    for size in (8, 16, 32):
+        cases += [(layer, size, size) for layer in random_layers(rng, 1 if args.quick else 3)]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for layer, r, c in cases:
+            rows.append(bench_layer(python, layer, r, c, Path(tmp)))
+            row = rows[-1]
+            peer = f"{row['scalesim_s']:.2f}" if row["scalesim_s"] else "skipped"
+            ratio_b = f"{row['ratio_buffers']:.0f}x" if row["ratio_buffers"] else "-"
+            ratio_c = f"{row['ratio_closed']:.2e}x" if row["ratio_closed"] else "-"
+            print(f"{row['layer']:<18} {row['array']:>6} cycles={row['cycles']:>8} scalesim={peer:>8} s  "
+                  f"hwsim(buffers)={1e3 * row['hwsim_buffers_s']:8.3f} ms ({ratio_b})  "
+                  f"hwsim(closed)={1e6 * row['hwsim_closed_s']:7.2f} us ({ratio_c})", flush=True)
+    summary = {"layers": rows}
+    if not args.no_resnet50:
+        summary["resnet50_32x32"] = bench_resnet50()
+        print("ResNet-50 on 32x32:", json.dumps(summary["resnet50_32x32"]))
+    ratios_b = [r["ratio_buffers"] for r in rows if r["ratio_buffers"]]
+    ratios_c = [r["ratio_closed"] for r in rows if r["ratio_closed"]]
+    if ratios_b:
+        print(f"min/median speed-up with buffers {min(ratios_b):.0f}x/{statistics.median(ratios_b):.0f}x; "
+              f"closed forms {min(ratios_c):.2e}x/{statistics.median(ratios_c):.2e}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Literal loop-nest simulation: the slow, obviously-right twin of ``hwsim.models.spatial._kernels``.
+
+Walks every temporal iteration of the mapping in order, builds the tile each level holds (instance 0) and
+the data its fan-out demands as explicit sets of data points, and counts every element that enters
+(fills), is handed down (reads) or comes back up (updates). Same semantics as the kernel: a tile is the
+bounding box of the projected points (Timeloop's AAHR); a fan-out is served as one multicast consumer
+whose demand is the bounding box of its children's tiles; compute units keep nothing; outputs are
+read-modify-write (first update of an output needs no read; a partial sum returning to a level is a fill).
+For small problems only.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+TENSORS = ("W", "I", "O")
+
+
+def _loops(mapping):
+    """Flattened loops (dim, bound, level, spatial), outer to inner; unit loops dropped."""
+    out = []
+    for index, lvl in enumerate(mapping.levels):
+        for loops, spatial in ((lvl.temporal, False), (lvl.spatial_x, True), (lvl.spatial_y, True)):
+            out.extend((dim, bound, index, spatial) for dim, bound in loops if bound > 1)
+    return out
+
+
+def _dim_value(loops, indices, dim):
+    value, scale = 0, 1
+    for (d, bound, _, _), i in zip(reversed(loops), reversed(indices)):
+        if d == dim:
+            value += i * scale
+            scale *= bound
+    return value
+
+
+def _box(problem, loops, fixed, free):
+    """Bounding-box data points of each tensor over the loops in ``free`` (others at ``fixed``)."""
+    ranges = [range(b) if j in free else (fixed[j],) for j, (_, b, _, _) in enumerate(loops)]
+    coords = {t: [] for t in range(3)}
+    for indices in itertools.product(*ranges):
+        values = {d: _dim_value(loops, indices, d) for d, _ in problem.bounds}
+        for t, ranks in enumerate(problem.proj):
+            coords[t].append(tuple(sum(c * values[d] for d, c in terms) for terms in ranks))
+    boxes = []
+    for t in range(3):
+        spans = [range(min(p[r] for p in coords[t]), max(p[r] for p in coords[t]) + 1)
+                 for r in range(len(problem.proj[t]))]
+        boxes.append(set(itertools.product(*spans)))
+    return boxes
+
+
+def simulate_nest_ref(problem, mapping):
+    """``{(level, tensor): {'reads', 'fills', 'updates', 'tile', 'partition'}}`` per instance, by simulation."""
+    loops = _loops(mapping)
+    n_levels = len(mapping.levels)
+    keep = [[t in lvl.keep for t in TENSORS] for lvl in mapping.levels]
+    temporal = [j for j, loop in enumerate(loops) if not loop[3]]
+    stats, held, demanded, union = {}, {}, {}, {}
+
+    def child_of(level, t):
+        child = level + 1
+        while child < n_levels and not keep[child][t]:
+            child += 1
+        return child
+
+    for step in itertools.product(*(range(loops[j][1]) for j in temporal)):
+        fixed = [0] * len(loops)
+        for j, i in zip(temporal, step):
+            fixed[j] = i
+        for level in range(n_levels):
+            for t in range(3):
+                if not keep[level][t]:
+                    continue
+                entry = stats.setdefault((level, TENSORS[t]), dict(reads=0, fills=0, updates=0, tile=0, partition=0))
+                own = _box(problem, loops, fixed, {j for j, lp in enumerate(loops) if lp[2] >= level})[t]
+                entry["tile"] = len(own)
+                entry["fills"] += len(own - held.get((level, t), set()))
+                held[(level, t)] = own
+                union.setdefault((level, t), set()).update(own)
+                child = child_of(level, t)
+                free = {j for j, lp in enumerate(loops) if lp[2] >= child or (lp[3] and lp[2] >= level)}
+                need = _box(problem, loops, fixed, free)[t]
+                moved = len(need) if child == n_levels else len(need - demanded.get((level, t), set()))
+                demanded[(level, t)] = need
+                entry["updates" if t == 2 else "reads"] += moved
+    for (level, name), entry in stats.items():
+        entry["partition"] = len(union[(level, TENSORS.index(name))])
+        if name == "O":
+            entry["reads"] = entry["updates"] - entry["partition"]
+            entry["fills"] = entry["fills"] - entry["partition"] if level > 0 else 0
+        elif level == 0:
+            entry["fills"] = 0
+    return stats
