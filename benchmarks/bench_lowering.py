@@ -70,7 +70,7 @@ def render(rows: list[dict]) -> None:
         table.add_column(col, justify="left" if col == "model" else "right")
     for row in rows:
         table.add_row(*(fmt(row, c) for c in columns))
-    Console().print(table)
+    Console(width=140).print(table)
 
 
 def main() -> None:

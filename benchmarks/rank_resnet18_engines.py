@@ -26,13 +26,15 @@ from hwsim.ir import Layer, LayerGraph, PackedMask, Sparsity
 
 ARCHS = ("edge_tpu_like", "sparse_tc_2_4", "scnn", "bit_fusion")
 VARIANTS = ("unstructured_80", "nm_2_4", "int4")
-RECIPES = {
+RECIPES = {  # the three variants as hwsim.compress recipes
     "unstructured_80": {"name": "u80", "steps": [{"method": "magnitude_prune", "sparsity": 0.8, "scope": "global",
                                                   "ops": ["conv", "linear"]}]},
     "nm_2_4": "nm_2_4",
-    "int4": {"name": "int4", "steps": [{"method": "quantize", "weight_bits": 4, "act_bits": 4, "ops": ["conv", "linear"],
-                                        "overrides": {"conv1": {"weight_bits": 8, "act_bits": 8},
-                                                      "fc": {"weight_bits": 8, "act_bits": 8}}}]},
+    "int4": {"name": "int4", "model": "resnet18", "input_shape": [3, 224, 224],
+             "steps": [{"method": "quantize", "weight_bits": 4, "act_bits": 4,
+                        "ops": ["conv", "linear"],
+                        "overrides": {"conv1": {"weight_bits": 8, "act_bits": 8},
+                                      "fc": {"weight_bits": 8, "act_bits": 8}}}]},
 }
 
 

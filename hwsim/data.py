@@ -55,26 +55,32 @@ def accuracy(model: Any, x: Any, y: Any, *, batch_size: int = 512) -> float:
 def train_classifier(model: Any, data: tuple[Any, Any, Any, Any], *, epochs: int, lr: float = 1e-2,
                      seed: int = 0, extra_loss: Callable[[Any], Any] | None = None,
                      after_step: Callable[[Any], None] | None = None, batch_size: int = 64,
-                     weight_decay: float = 0.0) -> float:
-    """Train ``model`` with Adam + cross-entropy (+ ``extra_loss(model)``); return test accuracy.
+                     weight_decay: float = 0.0, optimizer: str = "adam") -> float:
+    """Train ``model`` with Adam (or SGD+momentum) + cross-entropy (+ ``extra_loss(model)``); return test accuracy.
 
-    ``after_step(model)`` runs after every optimizer step (projections, clipping, masks).
+    ``after_step(model)`` runs after every optimizer step (projections, clipping, masks). Use
+    ``optimizer="sgd"`` for sparsity penalties: Adam's per-weight normalization blunts L1/group lasso.
     """
     import torch
     import torch.nn.functional as F
 
+    if data is None:
+        from hwsim.errors import ConfigError
+
+        raise ConfigError("this method trains the model and needs data=(x_train, y_train, x_test, y_test) "
+                          "matching the model input (digits is only the default for 1x8x8 models)")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)      # tiny batches: one thread is faster and immune to a busy machine
     try:
         return _train(model, data, epochs=epochs, lr=lr, seed=seed, extra_loss=extra_loss, after_step=after_step,
-                      batch_size=batch_size, weight_decay=weight_decay)
+                      batch_size=batch_size, weight_decay=weight_decay, optimizer=optimizer)
     finally:
         torch.set_num_threads(threads)
 
 
 def _train(model: Any, data: tuple[Any, Any, Any, Any], *, epochs: int, lr: float, seed: int,
            extra_loss: Callable[[Any], Any] | None, after_step: Callable[[Any], None] | None,
-           batch_size: int, weight_decay: float) -> float:
+           batch_size: int, weight_decay: float, optimizer: str) -> float:
     import torch
     import torch.nn.functional as F
 
@@ -82,7 +88,10 @@ def _train(model: Any, data: tuple[Any, Any, Any, Any], *, epochs: int, lr: floa
     generator = torch.Generator().manual_seed(int(seed))
     torch.manual_seed(int(seed))
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    else:
+        opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     model.train()
     for _ in range(int(epochs)):
         order = torch.randperm(len(x_train), generator=generator)
@@ -91,9 +100,9 @@ def _train(model: Any, data: tuple[Any, Any, Any, Any], *, epochs: int, lr: floa
             loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
             if extra_loss is not None:
                 loss = loss + extra_loss(model)
-            optimizer.zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            opt.step()
             if after_step is not None:
                 with torch.no_grad():
                     after_step(model)

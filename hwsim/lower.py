@@ -13,7 +13,9 @@ ops whose inputs are all parameters, e.g. a pruning mask multiply). Lowering rul
   (with a scalar or a constant: fused). cat -> ``concat``; chunk/split/unbind -> ``split``;
   ``channel_shuffle`` and the view -> transpose -> view shuffle pattern -> ``shuffle``; other
   permutes/transposes -> ``reshape``; pooling and spatial/token means -> ``pool``; softmax -> ``softmax``;
-  layer/group norm, LocalResponseNorm and un-foldable batch norm -> ``norm``.
+  layer/group norm, LocalResponseNorm and un-foldable batch norm -> ``norm``; embedding lookups and
+  nearest upsampling -> ``reshape``; interpolating upsampling -> ``eltwise``.
+* Graph inputs are not layers: a layer fed only by the model input has no predecessors.
 * ``nn.LSTM``/``nn.GRU``/``nn.RNN`` (one ``aten.lstm`` node) -> per layer and direction two ``linear``
   layers, weights read from the module: ``<path>.l<i>.ih`` (input-to-hidden for all time steps at once:
   ``N=1, P=T*batch, C=in, K=gates*H``) and ``<path>.l<i>.hh`` (hidden-to-hidden, sequential:
@@ -60,8 +62,9 @@ def _is_blockwise_constant(mask: np.ndarray, block: int) -> bool:
 
 def _nm_pattern(mask: np.ndarray) -> tuple[int, int] | None:
     rows, cols = mask.shape
+    density = np.count_nonzero(mask) / mask.size
     for n, m in _NM_PATTERNS:
-        if cols % m == 0 and mask.mean() <= n / m:
+        if cols % m == 0 and density <= n / m:
             if np.all(mask.reshape(rows, cols // m, m).sum(axis=2) <= n):
                 return n, m
     return None
@@ -79,8 +82,8 @@ def weight_facts(mask: np.ndarray, *, keep_mask: bool = True) -> tuple[float, Sp
     mask = np.asarray(mask, dtype=bool)
     if mask.ndim != 2:
         raise ValueError(f"weight mask must be 2-D (K, C/G*R*S), got shape {mask.shape}")
-    density = float(mask.mean()) if mask.size else 1.0
-    if density == 1.0:
+    nonzero = int(np.count_nonzero(mask))
+    if nonzero == mask.size:
         return 1.0, Sparsity(), None
     if _is_channel_pattern(mask):
         sparsity = Sparsity(SparsityKind.CHANNEL)
@@ -90,7 +93,7 @@ def weight_facts(mask: np.ndarray, *, keep_mask: bool = True) -> tuple[float, Sp
         sparsity = Sparsity(SparsityKind.NM, n=nm[0], m=nm[1])
     else:
         sparsity = Sparsity(SparsityKind.UNSTRUCTURED)
-    return density, sparsity, PackedMask.from_array(mask) if keep_mask else None
+    return nonzero / mask.size, sparsity, PackedMask.from_array(mask) if keep_mask else None
 
 
 def lower(model: Any, input_shape: tuple[int, ...] | None = None, *, example_input: Any = None,
@@ -131,13 +134,16 @@ def rebatch(graph: LayerGraph, batch: int) -> LayerGraph:
     old = graph.input_shape[0] if graph.input_shape else 1
     if batch == old:
         return graph
-    if batch % old:
-        raise ConfigError(f"cannot re-batch graph {graph.name!r} from batch {old} to {batch} "
-                          "(the new batch must be a multiple of the old)")
-    factor = batch // old
+    if batch < 1:
+        raise ConfigError(f"batch must be >= 1, got {batch}")
 
     def scale(layer):
-        return layer.with_changes(P=layer.P * factor) if layer.op is Op.LINEAR else layer.with_changes(N=layer.N * factor)
+        dim = "P" if layer.op is Op.LINEAR else "N"
+        value = getattr(layer, dim) * batch
+        if value % old:
+            raise ConfigError(f"cannot re-batch graph {graph.name!r} from batch {old} to {batch}: layer "
+                              f"{layer.name!r} has {dim}={getattr(layer, dim)}")
+        return layer.with_changes(**{dim: value // old})
 
     out = graph.map_layers(scale)
     out.input_shape = (batch, *graph.input_shape[1:]) if graph.input_shape else (batch,)
@@ -145,17 +151,17 @@ def rebatch(graph: LayerGraph, batch: int) -> LayerGraph:
     return out
 
 
-def load_graph(spec: Any, *, batch: int = 1, input_shape: tuple[int, ...] | None = None,
+def load_graph(spec: Any, *, batch: int | None = None, input_shape: tuple[int, ...] | None = None,
                skip_unsupported: bool = False) -> LayerGraph:
     """Resolve ``spec``: a saved ``.json`` graph, an ``.onnx`` file, a zoo name, or a torch module.
 
-    ``batch`` sets the batch dim (ignored when ``input_shape`` is given); saved ``.json`` graphs and
-    ONNX files are lowered at their own batch and re-batched (``rebatch``) when ``batch`` is a multiple
-    of it. Only the zoo/module branch imports torch.
+    ``batch`` sets the batch dim (ignored when ``input_shape`` is given; ``None``: zoo models use 1,
+    files keep their own). Saved ``.json`` graphs and ONNX files are lowered at their own batch and then
+    re-batched (``rebatch``). Only the zoo/module branch imports torch.
     """
     from hwsim import zoo
 
-    if batch < 1:
+    if batch is not None and batch < 1:
         raise ConfigError(f"batch must be >= 1, got {batch}")
     if isinstance(spec, (str, Path)):
         path = Path(spec)
@@ -170,12 +176,12 @@ def load_graph(spec: Any, *, batch: int = 1, input_shape: tuple[int, ...] | None
                     raise ConfigError(f"{path.name}: not a valid hwsim layer graph ({err})") from None
             else:
                 graph = lower_onnx(path, input_shape=input_shape, skip_unsupported=skip_unsupported)
-            return graph if input_shape else rebatch(graph, batch)
+            return graph if input_shape or batch is None else rebatch(graph, batch)
         if str(spec) not in zoo.names():
             raise UnknownNameError(f"unknown model {str(spec)!r}: not a .json/.onnx file and not a zoo name; "
                                    f"zoo names: {', '.join(zoo.names())}")
         model = zoo.create(str(spec))
-        shape = tuple(input_shape) if input_shape else zoo.input_shape(str(spec), batch=batch)
+        shape = tuple(input_shape) if input_shape else zoo.input_shape(str(spec), batch=batch or 1)
         return lower(model, shape, name=str(spec), skip_unsupported=skip_unsupported)
     if input_shape is None:
         raise ConfigError("load_graph: a torch module needs input_shape (including the batch dim)")

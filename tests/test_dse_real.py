@@ -70,7 +70,6 @@ def test_cli_bad_spec_is_one_line_exit_2(tmp_path):
 
 def test_dask_local_cluster_matches_serial(tiny_graph_path, tmp_path):
     distributed = pytest.importorskip("distributed")
-    from hwsim.dse.runner import DaskBackend
 
     with ResultStore(tmp_path / "a.sqlite") as store:
         run_sweep(graph_spec(tiny_graph_path), store)
@@ -78,7 +77,7 @@ def test_dask_local_cluster_matches_serial(tiny_graph_path, tmp_path):
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   death_timeout=60) as cluster, distributed.Client(cluster, timeout=60) as client:
         with ResultStore(tmp_path / "b.sqlite") as store:
-            summary = run_sweep(graph_spec(tiny_graph_path), store, backend=DaskBackend(client))
+            summary = run_sweep(graph_spec(tiny_graph_path), store, backend=client)   # wrapped by as_backend
             remote = {r["key"]: r["objectives"] for r in store.records()}
     assert summary.evaluated == 6 and remote == serial
 

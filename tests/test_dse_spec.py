@@ -58,6 +58,8 @@ def test_yaml_file_and_aliases(tmp_path):
     ({"arch": {"base": "@", "params": {"systolic.rows": {"low": 4, "high": 64}}}}, r"grid needs 'step' or 'num'"),
     ({"arch": {"base": "@", "fixed": {"clock_hz": -1}}}, r"arch\.fixed\.clock_hz"),
     ({"objectives": ["speed"]}, r"objectives: .*unknown metric 'speed'"),
+    ({"objectives": ["latency", "energy", "area", "power"]}, r"objectives: give 1 to 3"),
+    ({"mapper": {"kind": "magic"}}, r"mapper\.kind"),
     ({"constraints": ["power_mw =< 5"]}, r"constraint looks like"),
     ({"recipes": {"p": {"template": {"steps": [{"method": "x", "s": "${s}"}]}}}}, r"recipes\.p: placeholder"),
     ({"recipes": {"p": {"template": [{"method": "x"}], "params": {"s": [1]}}}}, r"not used by the template"),
@@ -120,3 +122,11 @@ def test_nsga2_asks_n_points(tmp_path):
     items = take(make_sampler(spec).points(), 10)
     assert [item is BARRIER for item in items] == [False] * 4 + [True] + [False] + [True]   # generations 4 + 1
     assert [p.tag for p in items if p is not BARRIER] == [0, 1, 2, 3, 4]
+
+
+def test_python_spec_objects_are_checked_too(tmp_path):
+    from hwsim.dse.spec import ArchSweep, SweepSpec
+
+    spec = SweepSpec(models=("m",), arch=ArchSweep(base=str(write_tiny_arch(tmp_path)), params={"systolic.rowz": [4]}))
+    with pytest.raises(ConfigError, match="systolic.rowz"):
+        load_spec(spec)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 
@@ -129,7 +128,8 @@ def test_vit_attention_lowers_to_two_matmuls(attention):
     assert (qk.N, qk.P, qk.C, qk.K) == (batch * heads, tokens, dim // heads, tokens)
     assert (av.N, av.P, av.C, av.K) == (batch * heads, tokens, tokens, dim // heads)
     assert len([layer for layer in graph if layer.op is Op.SOFTMAX]) == depth
-    per_block = batch * tokens * dim * (3 * dim + dim + 2 * mlp * dim) + 2 * batch * heads * tokens ** 2 * (dim // heads)
+    linears = batch * tokens * dim * (3 * dim + dim + 2 * mlp * dim)          # qkv, proj, fc1, fc2
+    per_block = linears + 2 * batch * heads * tokens ** 2 * (dim // heads)    # + q k^T and p v
     patch_embed = batch * (img // patch) ** 2 * dim * 3 * patch * patch
     assert graph.macs == patch_embed + depth * per_block + batch * dim * 1000
 
@@ -218,7 +218,8 @@ def test_load_graph_resolves_zoo_json_and_errors(tmp_path):
     assert graph.input_shape == (4, 1, 8, 8) and graph.macs == 4 * lowered("digits_cnn").macs
     path = graph.save(tmp_path / "digits.json")
     code = (f"import sys; from hwsim.lower import load_graph; g = load_graph({str(path)!r}); "
-            f"assert g.macs == {graph.macs}; assert 'torch' not in sys.modules, 'torch imported'")
+            f"assert g.macs == {graph.macs}; assert load_graph({str(path)!r}, batch=1).macs == {graph.macs // 4}; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
     with pytest.raises(UnknownNameError, match="zoo names: resnet18"):
         load_graph("resnet-18")
@@ -266,3 +267,24 @@ def test_ssdlite_heads_and_json_round_trip(tmp_path):
     assert len([layer for layer in graph if layer.op is Op.RESHAPE]) == 12   # one permute per head
     assert sorted(graph.meta["outputs"]) == sorted(c.name for c in concats)
     assert LayerGraph.load(graph.save(tmp_path / "ssd.json")) == graph
+
+
+def test_transformer_encoder_layer_and_embedding():
+    encoder = nn.TransformerEncoderLayer(64, 4, 128, batch_first=True).eval()   # nn.MultiheadAttention inside
+    graph = lower(encoder, (2, 10, 64))
+    matmuls = [layer for layer in graph if layer.op is Op.MATMUL]
+    assert [(m.N, m.P, m.C, m.K) for m in matmuls] == [(8, 10, 16, 10), (8, 10, 10, 16)]
+    # in_proj, out_proj, linear1, linear2 over 20 tokens + two attention matmuls
+    assert graph.macs == 2 * 10 * 64 * (3 * 64 + 64 + 2 * 128) + 2 * 2 * 4 * 10 * 10 * 16
+
+    class Tagger(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb, self.fc = nn.Embedding(100, 32), nn.Linear(32, 4)
+
+        def forward(self, tokens):
+            return nn.functional.interpolate(self.fc(self.emb(tokens)).transpose(1, 2), scale_factor=2.0)
+
+    tagged = lower(Tagger(), example_input=torch.randint(0, 100, (2, 7)))
+    assert [layer.op for layer in tagged] == [Op.RESHAPE, Op.LINEAR, Op.RESHAPE, Op.RESHAPE]
+    assert tagged.input_shape == (2, 7) and tagged["fc"].P == 14

@@ -52,7 +52,7 @@ def _count(graph):
 
 
 def test_exported_zoo_model_same_macs(tmp_path):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     pytest.importorskip("onnxscript")
     from hwsim import zoo
     from hwsim.lower import lower
@@ -62,7 +62,6 @@ def test_exported_zoo_model_same_macs(tmp_path):
     graph, reference = lower_onnx(path), lower(model, (1, 1, 8, 8))
     assert graph.macs == reference.macs == 616_064       # FlopCounterMode count, tests/test_zoo.py
     assert [layer.name for layer in graph.compute_layers()] == [layer.name for layer in reference.compute_layers()]
-    assert torch is not None
 
 
 def test_exported_onnx_matches_torch_path(exported):
@@ -91,7 +90,8 @@ def _shape_only_model() -> onnx.ModelProto:
         helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
         helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
         helper.make_node("Conv", ["r1", "w2"], ["c2"], name="dw", group=8, pads=[1, 1, 1, 1], strides=[2, 2]),
-        helper.make_node("Constant", [], ["s5"], value=helper.make_tensor("s5", TensorProto.INT64, [5], [1, 2, 4, 8, 8])),
+        helper.make_node("Constant", [], ["s5"],
+                         value=helper.make_tensor("s5", TensorProto.INT64, [5], [1, 2, 4, 8, 8])),
         helper.make_node("Constant", [], ["s4"], value=helper.make_tensor("s4", TensorProto.INT64, [4], [1, 8, 8, 8])),
         helper.make_node("Reshape", ["c2", "s5"], ["v1"], name="split_view"),
         helper.make_node("Transpose", ["v1"], ["t1"], name="shuffle", perm=[0, 2, 1, 3, 4]),
@@ -149,3 +149,22 @@ def test_onnx_weights_give_density(tmp_path):
     onnx.save(model, str(path))
     fc = lower_onnx(path)["fc"]
     assert fc.weight_density == 0.5 and fc.sparsity.kind is SparsityKind.CHANNEL
+
+
+def test_onnx_lstm_and_auto_pad(tmp_path):
+    f = TensorProto.FLOAT
+    nodes = [helper.make_node("LSTM", ["x", "w", "r"], ["y", "h"], name="lstm", hidden_size=16),
+             helper.make_node("Conv", ["img", "k"], ["c"], name="conv", auto_pad="SAME_UPPER", strides=[2, 2])]
+    inputs = [helper.make_tensor_value_info("x", f, [7, 2, 8]),           # (steps, batch, features)
+              helper.make_tensor_value_info("w", f, [1, 64, 8]), helper.make_tensor_value_info("r", f, [1, 64, 16]),
+              helper.make_tensor_value_info("img", f, [1, 3, 9, 9]), helper.make_tensor_value_info("k", f, [4, 3, 3, 3])]
+    outputs = [helper.make_tensor_value_info("y", f, None), helper.make_tensor_value_info("c", f, None)]
+    model = helper.make_model(helper.make_graph(nodes, "rnn", inputs, outputs),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "rnn.onnx"
+    onnx.save(model, str(path))
+    graph = lower_onnx(path)
+    ih, hh = graph["lstm.ih"], graph["lstm.hh"]
+    assert (ih.P, ih.C, ih.K) == (14, 8, 64) and (hh.N, hh.P, hh.C, hh.K) == (7, 2, 16, 64)
+    conv = graph["conv"]
+    assert (conv.P, conv.padding) == (5, (1, 1))             # ceil(9/2) = 5; total pad 2 split evenly

@@ -71,6 +71,7 @@ def test_rebatch_scales_n_or_p():
     out = rebatch(graph, 6)
     assert out.macs == 3 * graph.macs and out["conv"].N == 6 and out["fc"].P == 6
     assert out.input_shape == (6, 3, 8, 8) and out.predecessors("fc") == ["conv"]
-    assert rebatch(graph, 2) is graph
-    with pytest.raises(ConfigError, match="multiple"):
-        rebatch(graph, 3)
+    assert rebatch(graph, 2) is graph and rebatch(graph, 1)["fc"].P == 1 and rebatch(graph, 3)["conv"].N == 3
+    graph.add_layer(Layer("odd", Op.MATMUL, N=3, K=2, C=2, P=2), inputs=["fc"])   # N not a multiple of batch
+    with pytest.raises(ConfigError, match="from batch 2 to 1: layer 'odd' has N=3"):
+        rebatch(graph, 1)

@@ -185,3 +185,21 @@ def test_intersection_scan_costs_cycles():
     assert scan.cycles >= 64 * 4 > free.cycles
     stat = run(layer, arch.with_overrides({"sparse.intersection_width": 16}), mode="statistical")
     assert stat.cycles >= 64 * 4
+
+
+def test_uniform_density_model_has_no_imbalance():
+    layer = conv_layer(0.3, 0.6, K=64, C=64)
+    arch = load_arch("cambricon_x")
+    hyper = run(layer, arch, mode="statistical")
+    uniform = run(layer, arch.with_overrides({"sparse.density_model": "uniform"}), mode="statistical")
+    # uniform: every 576-long row holds exactly 0.3 * 576 = 172.8 -> 173 non-zeros, 11 cycles per round,
+    # 4 rounds of 16 rows, 64 pixels
+    assert uniform.cycles == 11 * 4 * 64 <= hyper.cycles
+
+
+def test_grouped_layer_runs_on_every_dataflow():
+    dw = Layer("dw", Op.DEPTHWISE, K=32, C=32, G=32, P=8, Q=8, R=3, S=3, padding=1, weight_density=0.5,
+               act_density=0.5)
+    for name in SPARSE_PRESETS:
+        counts = run(dw, load_arch(name))
+        assert counts.cycles > 0 and counts.mac_ops <= dw.macs

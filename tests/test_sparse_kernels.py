@@ -91,3 +91,16 @@ def test_footprint_hand_computed(fmt, payload, meta_bits):
     fp = footprint(fmt, fibers=8, fiber_len=8, nnz=16, nm_m=4)
     assert fp.payload_words == payload
     assert fp.metadata_bits == meta_bits
+
+
+@settings(deadline=None, max_examples=60)
+@given(population=st.integers(1, 400), frac=st.floats(0, 1), draw_frac=st.floats(0, 1), copies=st.integers(1, 16),
+       lanes=st.integers(1, 5))
+def test_expected_max_ceil_matches_full_cdf(population, frac, draw_frac, copies, lanes):
+    from hwsim.models.sparse.statistical import expected_max_ceil
+    from tests.reference.sparse_ref import expected_max_ceil_ref
+
+    successes, draws = int(frac * population), int(draw_frac * population)
+    got = expected_max_ceil(population=population, successes=successes, draws=draws, copies=copies, lanes=lanes,
+                            model="hypergeometric")
+    assert got == pytest.approx(expected_max_ceil_ref(population, successes, draws, copies, lanes), abs=1e-9)

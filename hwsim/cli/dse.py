@@ -39,8 +39,8 @@ def _label(param: str) -> str:
 
 def _front_table(records: list[dict[str, Any]], metrics: list[str], title: str) -> Table:
     table = Table(title=title)
-    params = [p for p in sorted({p for r in records for p in r["params"]})
-              if len({str(r["params"].get(p)) for r in records}) > 1 or p == "recipe"]   # drop constant columns
+    params = [p  # columns that vary (all of them for a single point) for p in sorted({p for r in records for p in r["params"]})
+              if len(records) < 2 or len({str(r["params"].get(p)) for r in records}) > 1 or p == "recipe"]
     for column in params + metrics:
         table.add_column(_label(column), overflow="fold")
     for r in records:

@@ -60,7 +60,7 @@ def fit(student: nn.Module, data, *, teacher: nn.Module | None = None, loss: str
 
     hinton: (1-alpha) CE + alpha T^2 KL (Hinton et al. 2015). fitnets: ``stage1_epochs`` of hint regression on
     the middle matched feature map (Romero et al. 2015), then Hinton KD. attention: CE + beta/2 * sum of
-    attention-map distances (Zagoruyko & Komodakis 2017; beta default 1000). fsp: ``stage1_epochs`` of FSP-matrix
+    attention-map distances (Zagoruyko & Komodakis 2017; beta default 1, see ``kd_losses.attention_loss``). fsp: ``stage1_epochs`` of FSP-matrix
     matching (Yim et al. 2017), then CE. Feature maps are matched by spatial size; 1x1 adapters map student
     channels to teacher channels where needed.
     """
@@ -119,7 +119,7 @@ def _batch_loss(student, teacher, feats, xb, yb, *, loss, phase, temperature, al
         return kl.hinton_loss(logits, teacher_logits, yb, temperature=temperature, alpha=alpha)
     hard = F.cross_entropy(logits, yb)
     if loss == "attention":
-        return hard + (1000.0 if beta is None else beta) / 2 * feats.attention_loss()
+        return hard + (1.0 if beta is None else beta) / 2 * feats.attention_loss()
     return hard
 
 
@@ -252,7 +252,7 @@ _COMMON = {"student": "'thin' (make_student of the teacher, default) or a zoo na
            "epochs": "student epochs (0: replace the model without training; default 10)",
            "teacher_epochs": "train the teacher first with CE for this many epochs (default 0)",
            "lr": "Adam learning rate (default 0.01)", "temperature": "KD temperature T (default 4)",
-           "alpha": "weight of the soft KD term (default 0.9)", "beta": "feature-loss weight (AT default 1000)",
+           "alpha": "weight of the soft KD term (default 0.9)", "beta": "attention-transfer weight (default 1 on the per-map sum ~ paper's 1000 on a 32x32 mean)",
            "grad_compression": "none | qsgd:<bits> | qsgd:s=<levels> | terngrad (bits per step reported)"}
 
 _PAPERS = {"hinton": ("distill", "Hinton et al., Distilling the Knowledge in a Neural Network, arXiv:1503.02531"),
@@ -263,3 +263,5 @@ _PAPERS = {"hinton": ("distill", "Hinton et al., Distilling the Knowledge in a N
 for _loss, (_name, _paper) in _PAPERS.items():
     register_method(_name, paper=_paper, family="distill", params=dict(_COMMON), trainable=True)(
         functools.wraps(distill_step)(functools.partial(distill_step, loss=_loss)))
+
+from hwsim.compress import detection_kd as _detection_kd  # noqa: E402,F401  (registers detection_kd)

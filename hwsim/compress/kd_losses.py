@@ -23,8 +23,12 @@ def attention_map(features: torch.Tensor, *, p: int = 2) -> torch.Tensor:
 
 
 def attention_loss(student_features: torch.Tensor, teacher_features: torch.Tensor) -> torch.Tensor:
-    """Mean squared distance of the normalized attention maps (spatial sizes must match)."""
-    return (attention_map(student_features) - attention_map(teacher_features)).pow(2).mean()
+    """Squared L2 distance of the normalized attention maps, summed over positions, averaged over the batch.
+
+    The paper's code averages over positions too, with beta = 1000 for 32x32 maps; summing makes one beta
+    (1000 / 1024 ~ 1) fit every map size.
+    """
+    return (attention_map(student_features) - attention_map(teacher_features)).pow(2).sum(dim=1).mean()
 
 
 def fsp_matrix(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:

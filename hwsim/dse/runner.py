@@ -9,6 +9,7 @@ store, one committed row per finished point, so a killed sweep resumes without l
 from __future__ import annotations
 
 import concurrent.futures as cf
+import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -110,13 +111,21 @@ class TaskBuilder:
         self.graph_dir = graph_dir
         self.version = hwsim.__version__
         self.fidelity = spec.fidelity.model_dump() if spec.needs_fidelity else None
+        self.file_hashes: dict[str, str | None] = {}
+
+    def _file_hash(self, model: str) -> str | None:
+        """Content hash of a model given as a file (saved graph, ONNX), so an edited file is a new point."""
+        if model not in self.file_hashes:
+            path = Path(model)
+            self.file_hashes[model] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+        return self.file_hashes[model]
 
     def build(self, point: Point) -> Task:
         """The task for ``point``; raises ``ConfigError`` if its overrides make an invalid arch."""
         template = self.templates[point.recipe]
         recipe = None if template is None else substitute(template, dict(point.recipe_params))
         shape = tuple(self.spec.input_shape) if self.spec.input_shape else None
-        graph_key = point_key({"model": point.model, "recipe": recipe, "batch": self.spec.batch, "input_shape": shape,
+        graph_key = point_key({"model": point.model, "model_file": self._file_hash(point.model), "recipe": recipe, "batch": self.spec.batch, "input_shape": shape,
                                "fidelity": self.fidelity, "version": self.version})
         arch = self.base.with_overrides(arch_overrides(self.spec, dict(point.hw)), origin=self.spec.origin)
         arch_dict = arch.model_dump(mode="json")

@@ -242,7 +242,7 @@ class SweepSpec(_Strict):
         return self.fidelity.enabled and bool(used & set(FIDELITY_METRICS))
 
 
-def canonical_metric(name: str, origin: str = "sweep") -> str:
+def canonical_metric(name: str) -> str:
     """The stored metric name for ``name`` (aliases such as ``latency`` -> ``latency_s``)."""
     metric = METRIC_ALIASES.get(name, name)
     if metric not in METRICS:
@@ -283,6 +283,7 @@ def _constraint(item: Any) -> dict[str, Any]:
 def load_spec(source: str | Path | dict[str, Any] | SweepSpec) -> SweepSpec:
     """Load and fully validate a sweep spec (YAML path or dict); raises ``ConfigError`` on any problem."""
     if isinstance(source, SweepSpec):
+        check_spec(source)
         return source
     origin = "sweep"
     if isinstance(source, (str, Path)):
@@ -350,6 +351,8 @@ def check_spec(spec: SweepSpec) -> None:
     for name in spec.recipes:
         recipe_template(spec, name)          # loads the template and checks placeholders
         spec.recipe_dimensions(name)
+    if not 1 <= len(spec.objectives) <= 3:
+        raise ConfigError(f"{origin}: objectives: give 1 to 3 objectives (got {len(spec.objectives)})")
     if spec.mapper.get("kind", "default") not in ("default", "search"):
         raise ConfigError(f"{origin}: mapper.kind: must be 'default' or 'search' (got {spec.mapper.get('kind')!r})")
     if spec.sampler.kind == "grid":

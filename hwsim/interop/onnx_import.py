@@ -3,7 +3,8 @@
 Shapes come from ``onnx.shape_inference.infer_shapes(data_prop=True)``; weights are optional: a file
 whose weights are graph inputs without initializers ("shape-only") lowers with density 1.
 Conv (group) -> conv/depthwise, Gemm/MatMul with a constant operand -> linear, else matmul;
-Max/Average/Global pooling and spatial ReduceMean -> pool; Add/Sub/Mul/Div/Sum of two activations ->
+Max/Average/Global pooling and spatial ReduceMean -> pool; LSTM/GRU/RNN -> two linear layers per
+direction (input-to-hidden over all steps, hidden-to-hidden with N = steps, as in ``hwsim.lower``); Add/Sub/Mul/Div/Sum of two activations ->
 eltwise; Concat, Split, Softmax, LayerNormalization/LRN -> concat/split/softmax/norm;
 BatchNormalization after a conv/gemm is folded; activations, Flatten, Reshape, Squeeze, Pad, Cast, ...
 are fused into their producer; a Reshape -> Transpose -> Reshape channel shuffle -> shuffle; other
@@ -86,17 +87,19 @@ class _OnnxWalker:
                 self.shapes[info.name] = tuple(int(d.dim_value) for d in shape.dim)
         for name, value in self.const.items():
             self.shapes[name] = tuple(value.shape)
-        graph_inputs = [i for i in g.input if i.name not in self.const]
-        self.weights_absent = {i.name for i in graph_inputs[1:]}     # shape-only files: weights as inputs
-        self.prod: dict[str, tuple[str, ...]] = {graph_inputs[0].name: ()}
-        for extra in graph_inputs[1:]:
-            self.const[extra.name] = None
+        graph_inputs = [i.name for i in g.input if i.name not in self.const]
+        weights = _weight_inputs(self.nodes, graph_inputs)         # shape-only files: weights as graph inputs
+        data = [name for name in graph_inputs if name not in weights] or graph_inputs[:1]
+        self.prod: dict[str, tuple[str, ...]] = {name: () for name in data}
+        for name in graph_inputs:
+            if name not in self.prod:
+                self.const[name] = None
         self.consumers: dict[str, list[Any]] = {}
         self.producer_node = {out: node for node in self.nodes for out in node.output}
         for node in self.nodes:
             for tensor in node.input:
                 self.consumers.setdefault(tensor, []).append(node)
-        self.graph = LayerGraph(name, input_shape=self.shapes.get(graph_inputs[0].name),
+        self.graph = LayerGraph(name, input_shape=self.shapes.get(data[0]),
                                 meta={"frontend": "onnx", "skipped": []})
         self.used: set[str] = set()
 
@@ -124,9 +127,11 @@ class _OnnxWalker:
         return out
 
     def emit(self, node: Any, op: Op, inputs: list[str], *, weight: np.ndarray | None = None,
-             weight_name: str | None = None, **dims: Any) -> str:
+             weight_name: str | None = None, base: str | None = None, **dims: Any) -> str:
         scope = _scope(node)
-        if weight_name and "." in weight_name and not weight_name.startswith("onnx::"):
+        if base is not None:
+            source = scope or node.name
+        elif weight_name and "." in weight_name and not weight_name.startswith("onnx::"):
             base = source = weight_name.rsplit(".", 1)[0]
         elif weight_name and scope:
             base = source = scope
@@ -138,7 +143,7 @@ class _OnnxWalker:
             name = f"{base}_{index}"
         self.used.add(name)
         fields = dict(dims)
-        if weight is not None and weight.size:
+        if weight is not None and weight.size and np.count_nonzero(weight) < weight.size:
             mask = (weight != 0).reshape(weight.shape[0], -1)
             density, sparsity, packed = weight_facts(mask, keep_mask=self.keep_masks)
             fields.update(weight_density=density, sparsity=sparsity, weight_mask=packed)
@@ -192,14 +197,37 @@ class _OnnxWalker:
         if spatial not in (1, 2):
             raise UnsupportedOpError(f"cannot lower a {spatial}-D ONNX Conv (node {node.name!r})")
         groups = int(attrs.get("group", 1))
-        pads = list(attrs.get("pads", [0] * 2 * spatial))
         pick = (lambda v: (v[0], v[1])) if spatial == 2 else (lambda v: (v[0], 1))
+        stride, dilation = pick(attrs.get("strides", [1, 1])), pick(attrs.get("dilations", [1, 1]))
+        kernel = (ws[2], ws[3] if spatial == 2 else 1)
+        outs = (ys[2], ys[3] if spatial == 2 else 1)
+        padding = _padding(attrs, spatial, xs[2:], outs, kernel, stride, dilation)
         op = Op.DEPTHWISE if groups == xs[1] and groups > 1 else Op.CONV
         return [self.emit(node, op, self.producers(self.acts(node)), weight=self.const.get(w), weight_name=w,
-                          N=xs[0], K=ws[0], C=xs[1], P=ys[2], Q=ys[3] if spatial == 2 else 1, R=ws[2],
-                          S=ws[3] if spatial == 2 else 1, G=groups,
-                          stride=pick(attrs.get("strides", [1, 1])), padding=pick(pads[:spatial] + [0]),
-                          dilation=pick(attrs.get("dilations", [1, 1])))]
+                          N=xs[0], K=ws[0], C=xs[1], P=outs[0], Q=outs[1], R=kernel[0], S=kernel[1], G=groups,
+                          stride=stride, padding=padding, dilation=dilation)]
+
+    def _op_LSTM(self, node: Any) -> list[str]:
+        """ONNX LSTM/GRU/RNN: per direction an input-to-hidden and a hidden-to-hidden linear (see hwsim.lower)."""
+        attrs = _attrs(node)
+        xs, ws = self.shape(node.input[0]), self.shape(node.input[1])      # W: (dirs, gates*H, in)
+        steps, batch = (xs[1], xs[0]) if attrs.get("layout", 0) else (xs[0], xs[1])
+        hidden = int(attrs.get("hidden_size", ws[1] // _GATES[node.op_type]))
+        w_all, r_all = self.const.get(node.input[1]), self.const.get(node.input[2])
+        scope, outs = _scope(node), []
+        for direction in range(ws[0]):
+            w = None if w_all is None else w_all[direction]
+            r = None if r_all is None else r_all[direction]
+            suffix = "_reverse" if direction else ""
+            base = f"{scope or node.name or node.op_type}{suffix}"
+            ih = self.emit(node, Op.LINEAR, self.producers([node.input[0]]), weight=w, base=f"{base}.ih",
+                           K=ws[1], C=ws[2], P=steps * batch)
+            outs.append(self.emit(node, Op.LINEAR, [ih], weight=r, base=f"{base}.hh", N=steps, K=ws[1], C=hidden,
+                                  P=batch))
+        return outs
+
+    _op_GRU = _op_LSTM
+    _op_RNN = _op_LSTM
 
     def _op_Gemm(self, node: Any) -> list[str]:
         attrs = _attrs(node)
@@ -241,15 +269,15 @@ class _OnnxWalker:
                 return [self.emit(node, Op.POOL, self.producers([x]), R=window, G=dims["K"], **dims)]
             raise UnsupportedOpError(f"cannot lower ONNX {node.op_type} on a rank-{len(xs)} tensor ({node.name!r})")
         p, q = (ys[2], ys[3]) if len(ys) == 4 else (1, 1)
+        dilation = tuple(attrs.get("dilations", [1, 1]))
         if node.op_type.startswith(("Global", "Reduce")):
             kernel, stride, pads = (xs[2], xs[3]), (1, 1), (0, 0)
         else:
             kernel = tuple(attrs["kernel_shape"])
             stride = tuple(attrs.get("strides", [1, 1]))
-            pads = tuple(attrs.get("pads", [0, 0, 0, 0])[:2])
+            pads = _padding(attrs, 2, xs[2:], (p, q), kernel, stride, dilation)
         return [self.emit(node, Op.POOL, self.producers([x]), N=xs[0], K=xs[1], C=xs[1], G=xs[1], P=p, Q=q,
-                          R=kernel[0], S=kernel[1], stride=stride, padding=pads,
-                          dilation=tuple(attrs.get("dilations", [1, 1])))]
+                          R=kernel[0], S=kernel[1], stride=stride, padding=pads, dilation=dilation)]
 
     def _eltwise(self, node: Any) -> list[str]:
         acts = self.acts(node)
@@ -302,6 +330,36 @@ class _OnnxWalker:
         if axis is None or [i for i, d in enumerate(perm) if d != i] != [axis, axis + 1]:
             return None
         return src.input[0]
+
+
+_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+# input positions that hold weights/parameters; a graph input used only there is a weight
+_WEIGHT_POSITIONS = {"Conv": {1, 2}, "Gemm": {1, 2}, "MatMul": {1}, "LSTM": {1, 2, 3, 5, 6, 7},
+                     "GRU": {1, 2, 3, 5}, "RNN": {1, 2, 3, 5}, "BatchNormalization": {1, 2, 3, 4},
+                     "LayerNormalization": {1, 2}, "InstanceNormalization": {1, 2}, "PRelu": {1}}
+
+
+def _weight_inputs(nodes: list[Any], graph_inputs: list[str]) -> set[str]:
+    """Graph inputs that are only ever used in weight positions (shape-only files keep weights as inputs)."""
+    uses: dict[str, list[bool]] = {name: [] for name in graph_inputs}
+    for node in nodes:
+        for position, tensor in enumerate(node.input):
+            if tensor in uses:
+                uses[tensor].append(position in _WEIGHT_POSITIONS.get(node.op_type, ()))
+    return {name for name, flags in uses.items() if flags and all(flags)}
+
+
+def _padding(attrs: dict[str, Any], spatial: int, in_hw, out_hw, kernel, stride, dilation) -> tuple[int, int]:
+    """Leading padding per spatial dim from ``pads``, or implied by ``auto_pad`` and the shapes."""
+    auto = attrs.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else str(auto)
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        totals = [max((o - 1) * s + (k - 1) * d + 1 - i, 0)
+                  for i, o, k, s, d in zip(in_hw, out_hw, kernel, stride, dilation)]
+        lead = [t // 2 if auto == "SAME_UPPER" else t - t // 2 for t in totals]
+        return (lead[0], lead[1] if spatial == 2 else 0)
+    pads = list(attrs.get("pads", [0] * 2 * spatial))
+    return (pads[0], pads[1] if spatial == 2 else 0)
 
 
 def _attrs(node: Any) -> dict[str, Any]:

@@ -207,7 +207,10 @@ class _Walker:
     def _weight_fields(self, weight: Any, k_out: int) -> dict[str, Any]:
         if not isinstance(weight, torch.Tensor) or weight.is_meta or weight.numel() == 0:
             return {}
-        mask = (weight.detach() != 0).reshape(weight.shape[0], -1).cpu().numpy()
+        weight = weight.detach()
+        if int(torch.count_nonzero(weight)) == weight.numel():
+            return {}                                   # dense: skip the mask analysis
+        mask = (weight != 0).reshape(weight.shape[0], -1).cpu().numpy()
         density, sparsity, packed = weight_facts(mask, keep_mask=self.keep_masks)
         return {"weight_density": density, "sparsity": sparsity, "weight_mask": packed}
 

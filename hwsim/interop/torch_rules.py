@@ -288,6 +288,18 @@ def _swapped_axes(ctx: Ctx, rank: int) -> list[int]:
     return []
 
 
+def resample(ctx: Ctx) -> tuple[str, ...]:
+    """Upsampling: nearest is pure data movement (reshape); interpolating modes do arithmetic (eltwise)."""
+    key = ctx.node.target.overloadpacket.__name__
+    op = Op.RESHAPE if "nearest" in key else Op.ELTWISE
+    return (ctx.emit(op, ctx.producers(ctx.node.args[0]), short="upsample", **_dims(ctx)),)
+
+
+def embedding(ctx: Ctx) -> tuple[str, ...]:
+    """A table lookup (gather): data movement, no MACs."""
+    return (ctx.emit(Op.RESHAPE, ctx.producers(ctx.args["indices"]), short="embedding", **_dims(ctx)),)
+
+
 def softmax(ctx: Ctx) -> tuple[str, ...]:
     return (ctx.emit(Op.SOFTMAX, ctx.producers(ctx.node.args[0]), short="softmax", **_dims(ctx)),)
 
@@ -322,6 +334,9 @@ RULES: dict[str, Callable[[Ctx], tuple[str, ...]]] = {
                      "unsafe_chunk"), split),
     **dict.fromkeys(("channel_shuffle", "native_channel_shuffle", "pixel_shuffle", "pixel_unshuffle"), shuffle),
     **dict.fromkeys(("permute", "transpose", "transpose_", "t", "swapaxes", "movedim"), permute),
+    **dict.fromkeys(("upsample_nearest1d", "upsample_nearest2d", "_upsample_nearest_exact2d", "upsample_linear1d",
+                     "upsample_bilinear2d", "upsample_bicubic2d", "_upsample_bilinear2d_aa"), resample),
+    "embedding": embedding,
     **dict.fromkeys(("softmax", "_softmax", "log_softmax", "_log_softmax", "_safe_softmax"), softmax),
     **dict.fromkeys(("layer_norm", "native_layer_norm", "group_norm", "native_group_norm", "instance_norm",
                      "rms_norm"), norm),

@@ -27,7 +27,8 @@ from hwsim.models.sparse.traffic import Operand, layer_traffic
 class SparseMapping:
     """How a layer runs on a sparse engine: dataflow, data-driven or statistical, sampling knobs.
 
-    ``act_samples`` output pixels are simulated (column_broadcast) and scaled to the layer;
+    ``act_samples`` output pixels are simulated (column_broadcast; shared by the groups, at least
+    one per group) and scaled to the layer;
     ``act_mask`` optionally gives real activation non-zeros, shape (pixels sampled, C/G*R*S).
     """
 

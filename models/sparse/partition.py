@@ -141,7 +141,8 @@ def column_broadcast_work(layer: Layer, sp: SparseParams, mask: np.ndarray, *, s
                           act_mask: np.ndarray | None = None) -> Work:
     """EIE-style: per-PE FIFOs fed by broadcast non-zero activations; cycles summed over pixels."""
     _, pixels, kred, _ = layer.gemm_shape
-    n_samples = act_mask.shape[0] if act_mask is not None else min(samples, pixels)
+    budget = max(1, samples // layer.G)   # grouped layers share the sample budget (>= 1 pixel per group)
+    n_samples = act_mask.shape[0] if act_mask is not None else min(budget, pixels)
     rng = np.random.default_rng(seed)
     use = mask if skips(sp.skip, "weights") else np.ones_like(mask)
     domains = min(sp.pixel_parallel, pixels)          # streams working on different pixels

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import hypergeom
 
 from hwsim.ir import Layer
 from hwsim.models.arch import SparseParams
@@ -30,6 +29,8 @@ def expected_max_ceil(*, population: int, successes: int, draws: int, copies: in
     sd = math.sqrt(max(mean * (1 - successes / population) * (population - draws) / max(population - 1, 1), 0.0))
     lo = max(0, draws - (population - successes), math.floor(mean - 12 * sd))   # all but ~1e-30 of the mass
     hi = min(draws, successes, math.ceil(mean + 12 * sd))
+    from scipy.stats import hypergeom  # lazy: scipy.stats costs ~1 s to import
+
     x = np.arange(lo, hi + 1)
     pmf = hypergeom.pmf(x, population, successes, draws)
     cdf = np.cumsum(pmf / pmf.sum())

@@ -32,33 +32,40 @@ SETS_PER_HALF = 50
 CALC_FILL_WORDS_PER_CYCLE = 10
 
 
-@njit(cache=True)
-def _ifmap_addr(shape, p, k):
+def ifmap_tables(shape: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel and per-window-index address parts: rows (base, y, x), so addr = base_p + base_k.
+
+    Precomputed once per layer so the kernels do no integer division per demanded word.
+    """
+    pixels = np.arange(shape[EH] * shape[EW], dtype=np.int64)
+    oy, ox = np.divmod(pixels, shape[EW])
+    py, px = oy * shape[SH], ox * shape[SW]
+    ptab = np.stack([(py * shape[W] + px) * shape[CH], py, px])
+    window = np.arange(shape[FR] * shape[FS] * shape[CH], dtype=np.int64)
+    fy, rest = np.divmod(window, shape[FS] * shape[CH])
+    fx, c = np.divmod(rest, shape[CH])
+    ktab = np.stack([(fy * shape[W] + fx) * shape[CH] + c, fy, fx])
+    return np.ascontiguousarray(ptab), np.ascontiguousarray(ktab)
+
+
+@njit(cache=True, inline="always")
+def _ifmap_addr(shape, ptab, ktab, p, k):
     """NHWC address of ifmap element (ofmap pixel p, window index k); -1 past the ifmap edge."""
-    oy = p // shape[EW]
-    ox = p - oy * shape[EW]
-    per_row = shape[FS] * shape[CH]
-    fy = k // per_row
-    rest = k - fy * per_row
-    fx = rest // shape[CH]
-    c = rest - fx * shape[CH]
-    y = oy * shape[SH] + fy
-    x = ox * shape[SW] + fx
-    if y >= shape[H] or x >= shape[W]:
+    if ptab[1, p] + ktab[1, k] >= shape[H] or ptab[2, p] + ktab[2, k] >= shape[W]:
         return -1
-    return (y * shape[W] + x) * shape[CH] + c
+    return ptab[0, p] + ktab[0, k]
 
 
-@njit(cache=True)
-def _address(shape, df, operand, idx, j, fr, fc, rows, cols):
+@njit(cache=True, inline="always")
+def _address(shape, ptab, ktab, df, operand, idx, j, fr, fc, rows, cols):
     """Address demanded at data index ``idx`` (or tile row) and array column ``j`` of fold (fr, fc)."""
     window = shape[FR] * shape[FS] * shape[CH]
     if operand == 0:                                   # ifmap
         if df == 0:
-            return _ifmap_addr(shape, idx, fr * rows + j)
+            return _ifmap_addr(shape, ptab, ktab, idx, fr * rows + j)
         if df == 1:
-            return _ifmap_addr(shape, fr * rows + j, idx)
-        return _ifmap_addr(shape, fc * cols + j, fr * rows + idx)
+            return _ifmap_addr(shape, ptab, ktab, fr * rows + j, idx)
+        return _ifmap_addr(shape, ptab, ktab, fc * cols + j, fr * rows + idx)
     if operand == 1:                                   # filter: n * K + k
         if df == 0:
             return (fc * cols + j) * window + fr * rows + idx
@@ -72,7 +79,7 @@ def _address(shape, df, operand, idx, j, fr, fc, rows, cols):
     return idx * shape[NF] + fc * cols + j
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _row_span(kind, r, pre, t, rows, used, ur):
     """Column range [lo, hi] of demand row ``r`` and the data index offset (idx = base - j)."""
     if kind == 0:                                      # skewed stream
@@ -87,19 +94,8 @@ def _row_span(kind, r, pre, t, rows, used, ur):
 
 
 @njit(cache=True)
-def _rb_access(state, latest, addr, cycle):
-    """One demanded address through the estimate read buffer."""
-    if latest[addr] >= state[_RB_START]:
-        return
-    latest[addr] = state[_RB_CUR]
-    state[_RB_ACCESS] += 1
-    state[_RB_FILL] += 1
-    if state[_RB_FILL] < state[_RB_NSET]:
-        return
-    state[_RB_FILL] = 0
-    state[_RB_CUR] += 1
-    if state[_RB_CUR] != state[_RB_END] + 1:
-        return
+def _rb_slide(state, cycle):
+    """50 new sets have filled: count the batch fetch and slide the window by 50 sets."""
     if state[_RB_FIRST_DONE] == 0:
         end = state[_RB_FIRST_REQ] - 2
         need = -(-(SETS_PER_HALF * state[_RB_NSET]) // state[_RB_BW])
@@ -113,6 +109,32 @@ def _rb_access(state, latest, addr, cycle):
     state[_RB_END] += SETS_PER_HALF
     state[_RB_LAST_START] = state[_RB_LAST_END] + 1
     state[_RB_LAST_END] = cycle
+
+
+@njit(cache=True, inline="always")
+def _rb_access_row(state, latest, addresses, n, cycle):
+    """The demanded addresses of one row, left to right, through the estimate read buffer."""
+    start = state[_RB_START]
+    cur = state[_RB_CUR]
+    fill = state[_RB_FILL]
+    nset = state[_RB_NSET]
+    misses = 0
+    for a in range(n):
+        addr = addresses[a]
+        if latest[addr] >= start:              # in the window or already in the current set
+            continue
+        latest[addr] = cur
+        misses += 1
+        fill += 1
+        if fill == nset:
+            fill = 0
+            cur += 1
+            if cur == state[_RB_END] + 1:
+                _rb_slide(state, cycle)
+                start = state[_RB_START]
+    state[_RB_CUR] = cur
+    state[_RB_FILL] = fill
+    state[_RB_ACCESS] += misses
 
 
 @njit(cache=True)
@@ -146,23 +168,51 @@ def _wb_drain(state, lines, start_cycle):
     return start_cycle + count - 1
 
 
-@njit(cache=True)
-def _wb_write(state, lines, cycle):
-    """One word written to the ofmap buffer at ``cycle``; returns the (possibly stalled) cycle."""
-    lines[state[_WB_LINES]] += 1
-    state[_WB_FILL] += 1
-    state[_WB_FREE] -= 1
-    if state[_WB_FILL] == state[_WB_BW]:
-        state[_WB_LINES] += 1
-        state[_WB_FILL] = 0
-    if cycle < state[_WB_DEND]:
-        if state[_WB_FREE] <= 0:
-            cycle = state[_WB_DEND]
-    elif state[_WB_FREE] < state[_WB_TOTAL] - state[_WB_DRAIN]:
-        if state[_WB_FILL] != 0:
-            state[_WB_LINES] += 1
-            state[_WB_FILL] = 0
-        state[_WB_DEND] = _wb_drain(state, lines, cycle)
+@njit(cache=True, inline="always")
+def _wb_write_row(state, lines, cycle, n):
+    """``n`` words written to the ofmap buffer in a row at ``cycle``; returns the (stalled) cycle."""
+    line = state[_WB_LINES]
+    fill = state[_WB_FILL]
+    free = state[_WB_FREE]
+    width = state[_WB_BW]
+    limit = state[_WB_TOTAL] - state[_WB_DRAIN]
+    if (free - n >= limit) if cycle >= state[_WB_DEND] else (free - n > 0):
+        # fast path: no drain starts and nothing waits in this row; pack the words into lines
+        left = n
+        while left > 0:
+            take = min(left, width - fill)
+            lines[line] += take
+            fill += take
+            left -= take
+            if fill == width:
+                line += 1
+                fill = 0
+        state[_WB_LINES] = line
+        state[_WB_FILL] = fill
+        state[_WB_FREE] = free - n
+        return cycle
+    for _ in range(n):
+        lines[line] += 1
+        fill += 1
+        free -= 1
+        if fill == width:
+            line += 1
+            fill = 0
+        if cycle < state[_WB_DEND]:
+            if free <= 0:
+                cycle = state[_WB_DEND]
+        elif free < limit:
+            if fill != 0:
+                line += 1
+                fill = 0
+            state[_WB_LINES] = line
+            state[_WB_FILL] = fill
+            state[_WB_FREE] = free
+            state[_WB_DEND] = _wb_drain(state, lines, cycle)
+            free = state[_WB_FREE]
+    state[_WB_LINES] = line
+    state[_WB_FILL] = fill
+    state[_WB_FREE] = free
     return cycle
 
 
@@ -186,27 +236,49 @@ _PRE_B = np.array([[0, 0, -1], [0, 0, 0], [0, 0, -1]], dtype=np.int64)
 _USED = np.array([[0, 1, 1], [0, 1, 1], [1, 0, 1]], dtype=np.int64)
 
 
-@njit(cache=True)
-def _operand_row(shape, df, operand, r, fr, fc, rows, cols, t, ur, uc, kind, pre, used, out):
-    """Fill ``out`` with the valid addresses of demand row ``r`` of fold (fr, fc); return the count."""
+@njit(cache=True, inline="always")
+def _operand_row(shape, ptab, ktab, df, operand, r, fr, fc, rows, cols, t, ur, uc, kind, pre, used, out):
+    """Fill ``out`` with the valid ifmap (0) or filter (1) addresses of demand row ``r`` of fold (fr, fc).
+
+    Along a row the operand indices are linear in the array column j, so the loop body is a
+    table lookup (ifmap) or one multiply-add (filter). Returns the count.
+    """
     lo, hi, base = _row_span(kind, r, pre, t, rows, used, ur)
+    if hi < lo:
+        return 0
+    if kind == 1:
+        base = rows - 1 - r                            # tile row; constant along the row
     n = 0
-    for j in range(lo, hi + 1):
-        if kind == 0:
-            idx = base - j
-        elif kind == 1:
-            idx = rows - 1 - r
+    if operand == 0:
+        if df == 0:
+            pa, ps, ka, ks = base, -1, fr * rows, 1
+        elif df == 1:
+            pa, ps, ka, ks = fr * rows, 1, base, -1
         else:
-            idx = rows - 1 - (base - j)
-        addr = _address(shape, df, operand, idx, j, fr, fc, rows, cols)
-        if addr >= 0:
-            out[n] = addr
-            n += 1
+            pa, ps, ka, ks = fc * cols, 1, fr * rows + base, 0
+        height, width = shape[H], shape[W]
+        for j in range(lo, hi + 1):
+            p = pa + ps * j
+            k = ka + ks * j
+            if ptab[1, p] + ktab[1, k] < height and ptab[2, p] + ktab[2, k] < width:
+                out[n] = ptab[0, p] + ktab[0, k]
+                n += 1
+        return n
+    window = shape[FR] * shape[FS] * shape[CH]
+    if df == 0:
+        start, step = fc * cols * window + fr * rows + base, window
+    elif df == 1:
+        start, step = fc * cols * window + base, window - 1
+    else:
+        start, step = base * window + fr * rows, 1 - window
+    for j in range(lo, hi + 1):
+        out[n] = start + step * j
+        n += 1
     return n
 
 
 @njit(cache=True)
-def _calc_layer_kernel(shape, rows, cols, df, t, sr, sc, per_fold, rb_i, latest_i, rb_f, latest_f,
+def _calc_layer_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, rb_i, latest_i, rb_f, latest_f,
                        wb, lines, windows):
     """Run every demand row through the CALC buffers; returns the stall cycles.
 
@@ -234,23 +306,21 @@ def _calc_layer_kernel(shape, rows, cols, df, t, sr, sc, per_fold, rb_i, latest_
                     state = rb_i if operand == 0 else rb_f
                     latest = latest_i if operand == 0 else latest_f
                     used = ur if used_sel[operand] == 0 else uc
-                    n = _operand_row(shape, df, operand, r, fr, fc, rows, cols, t, ur, uc, kind[operand],
+                    n = _operand_row(shape, ptab, ktab, df, operand, r, fr, fc, rows, cols, t, ur, uc, kind[operand],
                                      pre[operand], used, buf)
                     if n == 0:
                         continue
                     if state[_RB_SEEN] == 0:
                         state[_RB_SEEN] = 1
                         state[_RB_FIRST_REQ] = cycle
-                    for a in range(n):
-                        _rb_access(state, latest, buf[a], cycle)
+                    _rb_access_row(state, latest, buf, n, cycle)
                     if windows[2 * operand] < 0:
                         windows[2 * operand] = cycle + 1
                     windows[2 * operand + 1] = cycle + 1
                 used = ur if used_sel[2] == 0 else uc
-                n = _operand_row(shape, df, 2, r, fr, fc, rows, cols, t, ur, uc, kind[2], pre[2], used, buf)
-                out_cycle = cycle
-                for a in range(n):
-                    out_cycle = _wb_write(wb, lines, out_cycle)
+                lo, hi, _ = _row_span(kind[2], r, pre[2], t, rows, used, ur)
+                n = max(0, hi - lo + 1)                   # ofmap addresses are always valid
+                out_cycle = _wb_write_row(wb, lines, cycle, n) if n > 0 else cycle
                 if n > 0:
                     if windows[4] < 0:
                         windows[4] = out_cycle

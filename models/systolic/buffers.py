@@ -39,8 +39,10 @@ def simulate_calc(layer: ScaleSimLayer, *, rows: int, cols: int, dataflow: str,
     latest_f = np.full(layer.window * layer.num_filters, -1, dtype=np.int64)
     lines = np.zeros(cc.ofmap_words + 2, dtype=np.int64)
     windows = np.full(6, -1, dtype=np.int64)
+    shape = _shape_vector(layer)
+    ptab, ktab = bk.ifmap_tables(shape)
     stalls = int(bk._calc_layer_kernel(
-        shape=_shape_vector(layer), rows=rows, cols=cols, df=DATAFLOW_CODES[dataflow], t=t, sr=sr, sc=sc,
+        shape=shape, ptab=ptab, ktab=ktab, rows=rows, cols=cols, df=DATAFLOW_CODES[dataflow], t=t, sr=sr, sc=sc,
         per_fold=per_fold, rb_i=rb_i, latest_i=latest_i, rb_f=rb_f, latest_f=latest_f, wb=wb, lines=lines,
         windows=windows))
     total = cc.cycles + stalls

@@ -45,6 +45,7 @@ def sram_trace_rows(layer: ScaleSimLayer, *, rows: int, cols: int, dataflow: str
     per_fold = (cc.cycles + 1) // cc.folds
     shape = np.array([layer.ifmap_h, layer.ifmap_w, layer.filter_h, layer.filter_w, layer.channels,
                       layer.num_filters, layer.stride_h, layer.stride_w, layer.ofmap_h, layer.ofmap_w], dtype=np.int64)
+    ptab, ktab = bk.ifmap_tables(shape)
     kind = int(bk._KIND[df][operand])
     pre = t - 1 if (df == 1 and operand == 2) else int(bk._PRE_A[df][operand] * rows + bk._PRE_B[df][operand])
     width = rows if bk._USED[df][operand] == 0 else cols
@@ -60,7 +61,7 @@ def sram_trace_rows(layer: ScaleSimLayer, *, rows: int, cols: int, dataflow: str
                 lo, hi, base = bk._row_span(kind, r, pre, t, rows, used, ur)
                 for j in range(lo, hi + 1):
                     idx = base - j if kind == 0 else (rows - 1 - r if kind == 1 else rows - 1 - (base - j))
-                    addr = bk._address(shape, df, operand, idx, j, fr, fc, rows, cols)
+                    addr = bk._address(shape, ptab, ktab, df, operand, idx, j, fr, fc, rows, cols)
                     line[j] = addr + offset if addr >= 0 else -1
                 yield row + latency, line
                 row += 1

@@ -67,3 +67,12 @@ def rle_entries_ref(mask: np.ndarray, run_bits: int) -> int:
         runs = text.split("1")[:-1]          # zero runs that end at a non-zero
         total += sum(1 + len(run) // span for run in runs)
     return total
+
+
+def expected_max_ceil_ref(population: int, successes: int, draws: int, copies: int, lanes: int) -> float:
+    """E[max of ``copies`` iid ceil(X/lanes)] from the full hypergeometric CDF (no truncation)."""
+    from scipy.stats import hypergeom
+
+    x = np.arange(draws + 1)
+    cdf = hypergeom.cdf(x, population, successes, draws)
+    return float((np.ceil(x / lanes) * np.diff(np.concatenate(([0.0], cdf ** copies)))).sum())

@@ -1,0 +1,207 @@
+"""Mapping construction shared by the engine's default mapping and the search mapper.
+
+A ``Plan`` is the search-friendly form of a mapping: per level the temporal factor of each dim, the loop
+order, the spatial X/Y loops and the kept tensors. ``greedy_plan`` fills the on-chip levels from the
+inside out with as much of each dim as fits; ``spatial_candidates`` enumerates unrollings of each
+fan-out over the dims the preset allows (``spatial.spatial_dims_x/_y``; ``G`` is allowed wherever
+``K`` is, so depthwise layers use the array), padding a dim when that raises utilization.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+from hwsim.mappers.mapping import DIMS, TENSORS, LevelMapping, Mapping
+from hwsim.models.arch import ArchSpec
+from hwsim.models.spatial.nest import Problem, fanouts
+
+# loop orders outer -> inner, named by the tensor they keep stationary in the inner loops
+ORDERS: dict[str, tuple[str, ...]] = {
+    "W": ("G", "K", "C", "R", "S", "N", "P", "Q"),   # weight stationary: N P Q innermost
+    "O": ("G", "N", "K", "P", "Q", "C", "R", "S"),   # output stationary: reduction innermost
+    "I": ("N", "G", "C", "P", "Q", "R", "S", "K"),   # input stationary: K innermost
+}
+_DEFAULT_X, _DEFAULT_Y = ("K",), ("C",)
+Spatial = tuple[tuple[tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]], ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Temporal factors ``factors[level][dim]``, loop orders, spatial loops and kept tensors per level."""
+
+    factors: tuple[tuple[int, ...], ...]
+    orders: tuple[tuple[str, ...], ...]
+    spatial: Spatial
+    keep: tuple[tuple[str, ...], ...]
+
+    def to_mapping(self, arch: ArchSpec, *, source: str = "") -> Mapping:
+        levels = []
+        for i, level in enumerate(arch.memory):
+            factor = dict(zip(DIMS, self.factors[i]))
+            temporal = tuple((d, factor[d]) for d in self.orders[i] if factor[d] > 1)
+            levels.append(LevelMapping(level=level.name, temporal=temporal, spatial_x=self.spatial[i][0],
+                                       spatial_y=self.spatial[i][1], keep=self.keep[i]))
+        return Mapping(levels=tuple(levels), source=source)
+
+
+def allowed_dims(arch: ArchSpec) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Dims the preset lets each mesh axis unroll (``G`` joins wherever ``K`` is allowed)."""
+    spec = arch.spatial
+    x = tuple(spec.spatial_dims_x) if spec and spec.spatial_dims_x else _DEFAULT_X
+    y = tuple(spec.spatial_dims_y) if spec and spec.spatial_dims_y else _DEFAULT_Y
+    with_g = lambda dims: dims + ("G",) if "K" in dims and "G" not in dims else dims  # noqa: E731
+    return with_g(x), with_g(y)
+
+
+def default_keep(arch: ArchSpec) -> tuple[tuple[str, ...], ...]:
+    """Every level keeps every tensor it may hold (and has a partition for)."""
+    out = []
+    for i, level in enumerate(arch.memory):
+        allowed = TENSORS if i == 0 else level.tensors
+        if level.partition_bytes:
+            allowed = tuple(t for t in allowed if t in level.partition_bytes)
+        out.append(tuple(t for t in TENSORS if t in allowed))
+    return tuple(out)
+
+
+def _axis_options(remaining: dict[str, int], dims: tuple[str, ...], size: int, *, pad: bool
+                  ) -> list[tuple[tuple[str, int], ...]]:
+    """Unrollings of one mesh axis of ``size`` over up to two of ``dims``."""
+    options: set[tuple[tuple[str, int], ...]] = {()}
+    def factors(dim: str, limit: int) -> list[int]:
+        bound = remaining.get(dim, 1)
+        out = [f for f in range(2, min(bound, limit) + 1) if bound % f == 0]
+        if pad and bound > 1 and min(bound, limit) not in out and min(bound, limit) > 1:
+            out.append(min(bound, limit))
+        return out
+    for dim in dims:
+        for f in factors(dim, size):
+            options.add(((dim, f),))
+            for other in dims:
+                if other != dim:
+                    for g in factors(other, size // f):
+                        options.add(((dim, f), (other, g)))
+    return sorted(options)
+
+
+def spatial_candidates(problem: Problem, arch: ArchSpec, *, limit: int = 4, pad: bool = True
+                       ) -> list[tuple[float, Spatial]]:
+    """The ``limit`` best unrollings by MAC utilization (padded MACs count as idle), best first."""
+    bound = problem.bound
+    x_dims, y_dims = allowed_dims(arch)
+    per_level: list[list] = []
+    for (fx, fy) in fanouts(arch):
+        per_level.append((fx, fy))
+    results = []
+    def recurse(level: int, remaining: dict[str, int], chosen: list) -> None:
+        if level == len(per_level):
+            used = math.prod(b for x, y in chosen for _, b in x + y)
+            covered = {d: math.ceil(bound[d] / remaining[d]) for d in DIMS}
+            padded = math.prod(math.ceil(bound[d] / covered[d]) * covered[d] / bound[d] for d in DIMS)
+            results.append((used / padded, tuple(chosen)))
+            return
+        fx, fy = per_level[level]
+        xs = _axis_options(remaining, x_dims, fx, pad=pad) if fx > 1 else [()]
+        for x in xs[-24:] if len(xs) > 24 else xs:
+            rem = dict(remaining)
+            for d, f in x:
+                rem[d] = math.ceil(rem[d] / f)
+            ys = _axis_options(rem, y_dims, fy, pad=pad) if fy > 1 else [()]
+            for y in ys:
+                rem2 = dict(rem)
+                for d, f in y:
+                    rem2[d] = math.ceil(rem2[d] / f)
+                recurse(level + 1, rem2, chosen + [(x, y)])
+    recurse(0, dict(bound), [])
+    total = math.prod(fx * fy for fx, fy in per_level)
+    results.sort(key=lambda r: (-r[0] / total, _spatial_key(r[1])))
+    return [(u / total, s) for u, s in results[:limit]]
+
+
+def _spatial_key(spatial: Spatial) -> str:
+    return repr(spatial)
+
+
+def remaining_after(problem: Problem, spatial: Spatial) -> dict[str, int]:
+    """Per-dim trip count left for temporal loops after the spatial unrolling (ceil: padding)."""
+    rem = dict(problem.bound)
+    for x, y in spatial:
+        for d, f in x + y:
+            rem[d] = math.ceil(rem[d] / f)
+    return rem
+
+
+def tile_bytes(problem: Problem, box: dict[str, int], keep: tuple[str, ...]) -> dict[str, float]:
+    """Bytes of each kept tensor's tile spanned by per-dim extents ``box``."""
+    out = {}
+    for t, ranks in enumerate(problem.proj):
+        if TENSORS[t] in keep:
+            size = math.prod(1 + sum(c * (box[d] - 1) for d, c in terms) for terms in ranks)
+            out[TENSORS[t]] = size * problem.bits[t] / 8
+    return out
+
+
+def fits(arch: ArchSpec, level_index: int, need: dict[str, float]) -> bool:
+    level = arch.memory[level_index]
+    if level.partition_bytes:
+        return all(size <= level.partition_bytes.get(t, 0) for t, size in need.items())
+    return level.size_bytes is None or sum(need.values()) <= level.size_bytes
+
+
+def _primes(n: int) -> list[int]:
+    out, p = [], 2
+    while p * p <= n:
+        while n % p == 0:
+            out.append(p)
+            n //= p
+        p += 1
+    return out + ([n] if n > 1 else [])
+
+
+def greedy_plan(problem: Problem, arch: ArchSpec, spatial: Spatial, *, order: str = "W",
+                priority: tuple[str, ...] = ("R", "S", "C", "K", "G", "Q", "P", "N"),
+                keep: tuple[tuple[str, ...], ...] | None = None) -> Plan:
+    """Fill on-chip levels inside-out: grow each level's tile by prime factors while it fits."""
+    keep = keep or default_keep(arch)
+    n = len(arch.memory)
+    remaining = remaining_after(problem, spatial)
+    box = {d: 1 for d in DIMS}                        # extent of everything below the current level
+    factors = [[1] * len(DIMS) for _ in range(n)]
+    for level in range(n - 1, -1, -1):
+        for d, f in spatial[level][0] + spatial[level][1]:
+            box[d] *= f
+        if level == 0:
+            for i, d in enumerate(DIMS):
+                factors[0][i] = remaining[d]
+            break
+        grown = True
+        while grown:
+            grown = False
+            for d in priority:
+                for p in sorted(set(_primes(remaining[d]))):
+                    trial = dict(box, **{d: box[d] * p})
+                    if fits(arch, level, tile_bytes(problem, trial, keep[level])):
+                        box, remaining[d] = trial, remaining[d] // p
+                        factors[level][DIMS.index(d)] *= p
+                        grown = True
+                        break
+    orders = tuple(ORDERS[order] for _ in range(n))
+    return Plan(factors=tuple(tuple(f) for f in factors), orders=orders, spatial=tuple(spatial),
+                keep=tuple(keep))
+
+
+def greedy_mapping(problem: Problem, arch: ArchSpec) -> Mapping:
+    """The engine's default mapping: best-utilization unrolling, greedy tiling, the order that moves the
+    fewest bits across the outermost level."""
+    from hwsim.models.spatial import analyze  # local: the package imports this module lazily
+    candidates = spatial_candidates(problem, arch, limit=1)
+    best, best_bits = None, math.inf
+    for order in ORDERS:
+        mapping = greedy_plan(problem, arch, candidates[0][1], order=order).to_mapping(arch, source="default")
+        stats = analyze(problem, arch, mapping).stats
+        moved = sum(int(stats[0, t, :3].sum()) * problem.bits[t] for t in range(3))
+        if moved < best_bits:
+            best, best_bits = mapping, moved
+    return best
