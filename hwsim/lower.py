@@ -25,11 +25,14 @@ Per weighted layer the *actual* weights give ``weight_density`` (non-zero fracti
 structure (``n:m`` for 1:4, 2:4, 4:8 along the flattened C/G*R*S reduction axis; ``block`` for 16x16,
 8x8, 4x4 all-zero blocks of the (K, C/G*R*S) matrix; ``channel`` for whole zero rows or columns;
 else ``unstructured`` or ``dense``) and, unless dense or ``keep_masks=False``, ``weight_mask``.
+A handful of exact zeros (at most ``ACCIDENTAL_ZEROS`` = 0.01 % of the weights, e.g. from random init)
+counts as dense.
 
 **Module annotations** (written by ``hwsim.compress``): a dict attribute ``module.hwsim_meta`` with
 optional keys ``weight_bits, act_bits, out_bits, acc_bits, number_format, act_density,
 act_essential_bits, compression`` (list of str). Annotations are inherited down the module tree
-(the innermost module wins); ``weight_bits`` only applies to layers with weights.
+(the innermost module wins; ``compression`` labels accumulate outer to inner); ``weight_bits`` only
+applies to layers with weights.
 
 This module imports torch only inside ``lower`` and the zoo/module branch of ``load_graph``.
 """
@@ -48,6 +51,7 @@ __all__ = ["lower", "lower_onnx", "load_graph", "rebatch", "weight_facts", "META
 
 META_KEYS = ("weight_bits", "act_bits", "out_bits", "acc_bits", "number_format", "act_density",
              "act_essential_bits", "compression")
+ACCIDENTAL_ZEROS = 1e-4      # a zero fraction at or below this (random init, rounding) counts as dense
 _NM_PATTERNS = ((1, 4), (2, 4), (4, 8))
 _BLOCKS = (16, 8, 4)
 
@@ -56,6 +60,8 @@ def _is_blockwise_constant(mask: np.ndarray, block: int) -> bool:
     rows, cols = mask.shape
     if rows % block or cols % block or (rows == block and cols == block):
         return False
+    if not (np.array_equal(mask[0], mask[1]) and np.array_equal(mask[:, 0], mask[:, 1])):
+        return False                                    # cheap necessary condition (same block row/column)
     tiles = mask.reshape(rows // block, block, cols // block, block).sum(axis=(1, 3))
     return bool(np.all((tiles == 0) | (tiles == block * block)))
 
@@ -83,7 +89,7 @@ def weight_facts(mask: np.ndarray, *, keep_mask: bool = True) -> tuple[float, Sp
     if mask.ndim != 2:
         raise ValueError(f"weight mask must be 2-D (K, C/G*R*S), got shape {mask.shape}")
     nonzero = int(np.count_nonzero(mask))
-    if nonzero == mask.size:
+    if mask.size - nonzero <= ACCIDENTAL_ZEROS * mask.size:
         return 1.0, Sparsity(), None
     if _is_channel_pattern(mask):
         sparsity = Sparsity(SparsityKind.CHANNEL)

@@ -108,6 +108,7 @@ class SpatialParams(_Strict):
     spatial_dims_x: tuple[str, ...] = ()             # loop dims allowed on the X axis of the PE mesh
     spatial_dims_y: tuple[str, ...] = ()
     mac_mesh_x: PositiveInt | None = None            # X size of each last-level instance's MAC fan-out (default: all on X)
+    mac_operand_reuse: bool = False                  # MACs keep their last operands/partial sum (ZigZag); False: Timeloop
 
 
 class SparseParams(_Strict):

@@ -172,12 +172,14 @@ def test_torch_prune_mask_is_folded():
 
 def test_hwsim_meta_is_picked_up():
     model = zoo.create("digits_cnn")
-    model.hwsim_meta = {"act_bits": 6}
+    model.hwsim_meta = {"act_bits": 6, "compression": ["distill(student)"]}
     model.features[0][0].hwsim_meta = {"weight_bits": 4, "act_density": 0.5, "compression": ["quant(w4)"]}
     graph = lower(model, (1, 1, 8, 8))
     first = graph["features.0.0"]
-    assert (first.weight_bits, first.act_bits, first.act_density, first.compression) == (4, 6, 0.5, ("quant(w4)",))
+    assert (first.weight_bits, first.act_bits, first.act_density) == (4, 6, 0.5)
+    assert first.compression == ("distill(student)", "quant(w4)")       # labels accumulate outer -> inner
     assert graph["features.1.0"].weight_bits == 8 and graph["features.1.0"].act_bits == 6
+    assert graph["features.2"].compression == ("distill(student)",) and graph["features.2"].weight_bits == 8
     model.hwsim_meta = {"wbits": 4}
     with pytest.raises(ConfigError, match="unknown key.*wbits"):
         lower(model, (1, 1, 8, 8))

@@ -20,9 +20,14 @@ def _nm_mask(rows: int, cols: int, n: int, m: int) -> np.ndarray:
     return mask.reshape(rows, cols)
 
 
-def test_dense():
+def test_dense_and_accidental_zeros():
     density, sparsity, mask = weight_facts(np.ones((8, 9), dtype=bool))
     assert density == 1.0 and sparsity.kind is SparsityKind.DENSE and mask is None
+    big = np.ones((100, 1000), dtype=bool)
+    big[3, 7] = big[50, 9] = False                      # 2 zeros in 100,000 (e.g. from random init): dense
+    assert weight_facts(big)[:2] == (1.0, weight_facts(np.ones((2, 2), dtype=bool))[1])
+    big[:, :20] = False                                  # 2 % zeros is real sparsity
+    assert weight_facts(big)[0] == 0.98
 
 
 @pytest.mark.parametrize("n,m", [(1, 4), (2, 4), (4, 8)])

@@ -93,15 +93,16 @@ def test_linear_factorization_exact_at_full_rank(method, params):
     assert _error(report) < 1e-5
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_bt_rnn_replaces_input_to_hidden_of_recurrent_layers(kind):
+@pytest.mark.parametrize("kind, layers", [("lstm", 1), ("gru", 1), ("lstm", 2), ("gru", 2)])
+def test_bt_rnn_replaces_input_to_hidden_of_recurrent_layers(kind, layers):
     torch.manual_seed(0)
-    rnn = (nn.LSTM if kind == "lstm" else nn.GRU)(12, 8, batch_first=True)
+    rnn = (nn.LSTM if kind == "lstm" else nn.GRU)(12, 8, num_layers=layers, batch_first=True)
     x = torch.randn(2, 5, 12)
     new, report = _factorize(lowrank.bt_rnn_method, rnn, n_blocks=1, block_rank=100, n_modes=2)
-    out_ref, _ = rnn(x)
-    out, _ = new(x)
+    out_ref, state_ref = rnn(x)
+    out, state = new(x)
     torch.testing.assert_close(out, out_ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(state, state_ref, atol=1e-5, rtol=1e-5)
     assert new.hwsim_meta["compression"][0].startswith("bt(n=1,")
 
 

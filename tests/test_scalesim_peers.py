@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from hwsim.interop.scalesim import ScaleSimConfig, read_topology, run_peer, write_reports
-from hwsim.models.systolic.buffers import simulate_calc
+from hwsim.models.systolic.buffers import simulate_buffers
 
 PEER = os.environ.get("HWSIM_SCALESIM_PYTHON", "")
 pytestmark = [pytest.mark.peers,
@@ -40,11 +40,17 @@ def random_topology(rng: random.Random, path: Path, *, gemm: bool, count: int = 
     return path
 
 
-CASES = [(seed, rows, cols, df, kb) for seed, (rows, cols), df, kb in [
-    (1, (4, 4), "ws", 64), (2, (8, 4), "os", 64), (3, (4, 8), "is", 64), (4, (1, 1), "ws", 64),
-    (5, (8, 8), "ws", 1), (6, (4, 4), "os", 1), (7, (8, 4), "is", 1), (8, (16, 8), "ws", 2),
-    (9, (3, 5), "os", 1), (10, (5, 3), "is", 2),
-]]
+# (seed, rows, cols, dataflow, SRAM kB, interface, fill words/cycle, drain words/cycle)
+CASES = [
+    (1, 4, 4, "ws", 64, "CALC", 10, 10), (2, 8, 4, "os", 64, "CALC", 10, 10), (3, 4, 8, "is", 64, "CALC", 10, 10),
+    (4, 1, 1, "ws", 64, "CALC", 10, 10), (5, 8, 8, "ws", 1, "CALC", 10, 10), (6, 4, 4, "os", 1, "CALC", 10, 10),
+    (7, 8, 4, "is", 1, "CALC", 10, 10), (8, 16, 8, "ws", 2, "CALC", 10, 10), (9, 3, 5, "os", 1, "CALC", 10, 10),
+    (10, 5, 3, "is", 2, "CALC", 10, 10),
+    (11, 4, 4, "ws", 64, "USER", 10, 10), (12, 8, 4, "os", 64, "USER", 10, 10), (13, 4, 8, "is", 64, "USER", 10, 10),
+    (14, 8, 8, "ws", 1, "USER", 2, 4), (15, 4, 4, "os", 1, "USER", 1, 2), (16, 8, 4, "is", 1, "USER", 2, 2),
+    (17, 16, 8, "ws", 2, "USER", 4, 8), (18, 3, 5, "os", 1, "USER", 3, 1), (19, 5, 3, "is", 1, "USER", 1, 1),
+    (20, 1, 1, "os", 1, "USER", 1, 1),
+]
 
 
 def _cells(path: Path) -> list[list[str]]:
@@ -69,15 +75,17 @@ def _compare(ours: Path, theirs: Path, tally: Counter, total: Counter) -> list[s
 
 
 @pytest.mark.parametrize("gemm", [False, True], ids=["conv", "gemm"])
-@pytest.mark.parametrize("seed, rows, cols, dataflow, sram_kb", CASES)
-def test_calc_reports_match_scalesim(tmp_path, seed, rows, cols, dataflow, sram_kb, gemm):
+@pytest.mark.parametrize("seed, rows, cols, dataflow, sram_kb, interface, fill, drain", CASES)
+def test_reports_match_scalesim(tmp_path, seed, rows, cols, dataflow, sram_kb, interface, fill, drain, gemm):
     rng = random.Random(seed * 2 + gemm)
     topo = random_topology(rng, tmp_path / "topo.csv", gemm=gemm)
     config = ScaleSimConfig(run_name="peer", rows=rows, cols=cols, ifmap_kb=sram_kb, filter_kb=sram_kb,
-                            ofmap_kb=sram_kb, dataflow=dataflow)
+                            ofmap_kb=sram_kb, dataflow=dataflow, interface_bandwidth=interface,
+                            bandwidth=(drain,), ifmap_bank_bandwidth=fill, filter_bank_bandwidth=fill)
     theirs = run_peer(PEER, config, topo, tmp_path / "peer", gemm=gemm, timeout_s=300)
     words = (sram_kb * 1024,) * 3
-    reports = [simulate_calc(layer, rows=rows, cols=cols, dataflow=dataflow, sram_words=words)
+    reports = [simulate_buffers(layer, rows=rows, cols=cols, dataflow=dataflow, sram_words=words,
+                                interface=interface, fill_words_per_cycle=(fill, fill), drain_words_per_cycle=drain)
                for layer in read_topology(topo, gemm=gemm)]
     ours = tmp_path / "ours"
     write_reports(reports, ours)

@@ -78,6 +78,8 @@ def test_unknown_option_is_rejected():
         zoo.create("mobilenet_v2", depth_mult=2)
     with pytest.raises(ConfigError, match="width must be one of"):
         zoo.create("shufflenet_v2", width=0.7)
+    with pytest.raises(ConfigError, match="zoo model 'vit_tiny': bad option value"):
+        zoo.create("vit_tiny", heads=5)                  # 192 is not divisible by 5
 
 
 @pytest.mark.parametrize("name,shape", [("resnet18", (2, 3, 224, 224)), ("alexnet_orig", (2, 3, 227, 227)),

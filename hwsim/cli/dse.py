@@ -39,7 +39,8 @@ def _label(param: str) -> str:
 
 def _front_table(records: list[dict[str, Any]], metrics: list[str], title: str) -> Table:
     table = Table(title=title)
-    params = [p  # columns that vary (all of them for a single point) for p in sorted({p for r in records for p in r["params"]})
+    # the columns that vary (all of them for a single point)
+    params = [p for p in sorted({p for r in records for p in r["params"]})
               if len(records) < 2 or len({str(r["params"].get(p)) for r in records}) > 1 or p == "recipe"]
     for column in params + metrics:
         table.add_column(_label(column), overflow="fold")
@@ -105,9 +106,11 @@ def rank_command(
     model: str = typer.Argument(..., help="zoo name or saved layer graph"),
     arch: str = typer.Option("edge_tpu_like", "--arch", "-a", help="preset name or YAML file"),
     recipes: Optional[list[str]] = typer.Option(None, "--recipes", "-r",
-                                                help="recipe files or shipped names (default: all shipped)"),
+                                                help="recipe files or shipped names (default: one per family)"),
+    all_recipes: bool = typer.Option(False, "--all", help="rank every shipped recipe (slow: some train)"),
     batch: int = typer.Option(1, "--batch", min=1),
     input_shape: Optional[str] = typer.Option(None, "--input-shape", help="e.g. 1,3,224,224"),
+    workers: int = typer.Option(1, "--workers", "-j", min=1, help="local processes (recipes compress in parallel)"),
     as_json: bool = typer.Option(False, "--json", help="print the table as JSON"),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="also write the table as CSV"),
 ) -> None:
@@ -115,8 +118,17 @@ def rank_command(
     from hwsim.cli.core import parse_input_shape
     from hwsim.dse.rank import RANK_METRICS, rank_recipes
 
+    from hwsim.dse.rank import shipped_recipes
+
     chosen = (list(recipes or []) + [a for a in ctx.args if not a.startswith("-")]) or None
-    rows = rank_recipes(model, arch, chosen, batch=batch, input_shape=parse_input_shape(input_shape))
+    if all_recipes:
+        chosen = shipped_recipes()
+    backend = _backend(workers, None)
+    try:
+        rows = rank_recipes(model, arch, chosen, batch=batch, input_shape=parse_input_shape(input_shape),
+                            backend=backend)
+    finally:
+        backend.close()
     if csv_path is not None:
         import pandas as pd
 

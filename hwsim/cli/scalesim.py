@@ -31,17 +31,14 @@ def scalesim_reports(config_path: Path, topology: Path, *, gemm: bool, compat: s
     if compat == "physical":
         from hwsim.models.systolic.report import physical_report
         return [physical_report(layer, arch) for layer in topology_to_layers(topology, gemm=gemm)], []
-    layers = read_topology(topology, gemm=gemm)
-    if config.interface_bandwidth == "CALC":
-        from hwsim.models.systolic.buffers import simulate_calc
-        words = (config.ifmap_kb * 1024, config.filter_kb * 1024, config.ofmap_kb * 1024)
-        return [simulate_calc(layer, rows=config.rows, cols=config.cols, dataflow=config.dataflow,
-                              sram_words=words) for layer in layers], []
-    from hwsim.models.systolic.compat_engine import compat_report
-    note = ("InterfaceBandwidth=USER: SCALE-Sim's USER-mode buffers are not ported; DRAM columns are "
-            "compulsory counts without start/stop cycles and stalls are 0")
-    return [compat_report(layer, rows=config.rows, cols=config.cols, dataflow=config.dataflow)
-            for layer in layers], [note]
+    from hwsim.models.systolic.buffers import simulate_buffers
+    words = (config.ifmap_kb * 1024, config.filter_kb * 1024, config.ofmap_kb * 1024)
+    reports = [simulate_buffers(layer, rows=config.rows, cols=config.cols, dataflow=config.dataflow,
+                                sram_words=words, interface=config.interface_bandwidth,
+                                fill_words_per_cycle=(config.ifmap_bank_bandwidth, config.filter_bank_bandwidth),
+                                drain_words_per_cycle=config.bandwidth[0] if config.bandwidth else None)
+               for layer in read_topology(topology, gemm=gemm)]
+    return reports, []
 
 
 def _table(reports) -> Table:

@@ -255,7 +255,7 @@ _COMMON = {"student": "'thin' (make_student of the teacher, default) or a zoo na
            "alpha": "weight of the soft KD term (default 0.9)", "beta": "attention-transfer weight (default 1 on the per-map sum ~ paper's 1000 on a 32x32 mean)",
            "grad_compression": "none | qsgd:<bits> | qsgd:s=<levels> | terngrad (bits per step reported)"}
 
-_PAPERS = {"hinton": ("distill", "Hinton et al., Distilling the Knowledge in a Neural Network, arXiv:1503.02531"),
+_PAPERS = {"hinton": ("distill", "Hinton et al., Distilling the Knowledge in a Neural Network, NIPS 2014 Deep Learning Workshop, arXiv:1503.02531"),
            "fitnets": ("fitnets", "Romero et al., FitNets: Hints for Thin Deep Nets, ICLR 2015"),
            "attention": ("attention_transfer", "Zagoruyko & Komodakis, Paying More Attention to Attention, ICLR 2017"),
            "fsp": ("fsp", "Yim et al., A Gift from Knowledge Distillation (FSP matrices), CVPR 2017")}

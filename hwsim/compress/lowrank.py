@@ -14,7 +14,7 @@ from torch import nn
 
 from hwsim.compress import lowrank_math as lm
 from hwsim.compress.registry import LayerChange, StepReport, register_method
-from hwsim.compress.tensor_nets import BTLinear, FactorizedRNN, TRLinear, TTLinear
+from hwsim.compress.tensor_nets import BTLinear, FactorizedRNN, StackedRNN, TRLinear, TTLinear
 from hwsim.errors import ConfigError
 
 # ----- shared helpers -------------------------------------------------------------------------------------
@@ -309,13 +309,14 @@ def _modes(features: int, given, n_modes: int) -> tuple[int, ...]:
     return tuple(int(v) for v in given) if given is not None else lm.factor_dim(features, n_modes)
 
 
-def _as_linear(module: nn.Module) -> nn.Linear:
+def _as_linear(module: nn.Module, layer: int = 0) -> nn.Linear:
     if isinstance(module, nn.Linear):
         return module
-    lin = nn.Linear(module.input_size, module.weight_ih_l0.shape[0], bias=module.bias).to(module.weight_ih_l0)
-    lin.weight.data.copy_(module.weight_ih_l0.detach())
+    weight = getattr(module, f"weight_ih_l{layer}")
+    lin = nn.Linear(weight.shape[1], weight.shape[0], bias=module.bias).to(weight)
+    lin.weight.data.copy_(weight.detach())
     if module.bias:
-        lin.bias.data.copy_(module.bias_ih_l0.detach())
+        lin.bias.data.copy_(getattr(module, f"bias_ih_l{layer}").detach())
     return lin
 
 
@@ -324,27 +325,40 @@ def _rnn_reason(module: nn.Module, method: str) -> str | None:
         return None
     if not isinstance(module, (nn.LSTM, nn.GRU)):
         return f"skipped: {method} applies to Linear/LSTM/GRU, got {type(module).__name__}"
-    if module.num_layers != 1 or module.bidirectional or getattr(module, "proj_size", 0):
-        return f"skipped: {method} supports single-layer unidirectional LSTM/GRU without projection"
+    if module.bidirectional or getattr(module, "proj_size", 0):
+        return f"skipped: {method} supports unidirectional LSTM/GRU without projection"
     return None
 
 
+def _factorized_rnn(module: nn.Module, build) -> tuple[nn.Module, list[nn.Module], float]:
+    """Every layer's input-to-hidden matrix by ``build``; returns (new module, tensorized layers, mean error)."""
+    kind = "lstm" if isinstance(module, nn.LSTM) else "gru"
+    layers, tensorized, errors = [], [], []
+    for index in range(module.num_layers):
+        linear = _as_linear(module, index)
+        proj = build(linear).to(linear.weight)
+        errors.append(_rel_error(linear.weight, proj.to_dense()))
+        tensorized.append(proj)
+        layers.append(FactorizedRNN(kind, proj, getattr(module, f"weight_hh_l{index}"),
+                                    getattr(module, f"bias_hh_l{index}", None), hidden_size=module.hidden_size,
+                                    batch_first=module.batch_first))
+    new = layers[0] if len(layers) == 1 else StackedRNN(layers)
+    return new, tensorized, sum(errors) / len(errors)
+
+
 def _tensorized(method: str, modules, model: nn.Module, build, label_of) -> StepReport:
-    """Replace Linear (and LSTM/GRU input-to-hidden) layers by ``build(linear) -> tensorized layer``."""
+    """Replace Linear layers (and the input-to-hidden maps of LSTM/GRU) by ``build(linear)``."""
 
     def one(path, module):
         if reason := _rnn_reason(module, method):
             return LayerChange(path, reason), None
-        linear = _as_linear(module)
-        layer = build(linear).to(linear.weight)
-        err = _rel_error(linear.weight, layer.to_dense())
-        new = layer
-        if not isinstance(module, nn.Linear):
-            kind = "lstm" if isinstance(module, nn.LSTM) else "gru"
-            new = FactorizedRNN(kind, layer, module.weight_hh_l0, getattr(module, "bias_hh_l0", None),
-                                hidden_size=module.hidden_size, batch_first=module.batch_first)
-        label = label_of(layer)
-        for sub in {id(layer): layer, id(new): new}.values():
+        if isinstance(module, nn.Linear):
+            new = build(module).to(module.weight)
+            tensorized, err = [new], _rel_error(module.weight, new.to_dense())
+        else:
+            new, tensorized, err = _factorized_rnn(module, build)
+        label = label_of(tensorized[0])
+        for sub in new.modules():
             tag(sub, label, inherit=module)
         set_submodule(model, path, new)
         return _change(path, label, n_params(module), n_params(new), err), err

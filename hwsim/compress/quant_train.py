@@ -47,10 +47,10 @@ def _check_admm(params: dict[str, Any]) -> None:
 @register_method("admm_quant", paper="Leng et al., Extremely Low Bit Neural Network: Squeeze the Last Bit Out "
                  "with ADMM, AAAI 2018",
                  params={"levels": "'ternary' or 'pow2' (default ternary)", "bits": "pow2 code bits incl. sign "
-                         "(default 3: 0, +-1, +-1/2, +-1/4)", "rho": "ADMM penalty (default 1e-2)",
+                         "(default 3: 0, +-1, +-1/2, +-1/4)", "rho": "ADMM penalty (default 0.1)",
                          "epochs": "training epochs (default 6)", "lr": "Adam learning rate (default 3e-3)"},
                  family="quantize", applies_to=("conv", "depthwise", "linear"), trainable=True, check=_check_admm)
-def admm_quant(model: nn.Module, modules: list, *, levels: str = "ternary", bits: int = 3, rho: float = 1e-2,
+def admm_quant(model: nn.Module, modules: list, *, levels: str = "ternary", bits: int = 3, rho: float = 0.1,
                epochs: int = 6, lr: float = 3e-3, data: Any = None, seed: int = 0) -> StepReport:
     """ADMM: loss + rho/2 |W - G + U|^2, G = proj(W + U), U += W - G each step; finally W = proj(W)."""
     book = level_set(levels, bits)

@@ -132,7 +132,7 @@ class TRLinear(TTLinear):
         self.weights[d - 1] = nn.Parameter(torch.zeros(self.out_modes[-1], r0 * self.ranks[d - 1] * self.in_modes[-1]))
 
     def _layouts(self):
-        r0, d = self.ranks[0], len(self.in_modes)
+        d = len(self.in_modes)
         for k, (w, i, o) in enumerate(zip(self.weights, self.in_modes, self.out_modes)):
             ra, rb = self.ranks[k], self.ranks[k + 1]
             if k == 0:   # core (r0, i, o, r1) -> rows (o, r0, r1), cols (i)
@@ -248,28 +248,48 @@ class FactorizedRNN(nn.Module):
             self.hidden.bias.data.copy_(bias_hh.detach())
 
     def forward(self, x: torch.Tensor, state=None):
+        if state is not None:
+            raise ValueError("FactorizedRNN starts from a zero state")
         seq = x if self.batch_first else x.transpose(0, 1)          # (B, T, I)
         batch, steps = seq.shape[0], seq.shape[1]
         proj = self.input_proj(seq.reshape(batch * steps, -1)).reshape(batch, steps, -1)
-        h = seq.new_zeros(batch, self.hidden_size) if state is None else (state[0] if self.kind == "lstm" else state)[0]
-        c = seq.new_zeros(batch, self.hidden_size) if state is None or self.kind == "gru" else state[1][0]
+        h = c = None                      # zero state, never materialized (no zeros op in the exported graph)
         outputs = []
         for t in range(steps):
-            gates_h = self.hidden(h)
+            gates_h = self.hidden(h) if h is not None else (self.hidden.bias if self.hidden.bias is not None else 0)
             if self.kind == "lstm":
                 i, f, g, o = (proj[:, t] + gates_h).chunk(4, dim=1)
-                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                c = torch.sigmoid(i) * torch.tanh(g) + (torch.sigmoid(f) * c if c is not None else 0)
                 h = torch.sigmoid(o) * torch.tanh(c)
             else:
                 xr, xz, xn = proj[:, t].chunk(3, dim=1)
-                hr, hz, hn = gates_h.chunk(3, dim=1)
+                hr, hz, hn = gates_h.chunk(3, dim=-1) if torch.is_tensor(gates_h) else (0, 0, 0)
                 r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
-                h = (1 - z) * torch.tanh(xn + r * hn) + z * h
+                h = (1 - z) * torch.tanh(xn + r * hn) + (z * h if h is not None else 0)
             outputs.append(h)
         out = torch.stack(outputs, dim=1)
         out = out if self.batch_first else out.transpose(0, 1)
         final = (h.unsqueeze(0), c.unsqueeze(0)) if self.kind == "lstm" else h.unsqueeze(0)
         return out, final
+
+
+class StackedRNN(nn.Module):
+    """Multi-layer LSTM/GRU as a stack of ``FactorizedRNN`` layers (``nn.LSTM`` return convention)."""
+
+    def __init__(self, layers: list[FactorizedRNN]):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor, state=None):
+        if state is not None:
+            raise ValueError("StackedRNN starts from a zero state")
+        finals = []
+        for layer in self.layers:
+            x, final = layer(x)
+            finals.append(final)
+        if self.layers[0].kind == "lstm":
+            return x, (torch.cat([h for h, _ in finals]), torch.cat([c for _, c in finals]))
+        return x, torch.cat(finals)
 
 
 # ----- closed forms (MACs for ``rows`` input vectors; parameters incl. bias) ---------------------------

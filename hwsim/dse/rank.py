@@ -18,8 +18,19 @@ RANK_METRICS = (("latency_s", "min"), ("energy_pj", "min"), ("power_mw", "min"),
 BASELINE = "dense"
 
 
+# One or more shipped recipes per family of the survey: unstructured / N:M / block / channel pruning,
+# low-rank (SVD, Tucker), quantization (8, 4, mixed bits), binarization, a distilled compact student.
+DEFAULT_RECIPES = ("unstructured_50", "nm_2_4", "block_4x4", "l1_filter_resnet18", "svd", "tucker", "int8",
+                   "int4_weights", "mixed_precision", "binarize_xnor", "distill")
+
+
 def default_recipes() -> list[str]:
-    """Every shipped recipe (``configs/recipes/*.yaml``): pruning, N:M, low-rank, quantization, ..."""
+    """The default ranking set: ``DEFAULT_RECIPES`` (a missing one becomes an error row, not a crash)."""
+    return list(DEFAULT_RECIPES)
+
+
+def shipped_recipes() -> list[str]:
+    """Every shipped recipe file (``configs/recipes/*.yaml``)."""
     from importlib.resources import files
 
     folder = files("hwsim.configs") / "recipes"

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hwsim.errors import ConfigError
+
 from hwsim.dse.report import ReportData, layer_table, point_label, roofline_points
 
 
@@ -21,7 +23,7 @@ def _pyplot():
 def write_figures(data: ReportData, folder: str | Path, *, fmt: str = "png") -> list[Path]:
     """Write every figure as ``<folder>/<name>.<fmt>``; returns the paths written."""
     if fmt not in ("png", "svg"):
-        raise ValueError(f"figure format must be png or svg, got {fmt!r}")
+        raise ConfigError(f"figure format must be png or svg, got {fmt!r}")
     plt = _pyplot()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,12 +1,13 @@
 """ONNX -> LayerGraph (the ``[onnx]`` extra). Never imports torch.
 
 Shapes come from ``onnx.shape_inference.infer_shapes(data_prop=True)``; weights are optional: a file
-whose weights are graph inputs without initializers ("shape-only") lowers with density 1.
+whose weights are graph inputs without initializers ("shape-only") lowers with density 1 (a graph input
+used only in weight positions, e.g. Conv input 1, is taken as a weight; the others are data inputs).
 Conv (group) -> conv/depthwise, Gemm/MatMul with a constant operand -> linear, else matmul;
 Max/Average/Global pooling and spatial ReduceMean -> pool; LSTM/GRU/RNN -> two linear layers per
-direction (input-to-hidden over all steps, hidden-to-hidden with N = steps, as in ``hwsim.lower``); Add/Sub/Mul/Div/Sum of two activations ->
-eltwise; Concat, Split, Softmax, LayerNormalization/LRN -> concat/split/softmax/norm;
-BatchNormalization after a conv/gemm is folded; activations, Flatten, Reshape, Squeeze, Pad, Cast, ...
+direction (input-to-hidden over all steps, hidden-to-hidden with N = steps, as in ``hwsim.lower``);
+Add/Sub/Mul/Div/Sum of two activations -> eltwise; Concat, Split, Softmax, LayerNormalization/LRN ->
+concat/split/softmax/norm; BatchNormalization after a conv/gemm is folded; activations, Flatten, Reshape, Squeeze, Pad, Cast, ...
 are fused into their producer; a Reshape -> Transpose -> Reshape channel shuffle -> shuffle; other
 Transposes -> reshape. Layer names come from the weight initializer (``conv1.0.weight`` -> ``conv1.0``)
 or the node name; ``source`` is the exporter's module scope when present.
@@ -22,7 +23,7 @@ import numpy as np
 
 from hwsim.errors import ConfigError, UnsupportedOpError
 from hwsim.ir import Layer, LayerGraph, Op
-from hwsim.lower import weight_facts
+from hwsim.lower import ACCIDENTAL_ZEROS, weight_facts
 
 _ALIAS = {"Relu", "Clip", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid", "HardSwish", "Gelu", "Erf", "Elu",
           "Selu", "PRelu", "Softplus", "Mish", "Dropout", "Identity", "Cast", "Flatten", "Reshape", "Squeeze",
@@ -143,7 +144,8 @@ class _OnnxWalker:
             name = f"{base}_{index}"
         self.used.add(name)
         fields = dict(dims)
-        if weight is not None and weight.size and np.count_nonzero(weight) < weight.size:
+        zeros = 0 if weight is None else weight.size - np.count_nonzero(weight)
+        if weight is not None and zeros > ACCIDENTAL_ZEROS * weight.size:
             mask = (weight != 0).reshape(weight.shape[0], -1)
             density, sparsity, packed = weight_facts(mask, keep_mask=self.keep_masks)
             fields.update(weight_density=density, sparsity=sparsity, weight_mask=packed)

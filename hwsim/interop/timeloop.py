@@ -209,3 +209,111 @@ def evaluate_reference_case(path: str | Path) -> dict[str, Any]:
             "utilization_pct": 100.0 * problem.macs / (result.cycles * arch.compute.units),
             "energy_pj": by_level["Total"], "energy_pJ_by_level": by_level, "storage_accesses": accesses,
             "arch": arch, "mapping": mapping, "problem": problem}
+
+
+# ----- Timeloop YAML (v0.2/v0.3 "subtree/local" architecture, shape/instance problem, mapping list) --------
+def _instances_of(name: str) -> tuple[str, int]:
+    match = re.fullmatch(r"(.+)\[(\d+)\.\.(\d+)\]", str(name))
+    return (match.group(1), int(match.group(3)) - int(match.group(2)) + 1) if match else (str(name), 1)
+
+
+def _flatten_arch(node: dict[str, Any], instances: int, out: list[dict[str, Any]], *, where: str) -> None:
+    _, copies = _instances_of(node.get("name", ""))
+    instances *= copies
+    for comp in node.get("local", []) or []:
+        name, count = _instances_of(comp["name"])
+        attrs = dict(comp.get("attributes", {}))
+        if "word-bits" in attrs:
+            attrs.setdefault("datawidth", attrs["word-bits"])
+        if "block-size" in attrs:
+            attrs.setdefault("width", int(attrs["block-size"]) * int(attrs.get("datawidth", 8)))
+        out.append({"name": name, "instances": instances * count, "class": comp.get("class", ""),
+                    "attributes": attrs})
+    for child in node.get("subtree", []) or []:
+        _flatten_arch(child, instances, out, where=where)
+
+
+def _arch_levels(data: dict[str, Any], *, where: str) -> list[dict[str, Any]]:
+    arch = data.get("architecture", data)
+    if "nodes" in arch:
+        raise ConfigError(f"{where}: architecture.nodes: the v0.4 container format is not supported; "
+                          f"use the v0.3 subtree/local form")
+    levels: list[dict[str, Any]] = []
+    for node in arch.get("subtree", []) or []:
+        _flatten_arch(node, 1, levels, where=where)
+    compute = [lvl for lvl in levels if re.search(r"mac|compute|arith", lvl["class"], re.I)]
+    if len(compute) != 1 or levels[-1] is not compute[0]:
+        raise ConfigError(f"{where}: expected one arithmetic component (class *mac*) at the innermost position, "
+                          f"got {[lvl['name'] for lvl in compute]}")
+    return levels
+
+
+def _problem_case(data: dict[str, Any], *, where: str) -> dict[str, Any]:
+    prob = data.get("problem", data)
+    shape, instance = prob.get("shape", {}), prob.get("instance", {})
+    spaces = []
+    for space in shape.get("data-spaces", shape.get("data_spaces", [])):
+        ranks = []
+        for rank in space["projection"]:
+            terms = []
+            for term in rank:
+                dim, coef = term[0], (instance.get(term[1], shape.get("coefficients-defaults", {}).get(term[1], 1))
+                                      if len(term) > 1 else 1)
+                terms.append(f"{int(coef)}*{dim}")
+            ranks.append(" + ".join(terms))
+        spaces.append({"name": space["name"], "projection_ranks": ranks,
+                       "read_write": bool(space.get("read-write", space.get("read_write", False)))})
+    if "densities" in instance:
+        raise ConfigError(f"{where}: problem.instance.densities: sparse problems belong to the sparse engine")
+    return {"name": shape.get("name", "problem"), "dimensions": list(shape.get("dimensions", [])),
+            "instance": {d: int(instance.get(d, 1)) for d in shape.get("dimensions", [])}, "data_spaces": spaces}
+
+
+def _mapping_case(data: Any, level_names: list[str], *, where: str) -> list[dict[str, Any]]:
+    entries = data.get("mapping", data) if isinstance(data, dict) else data
+    levels = {name: {"level": name, "tiles_kept": None, "loops_outer_to_inner": []} for name in level_names}
+    for i, entry in enumerate(entries or []):
+        target, kind = entry.get("target"), entry.get("type")
+        if target not in levels:
+            raise ConfigError(f"{where}: mapping[{i}].target: unknown level {target!r} (levels: {level_names})")
+        if kind in ("datatype", "dataspace", "bypass"):
+            levels[target]["keep"] = entry.get("keep", [])
+            levels[target]["bypass"] = entry.get("bypass", [])
+            continue
+        if kind not in ("temporal", "spatial"):
+            raise ConfigError(f"{where}: mapping[{i}].type: {kind!r} is not supported (temporal, spatial, datatype)")
+        factors = dict(re.findall(r"(\w+)\s*=\s*(\d+)", str(entry.get("factors", ""))))
+        order = list(str(entry.get("permutation", ""))) or list(factors)
+        order += [d for d in factors if d not in order]
+        split = int(entry.get("split", len(order)))
+        loops = [{"dim": d, "bound": int(factors.get(d, 1)), "spatial": kind == "spatial",
+                  "axis": "X" if pos < split else "Y"} for pos, d in enumerate(order)]
+        if kind == "temporal":
+            loops = loops[::-1]                               # permutation is written inner to outer
+        levels[target]["loops_outer_to_inner"] += [lp for lp in loops if lp["bound"] > 1]
+    return list(levels.values())
+
+
+def load_timeloop_yaml(arch: str | Path, problem: str | Path, mapping: str | Path) -> tuple[ArchSpec, Problem, Mapping]:
+    """Architecture, problem and mapping from Timeloop v0.3 YAML files (overlapping subset; see module doc)."""
+    import yaml
+    def read(path: str | Path) -> Any:
+        try:
+            return yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError(f"{Path(path).name}: cannot read Timeloop YAML ({str(err).splitlines()[0]})") from None
+    levels = _arch_levels(read(arch), where=Path(arch).name)
+    case_problem = _problem_case(read(problem), where=Path(problem).name)
+    bits = int(levels[0].get("attributes", {}).get("datawidth", 8))
+    prob, roles, slots = problem_from_case(case_problem, bits=bits, where=Path(problem).name)
+    spec = arch_from_case(levels, name=Path(arch).stem, where=Path(arch).name)
+    entries = _mapping_case(read(mapping), [lvl.name for lvl in spec.memory], where=Path(mapping).name)
+    names = {role: name for name, role in roles.items()}
+    for entry in entries:
+        keep = entry.pop("keep", None)
+        bypass = entry.pop("bypass", [])
+        kept = list(roles) if keep is None and entry["level"] == spec.memory[0].name else keep
+        kept = [n for n in (kept if kept is not None else roles) if n not in bypass]
+        entry["tiles_kept"] = {n: 1 for n in kept}
+    del names
+    return spec, prob, mapping_from_case(entries, spec, roles, slots, where=Path(mapping).name)

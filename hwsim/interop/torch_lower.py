@@ -14,7 +14,7 @@ from torch import fx, nn
 from hwsim.errors import ConfigError, UnsupportedOpError
 from hwsim.interop.torch_rules import ALIAS_OPS, RULES, Ctx
 from hwsim.ir import Layer, LayerGraph, Op
-from hwsim.lower import META_KEYS, weight_facts
+from hwsim.lower import ACCIDENTAL_ZEROS, META_KEYS, weight_facts
 
 _COLLAPSE = {nn.LocalResponseNorm: Op.NORM}  # modules lowered as one layer whatever ops they use
 _MULTI_OP_MODULES = (nn.MultiheadAttention, nn.RNNBase, nn.Transformer, nn.TransformerEncoderLayer,
@@ -93,8 +93,8 @@ class _Walker:
             elif node.op == "get_attr":
                 self.const[node.name] = None
             elif node.op == "output":
-                outs = fx.node.map_aggregate(node.args[0], lambda a: a)
-                self.graph.meta["outputs"] = sorted({p for a in _flat_nodes(outs) for p in self.prod.get(a.name, ())})
+                outs = _flat_nodes(node.args[0])
+                self.graph.meta["outputs"] = sorted({p for a in outs for p in self.prod.get(a.name, ())})
         return self.graph
 
     def _placeholder(self, node: fx.Node) -> None:
@@ -208,7 +208,7 @@ class _Walker:
         if not isinstance(weight, torch.Tensor) or weight.is_meta or weight.numel() == 0:
             return {}
         weight = weight.detach()
-        if int(torch.count_nonzero(weight)) == weight.numel():
+        if weight.numel() - int(torch.count_nonzero(weight)) <= ACCIDENTAL_ZEROS * weight.numel():
             return {}                                   # dense: skip the mask analysis
         mask = (weight != 0).reshape(weight.shape[0], -1).cpu().numpy()
         density, sparsity, packed = weight_facts(mask, keep_mask=self.keep_masks)
@@ -224,7 +224,11 @@ class _Walker:
                 if not isinstance(extra, dict) or (bad := sorted(set(extra) - set(META_KEYS))):
                     raise ConfigError(f"module {'.'.join(parts[:depth]) or '<root>'!r}: hwsim_meta has unknown "
                                       f"key(s) {bad if isinstance(extra, dict) else extra!r}; valid: {list(META_KEYS)}")
+                labels = merged.get("compression", []) + [c for c in extra.get("compression", [])
+                                                          if c not in merged.get("compression", [])]
                 merged.update(extra)
+                if labels:
+                    merged["compression"] = labels
         if not merged:
             return layer
         if not layer.has_weights:

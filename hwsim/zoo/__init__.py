@@ -141,6 +141,6 @@ def create(name: str, *, seed: int = 0, device: str | None = None, **options_: A
         with torch.device(device or "cpu"):
             try:
                 model = _builder(name)(**options_)
-            except ValueError as err:
-                raise ConfigError(f"zoo model {name!r}: {err}") from None
+            except (ValueError, TypeError) as err:
+                raise ConfigError(f"zoo model {name!r}: bad option value ({err})") from None
     return model.eval()

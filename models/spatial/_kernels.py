@@ -9,7 +9,8 @@ Semantics (Timeloop's accounting): a level's fills are the tile's first fill plu
 temporal loops above it, the elements of the new tile that were not in the previous one (delta refills,
 sliding windows included). A parent serves its whole fan-out as one multicast consumer whose demand is
 the bounding box of the children's tiles. Compute units keep nothing: every compute step reads its
-operands from the innermost level that keeps them. Outputs are read-modify-write.
+operands from the innermost level that keeps them (``mac_reuse`` instead lets the compute units hold their
+last operands and partial sum, ZigZag's convention). Outputs are read-modify-write.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def _box_and_time_kernel(parent, child, loop_dim, loop_bound, loop_level, loop_s
 
 @njit(cache=True)
 def _nest_stats_kernel(loop_dim, loop_bound, loop_level, loop_spatial, proj, nranks, keep, n_levels,
-                       rw_tensor):
+                       rw_tensor, mac_reuse):
     """Per level x tensor: reads, fills, updates, tile size and partition size, all per instance."""
     stats = np.zeros((n_levels, 3, 5), dtype=np.int64)
     strides = _loop_strides_kernel(loop_dim, loop_bound)
@@ -127,7 +128,7 @@ def _nest_stats_kernel(loop_dim, loop_bound, loop_level, loop_spatial, proj, nra
                 child += 1
             _box_and_time_kernel(lvl, child, loop_dim, loop_bound, loop_level, loop_spatial, strides, box,
                                  time_mask)
-            demand = _transfers_kernel(t, box, time_mask, child < n_levels, proj, nranks,
+            demand = _transfers_kernel(t, box, time_mask, child < n_levels or mac_reuse, proj, nranks,
                                        loop_dim, loop_bound, strides)
             if t == rw_tensor:
                 stats[lvl, t, UPDATES] = demand
@@ -137,3 +138,52 @@ def _nest_stats_kernel(loop_dim, loop_bound, loop_level, loop_spatial, proj, nra
                 stats[lvl, t, READS] = demand
                 stats[lvl, t, FILLS] = own if lvl > 0 else 0
     return stats
+
+
+@njit(cache=True)
+def _plan_cost_kernel(loop_dim, loop_bound, loop_level, loop_spatial, proj, nranks, keep, n_levels, bits,
+                      words_per_vector, vectors_per_word, pj, part_cap, total_cap, read_bw, write_bw,
+                      mac_pj, leak_pj, mac_reuse):
+    """``(valid, energy_pj, cycles)`` of one mapping: tile capacities, vector-granular energy, bandwidth."""
+    stats = _nest_stats_kernel(loop_dim, loop_bound, loop_level, loop_spatial, proj, nranks, keep, n_levels, 2,
+                               mac_reuse)
+    for lvl in range(n_levels):
+        total = 0.0
+        for t in range(3):
+            need = stats[lvl, t, TILE] * bits[lvl, t] / 8.0
+            if need > part_cap[lvl, t]:
+                return False, 0.0, 0
+            total += need
+        if total > total_cap[lvl]:
+            return False, 0.0, 0
+    compute = 1
+    macs = 1
+    for j in range(loop_dim.shape[0]):
+        macs *= loop_bound[j]
+        if loop_spatial[j] == 0:
+            compute *= loop_bound[j]
+    energy = macs * mac_pj
+    worst = 0.0
+    for lvl in range(n_levels):
+        instances = 1
+        for j in range(loop_dim.shape[0]):
+            if loop_spatial[j] == 1 and loop_level[j] < lvl:
+                instances *= loop_bound[j]
+        read_bytes = 0.0
+        write_bytes = 0.0
+        for t in range(3):
+            for a in range(3):
+                count = stats[lvl, t, a]
+                if count > 0:
+                    vectors = np.ceil(count / words_per_vector[lvl, t] - 1e-9) * vectors_per_word[lvl, t]
+                    energy += vectors * pj[lvl, t, a] * instances
+                if a == 0:
+                    read_bytes += count * bits[lvl, t] / 8.0
+                else:
+                    write_bytes += count * bits[lvl, t] / 8.0
+        if read_bw[lvl] > 0:
+            worst = max(worst, read_bytes / read_bw[lvl])
+        if write_bw[lvl] > 0:
+            worst = max(worst, write_bytes / write_bw[lvl])
+    cycles = max(compute, int(np.ceil(worst - 1e-9)))
+    return True, energy + cycles * leak_pj, cycles

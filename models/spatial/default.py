@@ -9,7 +9,6 @@ fan-out over the dims the preset allows (``spatial.spatial_dims_x/_y``; ``G`` is
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 
@@ -86,14 +85,12 @@ def _axis_options(remaining: dict[str, int], dims: tuple[str, ...], size: int, *
     return sorted(options)
 
 
-def spatial_candidates(problem: Problem, arch: ArchSpec, *, limit: int = 4, pad: bool = True
-                       ) -> list[tuple[float, Spatial]]:
+def spatial_candidates(problem: Problem, arch: ArchSpec, *, limit: int = 4, pad: bool = True,
+                       dims: tuple[tuple[str, ...], tuple[str, ...]] | None = None) -> list[tuple[float, Spatial]]:
     """The ``limit`` best unrollings by MAC utilization (padded MACs count as idle), best first."""
     bound = problem.bound
-    x_dims, y_dims = allowed_dims(arch)
-    per_level: list[list] = []
-    for (fx, fy) in fanouts(arch):
-        per_level.append((fx, fy))
+    x_dims, y_dims = dims or allowed_dims(arch)
+    per_level = fanouts(arch)
     results = []
     def recurse(level: int, remaining: dict[str, int], chosen: list) -> None:
         if level == len(per_level):
@@ -160,35 +157,40 @@ def _primes(n: int) -> list[int]:
     return out + ([n] if n > 1 else [])
 
 
-def greedy_plan(problem: Problem, arch: ArchSpec, spatial: Spatial, *, order: str = "W",
-                priority: tuple[str, ...] = ("R", "S", "C", "K", "G", "Q", "P", "N"),
-                keep: tuple[tuple[str, ...], ...] | None = None) -> Plan:
-    """Fill on-chip levels inside-out: grow each level's tile by prime factors while it fits."""
-    keep = keep or default_keep(arch)
+def greedy_factors(problem: Problem, arch: ArchSpec, spatial: Spatial, keep: tuple[tuple[str, ...], ...], *,
+                   priority: tuple[str, ...] = ("R", "S", "C", "K", "G", "Q", "P", "N")) -> tuple[tuple[int, ...], ...]:
+    """Temporal factors per level: fill on-chip levels inside-out, growing each tile by prime factors while
+    it (and every outer on-chip tile containing it) fits; the rest goes to the outermost level."""
     n = len(arch.memory)
     remaining = remaining_after(problem, spatial)
     box = {d: 1 for d in DIMS}                        # extent of everything below the current level
     factors = [[1] * len(DIMS) for _ in range(n)]
-    for level in range(n - 1, -1, -1):
+    for level in range(n - 1, 0, -1):
         for d, f in spatial[level][0] + spatial[level][1]:
             box[d] *= f
-        if level == 0:
-            for i, d in enumerate(DIMS):
-                factors[0][i] = remaining[d]
-            break
         grown = True
         while grown:
             grown = False
             for d in priority:
                 for p in sorted(set(_primes(remaining[d]))):
                     trial = dict(box, **{d: box[d] * p})
-                    if fits(arch, level, tile_bytes(problem, trial, keep[level])):
+                    if all(fits(arch, outer, tile_bytes(problem, trial, keep[outer]))
+                           for outer in range(level, 0, -1)):
                         box, remaining[d] = trial, remaining[d] // p
                         factors[level][DIMS.index(d)] *= p
                         grown = True
                         break
-    orders = tuple(ORDERS[order] for _ in range(n))
-    return Plan(factors=tuple(tuple(f) for f in factors), orders=orders, spatial=tuple(spatial),
+    factors[0] = [remaining[d] for d in DIMS]
+    return tuple(tuple(f) for f in factors)
+
+
+def greedy_plan(problem: Problem, arch: ArchSpec, spatial: Spatial, *, order: str = "W",
+                keep: tuple[tuple[str, ...], ...] | None = None,
+                factors: tuple[tuple[int, ...], ...] | None = None) -> Plan:
+    """A plan with greedy factors (or the given ones) and one stationarity ``order`` at every level."""
+    keep = keep or default_keep(arch)
+    factors = factors or greedy_factors(problem, arch, spatial, keep)
+    return Plan(factors=factors, orders=tuple(ORDERS[order] for _ in arch.memory), spatial=tuple(spatial),
                 keep=tuple(keep))
 
 
@@ -196,10 +198,11 @@ def greedy_mapping(problem: Problem, arch: ArchSpec) -> Mapping:
     """The engine's default mapping: best-utilization unrolling, greedy tiling, the order that moves the
     fewest bits across the outermost level."""
     from hwsim.models.spatial import analyze  # local: the package imports this module lazily
-    candidates = spatial_candidates(problem, arch, limit=1)
+    spatial = spatial_candidates(problem, arch, limit=1)[0][1]
+    factors = greedy_factors(problem, arch, spatial, default_keep(arch))
     best, best_bits = None, math.inf
     for order in ORDERS:
-        mapping = greedy_plan(problem, arch, candidates[0][1], order=order).to_mapping(arch, source="default")
+        mapping = greedy_plan(problem, arch, spatial, order=order, factors=factors).to_mapping(arch, source="default")
         stats = analyze(problem, arch, mapping).stats
         moved = sum(int(stats[0, t, :3].sum()) * problem.bits[t] for t in range(3))
         if moved < best_bits:

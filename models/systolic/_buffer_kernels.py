@@ -28,7 +28,10 @@ _RB_LAST_START, _RB_LAST_END, _RB_ACCESS, _RB_DSTART, _RB_DEND, _RB_BW = range(8
 # write-buffer state
 _WB_TOTAL, _WB_DRAIN, _WB_BW, _WB_FREE, _WB_FILL, _WB_LINES, _WB_DLINE, _WB_DEND = range(8)
 _WB_ACCESS, _WB_DSTART, _WB_DSTOP, _WB_HAS = range(8, 12)
+# USER-mode read-buffer state
+_UR_SETS, _UR_ACTIVE, _UR_PREFETCH, _UR_START, _UR_LAST, _UR_ACCESS, _UR_LINES, _UR_BW, _UR_DSTART = range(9)
 SETS_PER_HALF = 50
+NEVER = -(1 << 62)
 CALC_FILL_WORDS_PER_CYCLE = 10
 
 
@@ -277,12 +280,50 @@ def _operand_row(shape, ptab, ktab, df, operand, r, fr, fc, rows, cols, t, ur, u
     return n
 
 
-@njit(cache=True)
-def _calc_layer_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, rb_i, latest_i, rb_f, latest_f,
-                       wb, lines, windows):
-    """Run every demand row through the CALC buffers; returns the stall cycles.
+@njit(cache=True, inline="always")
+def _user_row(state, indptr, sets, addresses, n, cycle):
+    """USER mode: one row's addresses against the circular prefetch window; returns the offset.
 
-    ``windows`` receives the first/last serviced cycle with a valid address per operand.
+    A miss slides the window by the prefetch half and fetches ``lines`` more lines after the last
+    fetch; the row's offset grows by the potential stall, twice when positive (SCALE-Sim 3.0.0).
+    The offset may go below 1 (negative potential stalls count too). Returns ``NEVER`` when
+    SCALE-Sim would never find the address (it loops forever).
+    """
+    offset = 1
+    num_sets, active, prefetch = state[_UR_SETS], state[_UR_ACTIVE], state[_UR_PREFETCH]
+    for a in range(n):
+        lo, hi = indptr[addresses[a]], indptr[addresses[a] + 1]
+        if lo == hi:
+            return NEVER
+        while True:
+            hit = False
+            for q in range(lo, hi):
+                if (sets[q] - state[_UR_START]) % num_sets < active:
+                    hit = True
+                    break
+            if hit:
+                break
+            if prefetch == 0:
+                return NEVER
+            state[_UR_START] = (state[_UR_START] + prefetch) % num_sets
+            state[_UR_LAST] += state[_UR_LINES] + 1
+            state[_UR_ACCESS] += state[_UR_LINES] * state[_UR_BW]
+            potential = state[_UR_LAST] - (cycle + offset)
+            offset += potential
+            if potential > 0:
+                offset += potential
+    return offset
+
+
+@njit(cache=True)
+def _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, user, read_i, table_i, sets_i,
+                   read_f, table_f, sets_f, wb, lines, windows):
+    """Run every demand row through the ifmap/filter read buffers and the ofmap write buffer.
+
+    CALC (``user=0``): ``read_*`` are estimate-buffer states and ``table_*`` the per-address latest
+    set; USER: ``read_*`` are prefetch-window states, ``table_*``/``sets_*`` the CSR address -> sets.
+    ``windows`` receives the first/last serviced cycle with a valid address per operand and the
+    last ofmap cycle (reported total). Returns the stall cycles, or -1 if SCALE-Sim never finishes.
     """
     kind = _KIND[df]
     pre = _PRE_A[df] * rows + _PRE_B[df]
@@ -293,43 +334,49 @@ def _calc_layer_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, r
     windows[:] = -1
     stalls = 0
     row = 0
-    row_folds = (sr + rows - 1) // rows
-    col_folds = (sc + cols - 1) // cols
     last_out = 0
-    for fc in range(col_folds):
+    for fc in range((sc + cols - 1) // cols):
         uc = min(cols, sc - fc * cols)
-        for fr in range(row_folds):
+        for fr in range((sr + rows - 1) // rows):
             ur = min(rows, sr - fr * rows)
             for r in range(per_fold):
                 cycle = row + stalls
+                read_stall = 0
                 for operand in range(2):
-                    state = rb_i if operand == 0 else rb_f
-                    latest = latest_i if operand == 0 else latest_f
-                    used = ur if used_sel[operand] == 0 else uc
+                    state = read_i if operand == 0 else read_f
+                    table = table_i if operand == 0 else table_f
                     n = _operand_row(shape, ptab, ktab, df, operand, r, fr, fc, rows, cols, t, ur, uc, kind[operand],
-                                     pre[operand], used, buf)
+                                     pre[operand], ur if used_sel[operand] == 0 else uc, buf)
                     if n == 0:
                         continue
-                    if state[_RB_SEEN] == 0:
-                        state[_RB_SEEN] = 1
-                        state[_RB_FIRST_REQ] = cycle
-                    _rb_access_row(state, latest, buf, n, cycle)
+                    if user:
+                        offset = _user_row(state, table, sets_i if operand == 0 else sets_f, buf, n, cycle)
+                        if offset == NEVER:
+                            return -1
+                        read_stall = max(read_stall, offset - 1)
+                    else:
+                        offset = 1
+                        if state[_RB_SEEN] == 0:
+                            state[_RB_SEEN] = 1
+                            state[_RB_FIRST_REQ] = cycle
+                        _rb_access_row(state, table, buf, n, cycle)
                     if windows[2 * operand] < 0:
-                        windows[2 * operand] = cycle + 1
-                    windows[2 * operand + 1] = cycle + 1
-                used = ur if used_sel[2] == 0 else uc
-                lo, hi, _ = _row_span(kind[2], r, pre[2], t, rows, used, ur)
+                        windows[2 * operand] = cycle + offset
+                    windows[2 * operand + 1] = cycle + offset
+                lo, hi, _ = _row_span(kind[2], r, pre[2], t, rows, ur if used_sel[2] == 0 else uc, ur)
                 n = max(0, hi - lo + 1)                   # ofmap addresses are always valid
                 out_cycle = _wb_write_row(wb, lines, cycle, n) if n > 0 else cycle
                 if n > 0:
                     if windows[4] < 0:
                         windows[4] = out_cycle
                     windows[5] = out_cycle
-                stalls += out_cycle - cycle
+                windows[6] = max(windows[6], out_cycle)
+                stalls += max(read_stall, out_cycle - cycle)
                 last_out = out_cycle
                 row += 1
-    _rb_complete(rb_i)
-    _rb_complete(rb_f)
+    if not user:
+        _rb_complete(read_i)
+        _rb_complete(read_f)
     _wb_flush(wb, lines, last_out)
     return stalls
 
@@ -352,3 +399,45 @@ def new_write_state(size_words: int, drain_words_per_cycle: int) -> np.ndarray:
     state[_WB_BW] = drain_words_per_cycle
     state[_WB_FREE] = size_words
     return state
+
+
+@njit(cache=True)
+def _prefetch_elem(shape, ptab, ktab, df, operand, g, j, rows, cols, sr, sc, block_rows):
+    """Element (global row g, column j) of the stacked per-fold prefetch matrix; -1 = padding."""
+    b = g // block_rows
+    i = g - b * block_rows
+    window = shape[FR] * shape[FS] * shape[CH]
+    if operand == 0:
+        if df == 0:
+            k, p, limit, idx = b * rows + j, i, sr, b * rows + j
+        elif df == 1:
+            k, p, limit, idx = i, b * rows + j, sr, b * rows + j
+        else:
+            k, p, limit, idx = i, b * cols + j, sc, b * cols + j
+        if idx >= limit or ptab[1, p] + ktab[1, k] >= shape[H] or ptab[2, p] + ktab[2, k] >= shape[W]:
+            return -1
+        return ptab[0, p] + ktab[0, k]
+    if df == 2:
+        k = b * rows + j
+        return -1 if k >= sr else i * window + k
+    n = b * cols + j
+    return -1 if n >= sc else n * window + i
+
+
+@njit(cache=True)
+def _prefetch_kernel(shape, ptab, ktab, df, operand, rows, cols, sr, sc, block_rows, total_rows, width,
+                     diagonal, out):
+    """SCALE-Sim's prefetch order: row by row, or anti-diagonals bottom-left to top-right."""
+    idx = 0
+    if not diagonal:
+        for g in range(total_rows):
+            for j in range(width):
+                out[idx] = _prefetch_elem(shape, ptab, ktab, df, operand, g, j, rows, cols, sr, sc, block_rows)
+                idx += 1
+        return
+    for d in range(total_rows + width):
+        top = min(d, total_rows - 1)
+        bottom = max(0, d - width + 1)
+        for g in range(top, bottom - 1, -1):
+            out[idx] = _prefetch_elem(shape, ptab, ktab, df, operand, g, d - g, rows, cols, sr, sc, block_rows)
+            idx += 1

@@ -2,8 +2,8 @@
 
 The behaviour (described in ``_buffer_kernels.py``) is simulated per demand row in Numba, so the
 cost is O(cycles x valid words) but about three orders of magnitude below SCALE-Sim's Python loop.
-Ported: CALC mode (estimate read buffers + ofmap write buffer). USER mode (prefetch-order read
-buffers with stalls) is not ported; asking for it raises ``UnsupportedOpError``.
+Ported: CALC mode (estimate read buffers + ofmap write buffer) and USER mode (prefetch-order
+read buffers over a circular window, double-counted potential stalls, ofmap drain at Bandwidth[0]).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from hwsim.models.arch import ArchSpec
 from hwsim.models.systolic import _buffer_kernels as bk
 from hwsim.models.systolic._kernels import DATAFLOW_CODES
 from hwsim.models.systolic.compat import ScaleSimLayer, compat_compute
-from hwsim.models.systolic.compat_engine import CompatReport
+from hwsim.models.systolic.compat_engine import CompatReport, _percent
 
 
 def _shape_vector(layer: ScaleSimLayer) -> np.ndarray:
@@ -24,40 +24,105 @@ def _shape_vector(layer: ScaleSimLayer) -> np.ndarray:
                     dtype=np.int64)
 
 
-def simulate_calc(layer: ScaleSimLayer, *, rows: int, cols: int, dataflow: str,
-                  sram_words: tuple[int, int, int], ofmap_drain_words_per_cycle: int | None = None,
-                  fill_words_per_cycle: int = bk.CALC_FILL_WORDS_PER_CYCLE) -> CompatReport:
-    """SCALE-Sim CALC-mode report row of one layer copy (DRAM counts and cycles simulated)."""
+# (df, operand) -> prefetch matrix blocks: (blocks over row folds?, block rows, width, anti-diagonal?)
+_PREFETCH = {("ws", 0): ("row", "t", "rows", True), ("ws", 1): ("col", "sr", "cols", False),
+             ("os", 0): ("row", "t", "rows", True), ("os", 1): ("col", "t", "cols", True),
+             ("is", 0): ("col", "sr", "cols", False), ("is", 1): ("row", "t", "rows", True)}
+
+
+def _user_state(layer: ScaleSimLayer, operand: int, *, rows: int, cols: int, dataflow: str, size_words: int,
+                bw: int, tables: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """USER-mode prefetch window state and the address -> set-ids CSR of one operand."""
+    sr, sc, t = layer.spatial_dims(dataflow)
+    blocks, block_rows, width, diagonal = _PREFETCH[(dataflow, operand)]
+    extents = {"t": t, "sr": sr, "rows": rows, "cols": cols,
+               "row": -(-sr // rows), "col": -(-sc // cols)}
+    block_rows, width = extents[block_rows], extents[width]
+    total_rows = extents[blocks] * block_rows
+    seq = np.empty(total_rows * width, dtype=np.int64)
+    bk._prefetch_kernel(shape=tables[0], ptab=tables[1], ktab=tables[2], df=DATAFLOW_CODES[dataflow],
+                        operand=operand, rows=rows, cols=cols, sr=sr, sc=sc, block_rows=block_rows,
+                        total_rows=total_rows, width=width, diagonal=diagonal, out=seq)
+    valid = seq[seq >= 0]
+    per_set = -(-size_words // 100)
+    num_sets = valid.size // per_set + 1
+    keys = np.unique(valid * num_sets + np.arange(valid.size, dtype=np.int64) // per_set)
+    space = layer.ifmap_h * layer.ifmap_w * layer.channels if operand == 0 else layer.window * layer.num_filters
+    indptr = np.searchsorted(keys // num_sets, np.arange(space + 1, dtype=np.int64)).astype(np.int64)
+    active_words = -(-size_words // 2)
+    prefetch_words = size_words - active_words
+    active = min(-(-active_words // per_set), num_sets)
+    first_lines = min(-(-active_words // bw), -(-seq.size // bw))
+    state = np.zeros(9, dtype=np.int64)
+    state[[bk._UR_SETS, bk._UR_ACTIVE, bk._UR_PREFETCH, bk._UR_LAST, bk._UR_ACCESS, bk._UR_LINES, bk._UR_BW,
+           bk._UR_DSTART]] = (num_sets, active, min(-(-prefetch_words // per_set), num_sets - active), -1,
+                              first_lines * bw, -(-prefetch_words // bw), bw, -first_lines)
+    return state, indptr, (keys % num_sets).astype(np.int64)
+
+
+def simulate_buffers(layer: ScaleSimLayer, *, rows: int, cols: int, dataflow: str,
+                     sram_words: tuple[int, int, int], interface: str = "CALC",
+                     fill_words_per_cycle: tuple[int, int] = (bk.CALC_FILL_WORDS_PER_CYCLE,) * 2,
+                     drain_words_per_cycle: int | None = None) -> CompatReport:
+    """SCALE-Sim report row of one layer copy with DRAM counts, DRAM cycles and stalls simulated.
+
+    CALC: estimate read buffers (fill 10 words/cycle), ofmap drains ``cols`` words/cycle. USER: reads
+    follow the prefetch order at ``fill_words_per_cycle`` (the [layout] bank bandwidths), the ofmap
+    drains at ``drain_words_per_cycle`` (``Bandwidth[0]``).
+    """
     cc = compat_compute(layer, rows=rows, cols=cols, dataflow=dataflow)
     sr, sc, t = layer.spatial_dims(dataflow)
-    per_fold = (cc.cycles + 1) // cc.folds
-    drain_bw = ofmap_drain_words_per_cycle or cols
-    rb_i = bk.new_read_state(sram_words[0], fill_words_per_cycle)
-    rb_f = bk.new_read_state(sram_words[1], fill_words_per_cycle)
-    wb = bk.new_write_state(sram_words[2], drain_bw)
-    latest_i = np.full(layer.ifmap_h * layer.ifmap_w * layer.channels, -1, dtype=np.int64)
-    latest_f = np.full(layer.window * layer.num_filters, -1, dtype=np.int64)
-    lines = np.zeros(cc.ofmap_words + 2, dtype=np.int64)
-    windows = np.full(6, -1, dtype=np.int64)
     shape = _shape_vector(layer)
     ptab, ktab = bk.ifmap_tables(shape)
-    stalls = int(bk._calc_layer_kernel(
+    user = interface == "USER"
+    if user:
+        (read_i, table_i, sets_i), (read_f, table_f, sets_f) = (
+            _user_state(layer, op, rows=rows, cols=cols, dataflow=dataflow, size_words=sram_words[op],
+                        bw=fill_words_per_cycle[op], tables=(shape, ptab, ktab)) for op in (0, 1))
+        drain = drain_words_per_cycle or cols
+    else:
+        read_i, read_f = (bk.new_read_state(sram_words[op], bk.CALC_FILL_WORDS_PER_CYCLE) for op in (0, 1))
+        table_i = np.full(layer.ifmap_h * layer.ifmap_w * layer.channels, -1, dtype=np.int64)
+        table_f = np.full(layer.window * layer.num_filters, -1, dtype=np.int64)
+        sets_i = sets_f = np.zeros(1, dtype=np.int64)
+        drain = cols
+    wb = bk.new_write_state(sram_words[2], drain)
+    lines = np.zeros(cc.ofmap_words + 2, dtype=np.int64)
+    windows = np.full(7, -1, dtype=np.int64)
+    stalls = int(bk._memory_kernel(
         shape=shape, ptab=ptab, ktab=ktab, rows=rows, cols=cols, df=DATAFLOW_CODES[dataflow], t=t, sr=sr, sc=sc,
-        per_fold=per_fold, rb_i=rb_i, latest_i=latest_i, rb_f=rb_f, latest_f=latest_f, wb=wb, lines=lines,
-        windows=windows))
-    total = cc.cycles + stalls
+        per_fold=(cc.cycles + 1) // cc.folds, user=int(user), read_i=read_i, table_i=table_i, sets_i=sets_i,
+        read_f=read_f, table_f=table_f, sets_f=sets_f, wb=wb, lines=lines, windows=windows))
+    if stalls < 0:
+        raise UnsupportedOpError(f"layer {layer.name!r}: SCALE-Sim 3.0.0 never finishes this layer in USER mode "
+                                 "(a demanded address is never prefetched)")
+    return _report(layer, cc, rows, cols, stalls, int(windows[6]), windows, _dram_blocks(user, read_i, read_f, wb))
+
+
+def _dram_blocks(user: bool, read_i: np.ndarray, read_f: np.ndarray, wb: np.ndarray) -> tuple:
+    if user:
+        reads = tuple((float(s[bk._UR_DSTART]), float(s[bk._UR_LAST]), int(s[bk._UR_ACCESS])) for s in (read_i, read_f))
+    else:
+        reads = tuple((float(s[bk._RB_DSTART]), float(s[bk._RB_DEND]), int(s[bk._RB_ACCESS])) for s in (read_i, read_f))
+    return reads + ((float(wb[bk._WB_DSTART]), float(wb[bk._WB_DSTOP]), int(wb[bk._WB_ACCESS])),)
+
+
+def _report(layer, cc, rows, cols, stalls, total, windows, dram) -> CompatReport:
     sram = ((float(windows[0]), float(windows[1]), cc.ifmap_sram_reads),
             (float(windows[2]), float(windows[3]), cc.filter_sram_reads),
             (float(windows[4]), float(windows[5]), cc.ofmap_sram_writes))
-    dram = tuple((float(state[bk._RB_DSTART]), float(state[bk._RB_DEND]), int(state[bk._RB_ACCESS]))
-                 for state in (rb_i, rb_f))
-    dram += ((float(wb[bk._WB_DSTART]), float(wb[bk._WB_DSTOP]), int(wb[bk._WB_ACCESS])),)
     overall = int(dram[2][1] - min(dram[0][0], dram[1][0]))
     ofmap_bw = dram[2][2] / (dram[2][1] - dram[2][0] + 1)
     return CompatReport(name=layer.name, total_cycles_incl_prefetch=overall, total_cycles=total,
-                        stall_cycles=stalls, overall_util_pct=layer.macs * 100 / (total * rows * cols),
+                        stall_cycles=stalls, overall_util_pct=_percent(layer.macs, total * rows * cols),
                         mapping_efficiency_pct=100 * cc.mapping_efficiency,
                         compute_util_pct=100 * cc.compute_util, sram=sram, dram=dram, ofmap_dram_bw=ofmap_bw)
+
+
+def simulate_calc(layer: ScaleSimLayer, *, rows: int, cols: int, dataflow: str,
+                  sram_words: tuple[int, int, int]) -> CompatReport:
+    """SCALE-Sim CALC-mode report row of one layer copy (see ``simulate_buffers``)."""
+    return simulate_buffers(layer, rows=rows, cols=cols, dataflow=dataflow, sram_words=sram_words)
 
 
 def sram_words_of(arch: ArchSpec) -> tuple[int, int, int]:
@@ -70,9 +135,10 @@ def sram_words_of(arch: ArchSpec) -> tuple[int, int, int]:
 
 
 def simulate_report(layer: ScaleSimLayer, arch: ArchSpec, mapping) -> CompatReport:
-    """The buffer-simulated report row for ``mapping`` (CALC only, see the module docstring)."""
-    if mapping.interface_bandwidth != "CALC":
-        raise UnsupportedOpError(f"layer {layer.name!r}: SCALE-Sim USER-mode buffers are not ported; "
-                                 "use interface_bandwidth='CALC' or buffer_model='closed'")
-    return simulate_calc(layer, rows=mapping.rows, cols=mapping.cols, dataflow=mapping.dataflow,
-                         sram_words=sram_words_of(arch))
+    """The buffer-simulated report row of ``layer`` under ``mapping`` (CALC or USER)."""
+    params, dram = arch.systolic, arch.memory[0]
+    drain = int(dram.write_bw_bytes_per_cycle) if dram.write_bw_bytes_per_cycle else None
+    return simulate_buffers(layer, rows=mapping.rows, cols=mapping.cols, dataflow=mapping.dataflow,
+                            sram_words=sram_words_of(arch), interface=mapping.interface_bandwidth,
+                            fill_words_per_cycle=(params.ifmap_fill_words_per_cycle, params.filter_fill_words_per_cycle),
+                            drain_words_per_cycle=drain)

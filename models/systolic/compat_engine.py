@@ -39,9 +39,14 @@ class CompatReport:
 
     def bandwidths(self) -> tuple[float, ...]:
         """BANDWIDTH_REPORT columns: SRAM counts / total cycles, DRAM counts / active window."""
-        sram = tuple(count / self.total_cycles for _, _, count in self.sram)
+        sram = tuple(count / self.total_cycles if self.total_cycles else float("nan") for _, _, count in self.sram)
         dram = tuple(count / (stop - start + 1) if stop >= start else 0.0 for start, stop, count in self.dram[:2])
         return sram + dram + (self.ofmap_dram_bw,)
+
+
+def _percent(macs: int, pe_cycles: int) -> float:
+    """SCALE-Sim's ``num_compute * 100 / (cycles * PEs)``; NaN for a 0-cycle layer (SCALE-Sim crashes)."""
+    return macs * 100 / pe_cycles if pe_cycles else float("nan")
 
 
 def _valid_rows(kind: str, prefix: int, *, rows: int, t: int, used_r: int, used_c: int) -> tuple[int, int]:
@@ -55,8 +60,8 @@ def _valid_rows(kind: str, prefix: int, *, rows: int, t: int, used_r: int, used_
 
 
 def _ifmap_rows(layer: ScaleSimLayer, dataflow: str, *, rows: int, cols: int,
-                fold: tuple[int, int]) -> tuple[int, int]:
-    """First/last demand row (after the prefix) of fold ``(fr, fc)`` carrying a valid ifmap address."""
+                fold: tuple[int, int]) -> tuple[int, int] | None:
+    """First/last demand row (after the prefix) of fold ``(fr, fc)`` with a valid ifmap address."""
     sr, sc, t = layer.spatial_dims(dataflow)
     fr, fc = fold
     j = np.arange(fr * rows, min(sr, (fr + 1) * rows))          # array-row index into Sr
@@ -64,11 +69,24 @@ def _ifmap_rows(layer: ScaleSimLayer, dataflow: str, *, rows: int, cols: int,
         c = np.arange(fc * cols, min(sc, (fc + 1) * cols))       # pixels on the columns
         valid = ifmap_valid(layer, c[None, :], j[:, None]).any(axis=1)
         flipped = rows - 1 - np.nonzero(valid)[0]
-        return int(flipped.min()), int(flipped.max())
+        return (int(flipped.min()), int(flipped.max())) if flipped.size else None
     data = np.arange(t)
     pixel, k = (data[:, None], j[None, :]) if dataflow == "ws" else (j[None, :], data[:, None])
     tt, jj = np.nonzero(ifmap_valid(layer, pixel, k))
-    return int((tt + jj).min()), int((tt + jj).max())
+    return (int((tt + jj).min()), int((tt + jj).max())) if tt.size else None
+
+
+def _ifmap_window(layer: ScaleSimLayer, dataflow: str, *, rows: int, cols: int, prefix: int,
+                  per_fold: int) -> tuple[int, int]:
+    """Stall-free first/last row with an ifmap address: the first/last fold that has one."""
+    sr, sc, _ = layer.spatial_dims(dataflow)
+    folds = [(fr, fc) for fc in range(-(-sc // cols)) for fr in range(-(-sr // rows))]
+    order = list(enumerate(folds))
+    first = next((i * per_fold + prefix + span[0] for i, fold in order
+                  if (span := _ifmap_rows(layer, dataflow, rows=rows, cols=cols, fold=fold))), -1)
+    last = next((i * per_fold + prefix + span[1] for i, fold in reversed(order)
+                 if (span := _ifmap_rows(layer, dataflow, rows=rows, cols=cols, fold=fold))), -1)
+    return first, last
 
 
 def sram_windows(layer: ScaleSimLayer, *, rows: int, cols: int, dataflow: str,
@@ -85,20 +103,26 @@ def sram_windows(layer: ScaleSimLayer, *, rows: int, cols: int, dataflow: str,
         prefix = prefixes[prefix_name]
         lo, _ = _valid_rows(kind, prefix, rows=rows, t=t, used_r=first[0], used_c=first[1])
         _, hi = _valid_rows(kind, prefix, rows=rows, t=t, used_r=last[0], used_c=last[1])
+        hi += last_start
         if operand == "ifmap":   # window positions past the ifmap edge have no address
-            lo = prefix + _ifmap_rows(layer, dataflow, rows=rows, cols=cols, fold=(0, 0))[0]
-            hi = prefix + _ifmap_rows(layer, dataflow, rows=rows, cols=cols,
-                                      fold=(-(-sr // rows) - 1, -(-sc // cols) - 1))[1]
+            lo, hi = _ifmap_window(layer, dataflow, rows=rows, cols=cols, prefix=prefix, per_fold=per_fold)
         shift = 0 if operand == "ofmap" else 1      # reads are logged one cycle after issue
-        out.append((lo + shift, last_start + hi + shift))
+        out.append((lo + shift, hi + shift))
     return tuple(out)
 
 
-def compat_report(layer: ScaleSimLayer, *, rows: int, cols: int, dataflow: str) -> CompatReport:
-    """A SCALE-Sim report row from the closed forms (stall-free, compulsory DRAM reads)."""
+def compat_report(layer: ScaleSimLayer, *, rows: int, cols: int, dataflow: str,
+                  windows: bool = True) -> CompatReport:
+    """A SCALE-Sim report row from the closed forms (stall-free, compulsory DRAM reads).
+
+    ``windows=False`` skips the SRAM start/stop cycles (NaN), which cost a NumPy pass over the ifmap.
+    """
     cc = compat_compute(layer, rows=rows, cols=cols, dataflow=dataflow)
     per_fold = (cc.cycles + 1) // cc.folds
-    windows = sram_windows(layer, rows=rows, cols=cols, dataflow=dataflow, per_fold=per_fold, folds=cc.folds)
+    if windows:
+        windows = sram_windows(layer, rows=rows, cols=cols, dataflow=dataflow, per_fold=per_fold, folds=cc.folds)
+    else:
+        windows = ((float("nan"), float("nan")),) * 3
     counts = (cc.ifmap_sram_reads, cc.filter_sram_reads, cc.ofmap_sram_writes)
     sram = tuple((float(lo), float(hi), n) for (lo, hi), n in zip(windows, counts))
     dram_reads = (compulsory_ifmap_words(layer), layer.window * layer.num_filters)
@@ -106,7 +130,7 @@ def compat_report(layer: ScaleSimLayer, *, rows: int, cols: int, dataflow: str) 
     dram = tuple((float("nan"), float("nan"), n) for n in dram_reads) + (
         (float(cc.cycles), float(cc.cycles + drain_lines - 1), cc.ofmap_words),)
     return CompatReport(name=layer.name, total_cycles_incl_prefetch=-1, total_cycles=cc.cycles,
-                        stall_cycles=0, overall_util_pct=layer.macs * 100 / (cc.cycles * rows * cols),
+                        stall_cycles=0, overall_util_pct=_percent(layer.macs, cc.cycles * rows * cols),
                         mapping_efficiency_pct=100 * cc.mapping_efficiency,
                         compute_util_pct=100 * cc.compute_util, sram=sram, dram=dram, ofmap_dram_bw=float(cols))
 
@@ -119,7 +143,7 @@ def evaluate_compat(layer: Layer, arch: ArchSpec, mapping) -> LayerCounts:
         from hwsim.models.systolic.buffers import simulate_report
         report = simulate_report(sl, arch, mapping)
     else:
-        report = compat_report(sl, rows=rows, cols=cols, dataflow=mapping.dataflow)
+        report = compat_report(sl, rows=rows, cols=cols, dataflow=mapping.dataflow, windows=False)
     reps = sl.repeats
     sram_level, dram_level = arch.memory[-1].name, arch.memory[0].name
     tensors = (("I", "read", layer.act_bits), ("W", "read", layer.weight_bits), ("O", "write", layer.out_bits))
@@ -130,11 +154,12 @@ def evaluate_compat(layer: Layer, arch: ArchSpec, mapping) -> LayerCounts:
     stall_free = report.total_cycles - report.stall_cycles
     details = (("scalesim_total_cycles_per_copy", float(report.total_cycles)), ("copies", float(reps)),
                ("folds", float(compat_compute(sl, rows=rows, cols=cols, dataflow=mapping.dataflow).folds)),
+               ("buffer_model_simulated", float(mapping.buffer_model == "simulate")),
                ("mapping_efficiency", report.mapping_efficiency_pct / 100),
                ("compute_util", report.compute_util_pct / 100),
                ("overall_util", report.overall_util_pct / 100))
     return LayerCounts(compute_cycles=reps * stall_free, stall_cycles=reps * report.stall_cycles,
                        mac_ops=float(reps * sl.macs), weight_bits=layer.weight_bits, act_bits=layer.act_bits,
                        mac_kind="fp" if layer.number_format == "fp" else "int", accesses=accesses,
-                       utilization=sl.macs / (report.total_cycles * rows * cols),
+                       utilization=sl.macs / (max(report.total_cycles, 1) * rows * cols),
                        engine="systolic", details=details)

@@ -6,6 +6,7 @@ the data its fan-out demands as explicit sets of data points, and counts every e
 bounding box of the projected points (Timeloop's AAHR); a fan-out is served as one multicast consumer
 whose demand is the bounding box of its children's tiles; compute units keep nothing; outputs are
 read-modify-write (first update of an output needs no read; a partial sum returning to a level is a fill).
+With ``mac_reuse`` the compute units hold their last operands and partial sum (ZigZag's convention).
 For small problems only.
 """
 
@@ -50,7 +51,7 @@ def _box(problem, loops, fixed, free):
     return boxes
 
 
-def simulate_nest_ref(problem, mapping):
+def simulate_nest_ref(problem, mapping, mac_reuse=False):
     """``{(level, tensor): {'reads', 'fills', 'updates', 'tile', 'partition'}}`` per instance, by simulation."""
     loops = _loops(mapping)
     n_levels = len(mapping.levels)
@@ -81,7 +82,7 @@ def simulate_nest_ref(problem, mapping):
                 child = child_of(level, t)
                 free = {j for j, lp in enumerate(loops) if lp[2] >= child or (lp[3] and lp[2] >= level)}
                 need = _box(problem, loops, fixed, free)[t]
-                moved = len(need) if child == n_levels else len(need - demanded.get((level, t), set()))
+                moved = len(need) if (child == n_levels and not mac_reuse) else len(need - demanded.get((level, t), set()))
                 demanded[(level, t)] = need
                 entry["updates" if t == 2 else "reads"] += moved
     for (level, name), entry in stats.items():

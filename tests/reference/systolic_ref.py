@@ -166,3 +166,176 @@ def make_arch(rows: int, cols: int, *, dataflow: str = "ws", mode: str = "physic
         "compute": {"units": rows * cols * cores},
         "systolic": {"rows": rows, "cols": cols, "dataflow": dataflow, "mode": mode, "cores": cores},
     }, origin="test")
+
+
+# ----- SCALE-Sim memory system, the slow way: whole demand matrices + Python sets -------------
+def _skew(block: np.ndarray) -> np.ndarray:
+    out = np.full((block.shape[0] + block.shape[1] - 1, block.shape[1]), -1, dtype=np.int64)
+    for j in range(block.shape[1]):
+        out[j:j + block.shape[0], j] = block[:, j]
+    return out
+
+
+def _pad(block: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    out = np.full(shape, -1, dtype=np.int64)
+    out[:block.shape[0], :block.shape[1]] = block
+    return out
+
+
+def _gap(count: int, width: int) -> np.ndarray:
+    return np.full((count, width), -1, dtype=np.int64)
+
+
+def operand_matrices_ref(layer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ifmap (P x K, -1 past the edge), filter (K x N) and ofmap (P x N) address matrices."""
+    p_total, n_total, k_total = layer.pixels, layer.num_filters, layer.window
+    ifmap = np.full((p_total, k_total), -1, dtype=np.int64)
+    for p in range(p_total):
+        oy, ox = divmod(p, layer.ofmap_w)
+        for k in range(k_total):
+            fy, rest = divmod(k, layer.filter_w * layer.channels)
+            fx, c = divmod(rest, layer.channels)
+            y, x = oy * layer.stride_h + fy, ox * layer.stride_w + fx
+            if y < layer.ifmap_h and x < layer.ifmap_w:
+                ifmap[p, k] = (y * layer.ifmap_w + x) * layer.channels + c
+    filt = np.array([[n * k_total + k for n in range(n_total)] for k in range(k_total)], dtype=np.int64)
+    ofmap = np.array([[p * n_total + n for n in range(n_total)] for p in range(p_total)], dtype=np.int64)
+    return ifmap, filt, ofmap
+
+
+def demand_matrices_ref(layer, rows: int, cols: int, dataflow: str) -> list[np.ndarray]:
+    """SCALE-Sim's ifmap/filter/ofmap demand matrices (one row per cycle), built literally."""
+    ifmap, filt, ofmap = operand_matrices_ref(layer)
+    sr, sc, t = layer.spatial_dims(dataflow)
+    blocks = ([], [], [])
+    for c0 in range(0, sc, cols):
+        for r0 in range(0, sr, rows):
+            rs, cs = slice(r0, r0 + rows), slice(c0, c0 + cols)
+            if dataflow == "ws":
+                parts = (_skew(np.vstack([_gap(rows, rows), _pad(ifmap[:, rs], (t, rows)), _gap(cols - 1, rows)])),
+                         np.vstack([_pad(filt[rs, cs], (rows, cols))[::-1], _gap(rows + cols + t - 2, cols)]),
+                         _skew(np.vstack([_gap(2 * rows - 1, cols), _pad(ofmap[:, cs], (t, cols))])))
+            elif dataflow == "os":
+                parts = (_skew(np.vstack([_pad(ifmap.T[:, rs], (t, rows)), _gap(cols - 1, rows)])),
+                         _skew(np.vstack([_pad(filt[:, cs], (t, cols)), _gap(rows - 1, cols)])),
+                         _skew(np.vstack([_gap(t - 1, cols), _pad(ofmap[rs, cs], (rows, cols))[::-1]])))
+            else:
+                parts = (np.vstack([_pad(ifmap.T[rs, cs], (rows, cols))[::-1], _gap(rows + cols + t - 2, cols)]),
+                         _skew(np.vstack([_gap(rows, rows), _pad(filt[rs, :].T, (t, rows)), _gap(cols - 1, rows)])),
+                         _skew(np.vstack([_gap(2 * rows - 1, cols), _pad(ofmap[cs, :].T, (t, cols))])))
+            for store, part in zip(blocks, parts):
+                store.append(part)
+    return [np.vstack(store) for store in blocks]
+
+
+class EstimateReadBufferRef:
+    """CALC read buffer: sets of first-touch addresses, a 50-set window, batch fetches."""
+
+    def __init__(self, size_words: int, fill_bw: int = 10):
+        self.per_set, self.fill_bw = size_words // 100, fill_bw
+        self.sets: list[set] = []
+        self.current: set = set()
+        self.window_start = 0
+        self.first_cycle = None
+        self.fetches: list[tuple[int, int]] = []     # (first, last) response cycle of each batch
+        self.reads = 0
+        self.last = (-2, -1)
+
+    def access(self, addr: int, cycle: int) -> None:
+        if addr in self.current or any(addr in s for s in self.sets[self.window_start:]):
+            return
+        self.current.add(addr)
+        self.reads += 1
+        if len(self.current) < self.per_set:
+            return
+        self.sets.append(self.current)
+        self.current = set()
+        if len(self.sets) - self.window_start < 50:
+            return
+        if not self.fetches:
+            end = self.first_cycle - 2
+            self.last = (end - -(-50 * self.per_set // self.fill_bw) + 1, end)
+        self.fetches.append((self.last[0] + 1, self.last[1] + 1))
+        self.window_start += 50
+        self.last = (self.last[1] + 1, cycle)
+
+    def finish(self) -> tuple[float, float, int]:
+        if not self.fetches:
+            sets = len(self.sets) + (1 if self.current else 0)
+            need = -(-sets * self.per_set // self.fill_bw)
+            return -need, -1, self.reads
+        return self.fetches[0][0], self.last[1] + 1, self.reads
+
+
+class WriteBufferRef:
+    """Ofmap buffer: words packed in lines; half a buffer drains one line per cycle."""
+
+    def __init__(self, size_words: int, line_words: int):
+        self.size, self.drain_size, self.width = size_words, size_words - -(-size_words // 2), line_words
+        self.lines: list[list[int]] = [[]]          # the last line is the open one
+        self.drained_upto = 0
+        self.free = size_words
+        self.drain_end = 0
+        self.cycles: list[int] = []
+        self.writes = 0
+
+    def _close_open_line(self) -> None:
+        if self.lines[-1]:
+            self.lines.append([])
+
+    def _drain(self, start: int) -> int:
+        chunk = self.lines[self.drained_upto:len(self.lines) - 1][: -(-self.drain_size // self.width)]
+        size = (len(chunk) - 1) * self.width + len(chunk[-1])
+        self.writes += size
+        self.free += size
+        self.cycles += [start + i for i in range(len(chunk))]
+        self.drained_upto += len(chunk)
+        return start + len(chunk) - 1
+
+    def write(self, cycle: int) -> int:
+        self.lines[-1].append(1)
+        self.free -= 1
+        if len(self.lines[-1]) == self.width:
+            self.lines.append([])
+        if cycle < self.drain_end:
+            if self.free <= 0:
+                cycle = self.drain_end
+        elif self.free < self.size - self.drain_size:
+            self._close_open_line()
+            self.drain_end = self._drain(cycle)
+        return cycle
+
+    def finish(self, cycle: int) -> tuple[float, float, int]:
+        self._close_open_line()
+        while self.drained_upto < len(self.lines) - 1:
+            self.drain_end = self._drain(cycle)
+            cycle = self.drain_end + 1
+        return min(self.cycles), max(self.cycles), self.writes
+
+
+def calc_memory_ref(layer, rows: int, cols: int, dataflow: str, size_words: tuple[int, int, int]) -> dict:
+    """CALC-mode stalls, total cycles, SRAM windows and DRAM (start, stop, count) per operand."""
+    demands = demand_matrices_ref(layer, rows, cols, dataflow)
+    reads = [EstimateReadBufferRef(size_words[0]), EstimateReadBufferRef(size_words[1])]
+    writes = WriteBufferRef(size_words[2], cols)
+    stalls, serviced, windows = 0, [], [[], [], []]
+    for i in range(demands[0].shape[0]):
+        cycle = i + stalls
+        for operand, buffer in enumerate(reads):
+            valid = [a for a in demands[operand][i] if a >= 0]
+            if valid and buffer.first_cycle is None:
+                buffer.first_cycle = cycle
+            for addr in valid:
+                buffer.access(addr, cycle)
+            if valid:
+                windows[operand].append(cycle + 1)
+        out = cycle
+        valid_out = [a for a in demands[2][i] if a >= 0]
+        for _ in valid_out:
+            out = writes.write(out)
+        if valid_out:
+            windows[2].append(out)
+        serviced.append(out)
+        stalls += out - cycle
+    dram = [reads[0].finish(), reads[1].finish(), writes.finish(serviced[-1])]
+    return {"stalls": stalls, "total": max(serviced), "windows": [(w[0], w[-1]) for w in windows], "dram": dram}

@@ -1,0 +1,106 @@
+"""Fast mapping evaluation for the search: kernel arrays built straight from a ``Plan``, energy from unit costs.
+
+Unit costs come from one ``price()`` call on a synthetic ``LayerCounts`` (one word of every level x tensor x
+action, one MAC, one cycle), so the search ranks mappings with exactly the figures ``price()`` would give.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwsim.mappers.mapping import DIMS, TENSORS
+from hwsim.models.arch import ArchSpec
+from hwsim.models.counts import Access, LayerCounts
+from hwsim.models.energy import price
+from hwsim.models.spatial._kernels import _plan_cost_kernel
+from hwsim.models.spatial.default import Plan
+from hwsim.models.spatial.nest import Problem
+
+_ACTIONS = ("read", "write", "update")
+_DIM_INDEX = {d: i for i, d in enumerate(DIMS)}
+
+
+class Evaluator:
+    """Scores plans of one problem on one architecture (energy in pJ, cycles)."""
+
+    def __init__(self, problem: Problem, arch: ArchSpec, *, mac_kind: str = "int") -> None:
+        self.problem, self.arch = problem, arch
+        self.proj, self.nranks = problem.proj_array()
+        n = len(arch.memory)
+        self.bits = np.array([[problem.out_bits if (i == 0 and t == 2) else problem.bits[t] for t in range(3)]
+                              for i in range(n)], dtype=np.float64)
+        self._unit_costs(mac_kind)
+        self._capacities()
+        self.read_bw = np.array([lvl.read_bw_bytes_per_cycle or 0.0 for lvl in arch.memory])
+        self.write_bw = np.array([lvl.write_bw_bytes_per_cycle or 0.0 for lvl in arch.memory])
+        self.evaluated = 0
+        self.mac_reuse = bool(arch.spatial and arch.spatial.mac_operand_reuse)
+        self._keep_cache: dict = {}
+
+    def _unit_costs(self, mac_kind: str) -> None:
+        arch, n = self.arch, len(self.arch.memory)
+        accesses = [Access(level=lvl.name, tensor=t, action=a, count=1.0, instances=1,
+                           word_bits=int(self.bits[i, k]))
+                    for i, lvl in enumerate(arch.memory) for k, t in enumerate(TENSORS) for a in _ACTIONS]
+        unit = LayerCounts(compute_cycles=1, mac_ops=1.0, weight_bits=self.problem.bits[0],
+                           act_bits=self.problem.bits[1], mac_kind=mac_kind, accesses=tuple(accesses))
+        items = price(unit, arch, cycles=1).items
+        names = [lvl.name for lvl in arch.memory]
+        self.pj = np.zeros((n, 3, 3))
+        self.leak_pj, self.mac_pj = 0.0, 0.0
+        for item in items:
+            if item.component == "mac":
+                self.mac_pj += item.pj_each if item.action == "compute" else 0.0
+            elif item.action == "leak":
+                self.leak_pj += item.total_pj
+            elif item.component in names:
+                self.pj[names.index(item.component), TENSORS.index(item.tensor), _ACTIONS.index(item.action)] = \
+                    item.pj_each
+        width = np.array([lvl.width_bits or lvl.word_bits for lvl in arch.memory], dtype=np.float64)[:, None]
+        self.words_per_vector = np.where(self.bits <= width, np.floor(width / self.bits), 1.0)
+        self.vectors_per_word = np.where(self.bits <= width, 1.0, np.ceil(self.bits / width))
+
+    def _capacities(self) -> None:
+        n = len(self.arch.memory)
+        self.part_cap = np.full((n, 3), np.inf)
+        self.total_cap = np.full(n, np.inf)
+        for i, lvl in enumerate(self.arch.memory):
+            if lvl.partition_bytes:
+                self.part_cap[i] = [lvl.partition_bytes.get(t, 0) for t in TENSORS]
+            elif lvl.size_bytes is not None:
+                self.total_cap[i] = lvl.size_bytes
+
+    def arrays(self, plan: Plan) -> tuple[np.ndarray, ...]:
+        dims, bounds, levels, spatial = [], [], [], []
+        for i, (factors, order) in enumerate(zip(plan.factors, plan.orders)):
+            for d in order:
+                k = _DIM_INDEX[d]
+                if factors[k] > 1:
+                    dims.append(k)
+                    bounds.append(factors[k])
+                    levels.append(i)
+                    spatial.append(0)
+            for d, f in plan.spatial[i][0] + plan.spatial[i][1]:
+                if f > 1:
+                    dims.append(_DIM_INDEX[d])
+                    bounds.append(f)
+                    levels.append(i)
+                    spatial.append(1)
+        keep = self._keep_cache.get(plan.keep)
+        if keep is None:
+            keep = np.array([[t in k for t in TENSORS] for k in plan.keep], dtype=np.bool_)
+            self._keep_cache[plan.keep] = keep
+        return (np.array(dims, dtype=np.int64), np.array(bounds, dtype=np.int64),
+                np.array(levels, dtype=np.int64), np.array(spatial, dtype=np.int64), keep)
+
+    def score(self, plan: Plan) -> tuple[float, int] | None:
+        """``(energy_pj, cycles)`` of a plan, or ``None`` when a tile does not fit."""
+        self.evaluated += 1
+        dims, bounds, levels, spatial, keep = self.arrays(plan)
+        valid, energy, cycles = _plan_cost_kernel(
+            loop_dim=dims, loop_bound=bounds, loop_level=levels, loop_spatial=spatial, proj=self.proj,
+            nranks=self.nranks, keep=keep, n_levels=keep.shape[0], bits=self.bits,
+            words_per_vector=self.words_per_vector, vectors_per_word=self.vectors_per_word, pj=self.pj,
+            part_cap=self.part_cap, total_cap=self.total_cap, read_bw=self.read_bw, write_bw=self.write_bw,
+            mac_pj=self.mac_pj, leak_pj=self.leak_pj, mac_reuse=self.mac_reuse)
+        return (float(energy), int(cycles)) if valid else None

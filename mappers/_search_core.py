@@ -1,0 +1,226 @@
+"""The search loop behind ``SearchMapper`` (exhaustive for small spaces, seeded hill climb otherwise)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import replace
+from typing import Any, Callable
+
+import numpy as np
+
+from hwsim.errors import ConfigError, InvalidMappingError
+from hwsim.mappers._evaluator import Evaluator
+from hwsim.mappers.mapping import DIMS, TENSORS
+from hwsim.models.spatial.default import (ORDERS, Plan, _primes, allowed_dims, default_keep, greedy_factors,
+                                          greedy_plan, remaining_after, spatial_candidates)
+from hwsim.models.spatial.nest import problem_from_layer
+
+
+class _Constraints:
+    """User constraints resolved against the architecture."""
+
+    def __init__(self, raw: dict[str, Any], arch: Any) -> None:
+        names = [lvl.name for lvl in arch.memory]
+        levels = raw.get("levels", {}) or {}
+        if unknown := sorted(set(levels) - set(names)):
+            raise ConfigError(f"SearchMapper constraints: unknown level(s) {unknown} (levels: {names})")
+        if unknown := sorted(set(raw) - {"levels", "spatial"}):
+            raise ConfigError(f"SearchMapper constraints: unknown key(s) {unknown} (valid: levels, spatial)")
+        base_x, base_y = allowed_dims(arch)
+        spatial = raw.get("spatial", {}) or {}
+        self.dims = (tuple(spatial.get("x", base_x)), tuple(spatial.get("y", base_y)))
+        keep = list(default_keep(arch))
+        self.orders: dict[int, tuple[str, ...]] = {}
+        self.factors: dict[tuple[int, int], int] = {}
+        for name, spec in levels.items():
+            i = names.index(name)
+            if "keep" in spec:
+                keep[i] = tuple(t for t in TENSORS if t in spec["keep"])
+            if "order" in spec:
+                order = spec["order"]
+                self.orders[i] = ORDERS[order] if isinstance(order, str) else tuple(order) + tuple(
+                    d for d in DIMS if d not in order)
+            for dim, f in (spec.get("factors") or {}).items():
+                self.factors[(i, DIMS.index(dim))] = int(f)
+        self.keep = tuple(keep)
+        self.active = bool(self.orders or self.factors)
+
+    def apply(self, plan: Plan) -> Plan | None:
+        """The plan with fixed orders/factors imposed (factors rebalanced through the outermost level)."""
+        orders = tuple(self.orders.get(i, o) for i, o in enumerate(plan.orders))
+        factors = [list(f) for f in plan.factors]
+        for (i, d), f in self.factors.items():
+            total = math.prod(factors[j][d] for j in range(len(factors)))
+            if total % f:
+                return None
+            factors[i][d] = f
+            rest = total // f
+            others = [j for j in range(len(factors)) if j != i]
+            for j in others:
+                factors[j][d] = 1
+            factors[0 if i != 0 else others[0]][d] = rest
+        return replace(plan, orders=orders, factors=tuple(tuple(f) for f in factors), keep=self.keep)
+
+
+def _objective(mapper: Any) -> Callable[[float, int, float, float], tuple]:
+    w_e, w_l = mapper.weights
+    return {
+        "energy": lambda e, c, e0, c0: (e, c),
+        "latency": lambda e, c, e0, c0: (c, e),
+        "edp": lambda e, c, e0, c0: (e * c, e),
+        "weighted": lambda e, c, e0, c0: (w_e * e / e0 + w_l * c / c0, e),
+    }[mapper.objective]
+
+
+_DIM_INDEX = {d: i for i, d in enumerate(DIMS)}
+
+
+def _plan_key(plan: Plan) -> tuple:
+    orders = tuple(tuple(d for d in o if f[_DIM_INDEX[d]] > 1) for f, o in zip(plan.factors, plan.orders))
+    return (plan.factors, orders, plan.keep, plan.spatial)
+
+
+class _Search:
+    """State of one layer's search: evaluator, best so far, seen plans, RNG."""
+
+    def __init__(self, mapper: Any, evaluator: Evaluator, cons: _Constraints, arch: Any) -> None:
+        self.ev, self.cons, self.arch = evaluator, cons, arch
+        self.rank = _objective(mapper)
+        self.rng = np.random.default_rng(mapper.seed)
+        self.seen: set = set()
+        self.best: tuple | None = None          # (rank, plan, energy, cycles)
+        self.ref: tuple[float, float] | None = None
+        self.allowed_keep = default_keep(arch)
+
+    def try_plan(self, plan: Plan | None) -> tuple | None:
+        if plan is None:
+            return None
+        plan = self.cons.apply(plan) if self.cons.active else plan
+        if plan is None or (key := _plan_key(plan)) in self.seen:
+            return None
+        self.seen.add(key)
+        scored = self.ev.score(plan)
+        if scored is None:
+            return None
+        energy, cycles = scored
+        self.ref = self.ref or (energy, float(cycles))
+        rank = self.rank(energy, cycles, *self.ref)
+        entry = (rank, plan, energy, cycles)
+        if self.best is None or rank < self.best[0]:
+            self.best = entry
+        return entry
+
+    def neighbors(self, plan: Plan) -> list[Plan]:
+        """Every plan one move away: a prime factor moved between levels, another order, a bypass toggled."""
+        out, n = [], len(plan.factors)
+        for i, d in itertools.product(range(n), range(len(DIMS))):
+            if plan.factors[i][d] == 1 or (i, d) in self.cons.factors:
+                continue
+            for p in set(_primes(plan.factors[i][d])):
+                for j in range(n):
+                    if j != i and (j, d) not in self.cons.factors:
+                        factors = [list(f) for f in plan.factors]
+                        factors[i][d] //= p
+                        factors[j][d] *= p
+                        out.append(replace(plan, factors=tuple(tuple(f) for f in factors)))
+        for i in range(n):
+            if i in self.cons.orders:
+                continue
+            for order in ORDERS.values():
+                out.append(replace(plan, orders=plan.orders[:i] + (order,) + plan.orders[i + 1:]))
+            live = [d for d in plan.orders[i] if plan.factors[i][DIMS.index(d)] > 1]
+            for k in range(len(live) - 1):
+                swapped = live[:k] + [live[k + 1], live[k]] + live[k + 2:]
+                order = tuple(swapped) + tuple(d for d in plan.orders[i] if d not in swapped)
+                out.append(replace(plan, orders=plan.orders[:i] + (order,) + plan.orders[i + 1:]))
+        for i in range(1, n):
+            for t in self.allowed_keep[i]:
+                keep = tuple(x for x in TENSORS if (x in plan.keep[i]) != (x == t))
+                out.append(replace(plan, keep=plan.keep[:i] + (keep,) + plan.keep[i + 1:]))
+        return out
+
+
+def _ordered_factorizations(value: int, parts: int) -> list[tuple[int, ...]]:
+    if parts == 1:
+        return [(value,)]
+    return [(d,) + rest for d in range(1, value + 1) if value % d == 0
+            for rest in _ordered_factorizations(value // d, parts - 1)]
+
+
+def _exhaustive(search: _Search, problem: Any, spatial: Any, keep: tuple, n: int) -> None:
+    remaining = remaining_after(problem, spatial)
+    per_dim = [_ordered_factorizations(remaining[d], n) for d in DIMS]
+    order_sets = list(itertools.product(ORDERS.values(), repeat=n))
+    for combo in itertools.product(*per_dim):
+        factors = tuple(tuple(combo[d][i] for d in range(len(DIMS))) for i in range(n))
+        for orders in order_sets:
+            search.try_plan(Plan(factors=factors, orders=orders, spatial=spatial, keep=keep))
+
+
+def _space_size(problem: Any, spatial: Any, n: int) -> int:
+    remaining = remaining_after(problem, spatial)
+    size = len(ORDERS) ** n
+    for d in DIMS:
+        size *= len(_ordered_factorizations(remaining[d], n)) if remaining[d] < 4096 else 10 ** 6
+        if size > 10 ** 7:
+            break
+    return size
+
+
+def _descend(search: _Search, seeds: list[tuple], budget: int) -> None:
+    """Steepest descent over one-move neighbourhoods from each seed, then seeded random kicks."""
+    start = search.ev.evaluated
+    starts = sorted(seeds, key=lambda s: s[0])
+    while starts and search.ev.evaluated - start < budget:
+        current = starts.pop(0)
+        while search.ev.evaluated - start < budget:
+            scored = [e for e in (search.try_plan(p) for p in search.neighbors(current[1])) if e is not None]
+            better = min(scored, key=lambda e: e[0], default=None)
+            if better is None or better[0] >= current[0]:
+                break
+            current = better
+        if not starts and search.ev.evaluated - start < budget:      # kick the best with two random moves
+            options = search.neighbors(search.best[1])
+            if not options:
+                break
+            kicked = options[search.rng.integers(len(options))]
+            options = search.neighbors(kicked)
+            entry = search.try_plan(options[search.rng.integers(len(options))]) if options else None
+            if entry is not None:
+                starts.append(entry)
+            elif search.ev.evaluated - start >= budget or len(search.seen) > 50 * budget:
+                break
+
+
+def run_search(mapper: Any, layer: Any, arch: Any) -> Any:
+    """Search the best mapping of ``layer`` on ``arch`` for ``mapper``'s objective."""
+    from hwsim.mappers.search import SearchResult
+    from hwsim.models import spatial as engine
+    from hwsim.models.energy import price
+    if arch.engine != "spatial":
+        raise ConfigError(f"SearchMapper maps onto the spatial engine; arch {arch.name!r} uses {arch.engine!r}")
+    problem = problem_from_layer(layer, arch)
+    cons = _Constraints(mapper.constraint_dict, arch)
+    evaluator = Evaluator(problem, arch, mac_kind="fp" if layer.number_format == "fp" else "int")
+    search = _Search(mapper, evaluator, cons, arch)
+    n = len(arch.memory)
+    candidates = spatial_candidates(problem, arch, limit=mapper.spatial_limit, pad=mapper.allow_padding,
+                                    dims=cons.dims)
+    seeds = []
+    for _, spatial in candidates:
+        factors = greedy_factors(problem, arch, spatial, cons.keep)
+        if _space_size(problem, spatial, n) <= mapper.max_candidates // max(1, len(candidates)):
+            _exhaustive(search, problem, spatial, cons.keep, n)
+        for order in ORDERS:
+            entry = search.try_plan(greedy_plan(problem, arch, spatial, order=order, keep=cons.keep, factors=factors))
+            seeds += [entry] if entry is not None else []
+    if seeds:
+        _descend(search, seeds, max(0, mapper.max_candidates - evaluator.evaluated))
+    if search.best is None:
+        raise InvalidMappingError(layer.name, [f"no valid mapping found on {arch.name} within "
+                                               f"{mapper.max_candidates} candidates (tiles never fit)"])
+    mapping = search.best[1].to_mapping(arch, source=f"SearchMapper({mapper.objective}, seed={mapper.seed})")
+    counts = engine.evaluate(layer, arch, mapping)
+    return SearchResult(mapping=mapping, energy_pj=price(counts, arch).total_pj, cycles=counts.cycles,
+                        evaluated=evaluator.evaluated, padded_macs=int(counts.mac_ops), macs=layer.macs)

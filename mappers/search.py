@@ -1,0 +1,107 @@
+"""``SearchMapper``: pruned search over the spatial engine's mapspace, deterministic for a seed, memoized.
+
+Mapspace: spatial unrollings of every fan-out over the dims the preset allows (padding a dim when it raises
+utilization; ``G`` wherever ``K`` is, so depthwise layers fill the array), factorizations of each dim's
+remaining trip count over the levels, loop orders (pruned to the three stationarity orders plus adjacent
+swaps: orders that differ only in unit loops are the same mapping and are evaluated once), and bypass
+choices. Small spaces are enumerated exhaustively; larger ones are searched from the greedy seeds by a
+seeded hill climb with restarts within ``max_candidates`` evaluations. Results are memoized by (mapper
+parameters, layer shape, architecture), so repeated layers and sweeps pay once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass, fields, replace
+from typing import Any, Literal
+
+from hwsim.errors import ConfigError
+from hwsim.mappers.mapping import Mapping
+
+Objective = Literal["energy", "latency", "edp", "weighted"]
+_CACHE: "OrderedDict[tuple, SearchResult]" = OrderedDict()
+_CACHE_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The best mapping found, its energy (pJ, as ``price`` gives it) and cycles, and the search effort."""
+
+    mapping: Mapping
+    energy_pj: float
+    cycles: int
+    evaluated: int
+    padded_macs: int
+    macs: int
+
+
+@dataclass(frozen=True)
+class SearchMapper:
+    """Search the spatial mapspace for the mapping minimizing ``objective``.
+
+    ``weights`` (energy, latency) weigh the normalized terms of the ``weighted`` objective. ``constraints``
+    is a JSON-able dict: ``{"spatial": {"x": [dims], "y": [dims]}, "levels": {LEVEL: {"keep": [tensors],
+    "order": "W"|"O"|"I"|[dims outer->inner], "factors": {dim: n}}}}``.
+    """
+
+    objective: Objective = "edp"
+    weights: tuple[float, float] = (1.0, 1.0)
+    seed: int = 0
+    max_candidates: int = 400
+    spatial_limit: int = 4
+    allow_padding: bool = True
+    constraints: Any = None
+
+    def __post_init__(self) -> None:
+        if self.objective not in ("energy", "latency", "edp", "weighted"):
+            raise ConfigError(f"SearchMapper: objective must be energy, latency, edp or weighted "
+                              f"(got {self.objective!r})")
+        if self.max_candidates < 1:
+            raise ConfigError(f"SearchMapper: max_candidates must be >= 1 (got {self.max_candidates})")
+        if isinstance(self.constraints, dict):            # keep the dataclass hashable
+            object.__setattr__(self, "constraints", json.dumps(self.constraints, sort_keys=True))
+        object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))
+
+    def with_params(self, **changes: object) -> "SearchMapper":
+        """A copy with some parameters replaced (unknown names are rejected)."""
+        valid = {f.name for f in fields(self)}
+        if unknown := sorted(changes.keys() - valid):
+            raise ValueError(f"unknown SearchMapper parameter(s) {unknown}; valid: {sorted(valid)}")
+        return replace(self, **changes)
+
+    def map(self, layer: Any, arch: Any) -> Mapping:
+        """The best mapping of ``layer`` on ``arch`` (spatial engine)."""
+        return self.search(layer, arch).mapping
+
+    def search(self, layer: Any, arch: Any) -> SearchResult:
+        """Search (or recall) the best mapping with its energy and cycles."""
+        key = (self, _layer_key(layer), arch.model_dump_json())
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+        from hwsim.mappers._search_core import run_search
+        result = run_search(self, layer, arch)
+        _CACHE[key] = result
+        if len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+        return result
+
+    @property
+    def constraint_dict(self) -> dict[str, Any]:
+        return json.loads(self.constraints) if self.constraints else {}
+
+
+def _layer_key(layer: Any) -> tuple:
+    """Everything about a layer that can change its mapping (not its name)."""
+    return (layer.op.value, layer.N, layer.K, layer.C, layer.P, layer.Q, layer.R, layer.S, layer.G,
+            layer.stride, layer.dilation, layer.weight_bits, layer.act_bits, layer.out_bits, layer.acc_bits,
+            layer.number_format)
+
+
+def clear_cache() -> None:
+    """Forget every memoized search result."""
+    _CACHE.clear()
+
+
+__all__ = ["SearchMapper", "SearchResult", "clear_cache"]

@@ -1,0 +1,101 @@
+"""The Numba SCALE-Sim memory port vs the literal reference (whole demand matrices, Python sets)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hwsim.ir import Layer, Op
+from hwsim.models import systolic
+from hwsim.models.systolic.buffers import simulate_buffers, simulate_calc
+from hwsim.models.systolic.compat import ScaleSimLayer
+from hwsim.models.systolic.compat_engine import compat_report
+from hwsim.models.systolic.report import sram_trace_rows
+from reference.systolic_ref import calc_memory_ref, demand_matrices_ref, make_arch
+
+
+@st.composite
+def small_layers(draw):
+    r, s = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    return ScaleSimLayer("l", draw(st.integers(r, 9)), draw(st.integers(s, 9)), r, s, draw(st.integers(1, 4)),
+                         draw(st.integers(1, 7)), *(draw(st.integers(1, 2)),) * 2)
+
+
+@settings(deadline=None, max_examples=60)
+@given(layer=small_layers(), rows=st.integers(1, 6), cols=st.integers(1, 6),
+       dataflow=st.sampled_from(["ws", "os", "is"]), size=st.integers(100, 1500), out_size=st.integers(8, 200))
+def test_calc_port_matches_literal_reference(layer, rows, cols, dataflow, size, out_size):
+    sizes = (size, size, out_size)
+    got = simulate_calc(layer, rows=rows, cols=cols, dataflow=dataflow, sram_words=sizes)
+    ref = calc_memory_ref(layer, rows, cols, dataflow, sizes)
+    assert got.stall_cycles == ref["stalls"]
+    assert got.total_cycles == ref["total"]
+    assert [(int(a), int(b)) for a, b, _ in got.sram] == ref["windows"]
+    assert [(int(a), int(b), n) for a, b, n in got.dram] == [tuple(int(v) for v in d) for d in ref["dram"]]
+
+
+@settings(deadline=None, max_examples=40)
+@given(layer=small_layers(), rows=st.integers(1, 6), cols=st.integers(1, 6),
+       dataflow=st.sampled_from(["ws", "os", "is"]))
+def test_trace_rows_match_literal_demand_matrices(layer, rows, cols, dataflow):
+    demands = demand_matrices_ref(layer, rows, cols, dataflow)
+    for operand, matrix in enumerate(demands):
+        rows_out = [line for _, line in sram_trace_rows(layer, rows=rows, cols=cols, dataflow=dataflow,
+                                                         operand=operand)]
+        assert rows_out == matrix.tolist()
+
+
+@settings(deadline=None, max_examples=40)
+@given(layer=small_layers(), rows=st.integers(1, 6), cols=st.integers(1, 6),
+       dataflow=st.sampled_from(["ws", "os", "is"]))
+def test_closed_forms_equal_port_when_nothing_stalls(layer, rows, cols, dataflow):
+    simulated = simulate_calc(layer, rows=rows, cols=cols, dataflow=dataflow, sram_words=(1 << 16,) * 3)
+    closed = compat_report(layer, rows=rows, cols=cols, dataflow=dataflow)
+    assert simulated.stall_cycles == 0
+    assert (simulated.total_cycles, simulated.sram) == (closed.total_cycles, closed.sram)
+    assert [d[2] for d in simulated.dram] == [d[2] for d in closed.dram]
+
+
+# USER-mode rows of SCALE-Sim 3.0.0 reports (python -m scalesim.scale, 1 kB SRAMs, bank bandwidth
+# fill words/cycle, Bandwidth = drain; run 2026-11-25 in tests/test_scalesim_peers.py seeds 15 and 16):
+# (layer, dataflow, rows, cols, fill, drain, incl. prefetch, total, stalls, DRAM (start, stop, count) x 3)
+USER_RECORDED = [
+    (ScaleSimLayer("c1", 8, 7, 2, 1, 6, 3), "os", 4, 4, 1, 2, 1460, 875, 642,
+     ((-512, 512, 1024), (-48, -1, 48), (875, 948, 147))),
+    (ScaleSimLayer.gemm("g1", m=18, n=31, k=35), "is", 8, 4, 2, 2, 4729, 4358, 3134,
+     ((-256, 256, 1024), (-256, 4111, 8704), (1572, 4473, 2791))),
+]
+
+
+@pytest.mark.parametrize("case", USER_RECORDED, ids=lambda c: c[0].name)
+def test_user_mode_matches_recorded_scalesim(case):
+    layer, dataflow, rows, cols, fill, drain, overall, total, stalls, dram = case
+    report = simulate_buffers(layer, rows=rows, cols=cols, dataflow=dataflow, sram_words=(1024,) * 3,
+                              interface="USER", fill_words_per_cycle=(fill, fill), drain_words_per_cycle=drain)
+    assert (report.total_cycles_incl_prefetch, report.total_cycles, report.stall_cycles) == (overall, total, stalls)
+    assert tuple((int(a), int(b), n) for a, b, n in report.dram) == dram
+
+
+def test_evaluate_with_simulated_buffers():
+    arch = make_arch(4, 4, mode="scalesim", sram_kb=(1, 1, 1))
+    layer = Layer("c", Op.CONV, K=6, C=3, P=6, Q=6, R=3, S=3, padding=1)
+    closed = systolic.evaluate(layer, arch, systolic.default_mapping(layer, arch))
+    mapping = systolic.default_mapping(layer, arch).with_params(buffer_model="simulate")
+    simulated = systolic.evaluate(layer, arch, mapping)
+    assert simulated.compute_cycles == closed.compute_cycles
+    assert simulated.accesses_of(level="GLB") == closed.accesses_of(level="GLB")
+    assert simulated.accesses_of(level="DRAM", tensor="I") >= closed.accesses_of(level="DRAM", tensor="I")
+    user = systolic.evaluate(layer, arch.with_overrides({"systolic.interface_bandwidth": "USER"}),
+                             mapping.with_params(interface_bandwidth="USER"))
+    assert user.stall_cycles >= 0
+
+
+@pytest.mark.parametrize("rows, cols", [(1, 1), (9, 9), (2, 7)])
+def test_edge_arrays_port(rows, cols):
+    layer = ScaleSimLayer("c", 7, 5, 3, 2, 2, 5, 2, 2)
+    for dataflow in ("ws", "os", "is"):
+        got = simulate_calc(layer, rows=rows, cols=cols, dataflow=dataflow, sram_words=(200, 200, 50))
+        ref = calc_memory_ref(layer, rows, cols, dataflow, (200, 200, 50))
+        assert (got.stall_cycles, got.total_cycles) == (ref["stalls"], ref["total"])
+        assert [d[2] for d in got.dram] == [d[2] for d in ref["dram"]]
