@@ -2,9 +2,10 @@
 
     HWSIM_SCALESIM_PYTHON=/opt/scalesim-venv/bin/python python benchmarks/bench_systolic_vs_scalesim.py [--quick]
 
-For every layer: SCALE-Sim's wall time (its ``run_scale`` call only, measured inside the peer process,
+For every layer: SCALE-Sim's CPU time (its ``run_scale`` call only, measured inside the peer process,
 CALC mode, traces off), hwsim's compat mode with the Numba buffer port (same report, stalls and DRAM
 counts included) and hwsim's stall-free closed forms (warm, median of repeats); ratios printed.
+Both sides are timed in CPU seconds (``time.process_time``) so a busy shared machine skews neither.
 Layers SCALE-Sim would need more than ~60 s for (estimated from its ~45-145 us per simulated cycle,
 ``shared/research/scalesim.md`` §9) are skipped on its side. Also times a whole ResNet-50 on a 32x32
 array (physical and compat closed-form modes, warm).
@@ -50,9 +51,9 @@ from scalesim.scale_sim import scalesim
 cfg, topo, layout, out = sys.argv[1:5]
 sim = scalesim(save_disk_space=True, verbose=False, config=cfg, topology=topo, layout=layout,
                input_type_gemm=False)
-start = time.perf_counter()
+start = time.process_time()
 sim.run_scale(top_path=out)
-print(time.perf_counter() - start)
+print(time.process_time() - start)
 """
 
 
@@ -73,9 +74,9 @@ def time_call(fn, repeats: int) -> float:
     fn()
     samples = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = time.process_time()
         fn()
-        samples.append(time.perf_counter() - start)
+        samples.append(time.process_time() - start)
     return statistics.median(samples)
 
 

@@ -12,7 +12,7 @@ from hwsim.mappers.mapping import DIMS, TENSORS
 from hwsim.models.arch import ArchSpec
 from hwsim.models.counts import Access, LayerCounts
 from hwsim.models.energy import price
-from hwsim.models.spatial._kernels import _plan_cost_kernel
+from hwsim.models.spatial._kernels import _loops_kernel, _plan_cost_kernel
 from hwsim.models.spatial.default import Plan
 from hwsim.models.spatial.nest import Problem
 
@@ -36,6 +36,8 @@ class Evaluator:
         self.evaluated = 0
         self.mac_reuse = bool(arch.spatial and arch.spatial.mac_operand_reuse)
         self._keep_cache: dict = {}
+        self._orders_cache: dict = {}
+        self._spatial_cache: dict = {}
 
     def _unit_costs(self, mac_kind: str) -> None:
         arch, n = self.arch, len(self.arch.memory)
@@ -71,32 +73,29 @@ class Evaluator:
                 self.total_cap[i] = lvl.size_bytes
 
     def arrays(self, plan: Plan) -> tuple[np.ndarray, ...]:
-        dims, bounds, levels, spatial = [], [], [], []
-        for i, (factors, order) in enumerate(zip(plan.factors, plan.orders)):
-            for d in order:
-                k = _DIM_INDEX[d]
-                if factors[k] > 1:
-                    dims.append(k)
-                    bounds.append(factors[k])
-                    levels.append(i)
-                    spatial.append(0)
-            for d, f in plan.spatial[i][0] + plan.spatial[i][1]:
-                if f > 1:
-                    dims.append(_DIM_INDEX[d])
-                    bounds.append(f)
-                    levels.append(i)
-                    spatial.append(1)
+        """Kernel loop arrays (dim, bound, level, spatial) and the keep matrix of a plan."""
+        orders = self._orders_cache.get(plan.orders)
+        if orders is None:
+            orders = np.array([[_DIM_INDEX[d] for d in order] for order in plan.orders], dtype=np.int64)
+            self._orders_cache[plan.orders] = orders
+        spatial = self._spatial_cache.get(plan.spatial)
+        if spatial is None:
+            loops = [(_DIM_INDEX[d], f, i) for i, (x, y) in enumerate(plan.spatial) for d, f in x + y if f > 1]
+            spatial = tuple(np.array([lp[k] for lp in loops], dtype=np.int64) for k in range(3))
+            self._spatial_cache[plan.spatial] = spatial
         keep = self._keep_cache.get(plan.keep)
         if keep is None:
             keep = np.array([[t in k for t in TENSORS] for k in plan.keep], dtype=np.bool_)
             self._keep_cache[plan.keep] = keep
-        return (np.array(dims, dtype=np.int64), np.array(bounds, dtype=np.int64),
-                np.array(levels, dtype=np.int64), np.array(spatial, dtype=np.int64), keep)
+        dims, bounds, levels, is_spatial = _loops_kernel(
+            factors=np.array(plan.factors, dtype=np.int64), order_idx=orders, sp_dim=spatial[0],
+            sp_bound=spatial[1], sp_level=spatial[2])
+        return dims, bounds, levels, is_spatial, keep
 
-    def score(self, plan: Plan) -> tuple[float, int] | None:
+    def score(self, plan: Plan, arrays: tuple[np.ndarray, ...] | None = None) -> tuple[float, int] | None:
         """``(energy_pj, cycles)`` of a plan, or ``None`` when a tile does not fit."""
         self.evaluated += 1
-        dims, bounds, levels, spatial, keep = self.arrays(plan)
+        dims, bounds, levels, spatial, keep = arrays or self.arrays(plan)
         valid, energy, cycles = _plan_cost_kernel(
             loop_dim=dims, loop_bound=bounds, loop_level=levels, loop_spatial=spatial, proj=self.proj,
             nranks=self.nranks, keep=keep, n_levels=keep.shape[0], bits=self.bits,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import replace
@@ -73,12 +74,13 @@ def _objective(mapper: Any) -> Callable[[float, int, float, float], tuple]:
     }[mapper.objective]
 
 
-_DIM_INDEX = {d: i for i, d in enumerate(DIMS)}
-
-
-def _plan_key(plan: Plan) -> tuple:
-    orders = tuple(tuple(d for d in o if f[_DIM_INDEX[d]] > 1) for f, o in zip(plan.factors, plan.orders))
-    return (plan.factors, orders, plan.keep, plan.spatial)
+def _count_factorizations(value: int, parts: int) -> int:
+    """Ordered factorizations of ``value`` into ``parts`` factors: prod over primes of C(e + parts - 1, parts - 1)."""
+    count = 1
+    for p in set(_primes(value)):
+        e = _primes(value).count(p)
+        count *= math.comb(e + parts - 1, parts - 1)
+    return count
 
 
 class _Search:
@@ -97,10 +99,14 @@ class _Search:
         if plan is None:
             return None
         plan = self.cons.apply(plan) if self.cons.active else plan
-        if plan is None or (key := _plan_key(plan)) in self.seen:
+        if plan is None:
+            return None
+        arrays = self.ev.arrays(plan)
+        key = (arrays[0].tobytes(), arrays[1].tobytes(), arrays[2].tobytes(), arrays[3].tobytes(), plan.keep)
+        if key in self.seen:
             return None
         self.seen.add(key)
-        scored = self.ev.score(plan)
+        scored = self.ev.score(plan, arrays)
         if scored is None:
             return None
         energy, cycles = scored
@@ -141,6 +147,7 @@ class _Search:
         return out
 
 
+@functools.lru_cache(maxsize=4096)
 def _ordered_factorizations(value: int, parts: int) -> list[tuple[int, ...]]:
     if parts == 1:
         return [(value,)]
@@ -162,7 +169,7 @@ def _space_size(problem: Any, spatial: Any, n: int) -> int:
     remaining = remaining_after(problem, spatial)
     size = len(ORDERS) ** n
     for d in DIMS:
-        size *= len(_ordered_factorizations(remaining[d], n)) if remaining[d] < 4096 else 10 ** 6
+        size *= _count_factorizations(remaining[d], n)
         if size > 10 ** 7:
             break
     return size

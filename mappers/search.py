@@ -70,8 +70,11 @@ class SearchMapper:
             raise ValueError(f"unknown SearchMapper parameter(s) {unknown}; valid: {sorted(valid)}")
         return replace(self, **changes)
 
-    def map(self, layer: Any, arch: Any) -> Mapping:
-        """The best mapping of ``layer`` on ``arch`` (spatial engine)."""
+    def map(self, layer: Any, arch: Any) -> Any:
+        """The best mapping of ``layer`` on a spatial ``arch``; other engines keep their fixed dataflow."""
+        if arch.engine != "spatial":
+            from hwsim.models import get_engine
+            return get_engine(arch.engine).default_mapping(layer, arch)
         return self.search(layer, arch).mapping
 
     def search(self, layer: Any, arch: Any) -> SearchResult:

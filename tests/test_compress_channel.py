@@ -14,6 +14,16 @@ from hwsim.errors import ConfigError
 from hwsim.fidelity import output_fidelity, smooth_noise
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny tensors: one thread is faster, and far faster on a busy 2-core machine (shared with peers)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+
 def layer_macs(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
     """MACs per conv/linear module from a forward pass (out elements x in-channels-per-group x R x S)."""
     macs, handles = {}, []

@@ -15,6 +15,16 @@ from hwsim.data import trained_digits_cnn
 from hwsim.fidelity import digits_accuracy, output_fidelity
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny tensors: one thread is faster, and far faster on a busy 2-core machine (shared with peers)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+
 def _digits():
     return zoo.create("digits_cnn", seed=2)
 
@@ -119,3 +129,16 @@ def test_fidelity_worsens_monotonically_with_fewer_bits_and_int8_keeps_accuracy(
         if bits == 8:
             assert acc - digits_accuracy(model) < 0.005                 # int8 drop < 0.5 % (frontend.md §6.3)
     assert nrmse == sorted(nrmse) and nrmse[0] < 0.02
+
+
+def test_lowered_graph_carries_bits_formats_and_activation_density():
+    from hwsim.lower import lower
+
+    for steps, fmt, bits in (([{"method": "quantize", "weight_bits": 4, "act_bits": 8}], "int", (4, 8)),
+                             ([{"method": "flexpoint"}], "flex", (16, 16))):
+        model, _ = apply_recipe(_digits(), steps, input_shape=(1, 8, 8))
+        layers = {layer.source: layer for layer in lower(model, (1, 1, 8, 8)).compute_layers()}
+        conv = layers["features.1.0"]
+        assert (conv.weight_bits, conv.act_bits, conv.number_format) == (*bits, fmt)
+        assert conv.act_density == pytest.approx(model.features[1][0].hwsim_meta["act_density"])
+        assert 0.0 < conv.act_density < 1.0                    # post-ReLU inputs: about half are zero

@@ -135,3 +135,12 @@ def test_bounded_regression_loss_is_zero_when_student_beats_teacher():
     teacher = torch.tensor([[0.5, 0, 0, 0], [0.5, 0, 0, 0]])
     # row 0: student error 0.01 < teacher 0.25 -> 0; row 1: 1.0 > 0.25 -> 1.0; mean 0.5 (Chen et al. eq. (4))
     assert float(distill.kl.bounded_regression_loss(student, teacher, target)) == pytest.approx(0.5)
+
+
+def test_unknown_loss_and_missing_teacher_are_config_errors(digits):
+    from hwsim.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="loss must be one of"):
+        distill.fit(nn.Linear(64, 10), digits, loss="dark_knowledge")
+    with pytest.raises(ConfigError, match="needs a teacher"):
+        distill.fit(nn.Linear(64, 10), digits, loss="hinton")

@@ -12,6 +12,16 @@ from hwsim.data import load_digits_tensors, trained_digits_cnn
 from hwsim.fidelity import digits_accuracy, output_fidelity, smooth_noise
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny tensors: one thread is faster, and far faster on a busy 2-core machine (shared with peers)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+
 def test_smooth_noise_is_normalized_smooth_and_seeded():
     a, b, c = smooth_noise((4, 3, 32, 32), 0), smooth_noise((4, 3, 32, 32), 0), smooth_noise((4, 3, 32, 32), 1)
     assert torch.equal(a, b) and not torch.equal(a, c)

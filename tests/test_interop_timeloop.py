@@ -60,3 +60,67 @@ def test_sparse_cases_are_rejected_clearly(path):
 def test_missing_case_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         evaluate_reference_case(tmp_path / "nope.json")
+
+
+# Timeloop v0.3 YAML of exercise 03 (conv1d + output channels, 3 levels, bypass), written from the case's
+# flattened architecture and mapping (tests/data/timeloop/tl_ex03_conv1d_oc_3level_bypass.json).
+ARCH_YAML = """
+architecture:
+  version: 0.3
+  subtree:
+  - name: System
+    local:
+    - {name: MainMemory, class: DRAM, attributes: {width: 256, datawidth: 8}}
+    - {name: GlobalBuffer, class: SRAM, attributes: {depth: 32768, width: 64, datawidth: 8}}
+    subtree:
+    - name: PE
+      local:
+      - {name: RegisterFile, class: regfile, attributes: {depth: 64, width: 8, datawidth: 8}}
+      - {name: MACC, class: intmac, attributes: {datawidth: 8}}
+"""
+PROBLEM_YAML = """
+problem:
+  shape:
+    name: Conv1D_OC
+    dimensions: [K, R, P]
+    data-spaces:
+    - {name: Weights, projection: [[[K]], [[R]]]}
+    - {name: Inputs, projection: [[[R], [P]]]}
+    - {name: Outputs, projection: [[[K]], [[P]]], read-write: True}
+  instance: {K: 32, R: 3, P: 16}
+"""
+MAPPING_YAML = """
+mapping:
+- {target: GlobalBuffer, type: temporal, factors: K=16 P=16, permutation: PK}
+- {target: GlobalBuffer, type: datatype, keep: [Weights, Inputs], bypass: [Outputs]}
+- {target: RegisterFile, type: temporal, factors: K=2 R=3, permutation: RK}
+- {target: RegisterFile, type: datatype, keep: [Outputs], bypass: [Weights, Inputs]}
+"""
+
+
+def test_timeloop_yaml_reproduces_exercise_03(tmp_path):
+    from hwsim.interop.timeloop import load_timeloop_yaml
+    from hwsim.models.spatial import analyze
+    paths = []
+    for name, text in (("arch", ARCH_YAML), ("problem", PROBLEM_YAML), ("map", MAPPING_YAML)):
+        paths.append(tmp_path / f"{name}.yaml")
+        paths[-1].write_text(text)
+    arch, problem, mapping = load_timeloop_yaml(*paths)
+    result = analyze(problem, arch, mapping)
+    expected = json.loads((DATA / "tl_ex03_conv1d_oc_3level_bypass.json").read_text())["key_results"]
+    assert result.cycles == expected["cycles"]
+    names = {"Weights": "W", "Inputs": "I", "Outputs": "O"}
+    for level, tensors in expected["storage_accesses"].items():
+        for tensor, counts in tensors.items():
+            assert result.count(level, names[tensor], "read") == counts["reads_per_instance"]
+            assert result.count(level, names[tensor], "fill") == counts["fills_per_instance"]
+            assert result.count(level, names[tensor], "update") == counts["updates_per_instance"]
+
+
+def test_timeloop_v04_architecture_is_rejected_clearly(tmp_path):
+    from hwsim.interop.timeloop import load_timeloop_yaml
+    (tmp_path / "a.yaml").write_text("architecture: {version: 0.4, nodes: []}")
+    (tmp_path / "p.yaml").write_text(PROBLEM_YAML)
+    (tmp_path / "m.yaml").write_text(MAPPING_YAML)
+    with pytest.raises(ConfigError, match="v0.4 container format is not supported"):
+        load_timeloop_yaml(tmp_path / "a.yaml", tmp_path / "p.yaml", tmp_path / "m.yaml")

@@ -168,3 +168,23 @@ def test_onnx_lstm_and_auto_pad(tmp_path):
     assert (ih.P, ih.C, ih.K) == (14, 8, 64) and (hh.N, hh.P, hh.C, hh.K) == (7, 2, 16, 64)
     conv = graph["conv"]
     assert (conv.P, conv.padding) == (5, (1, 1))             # ceil(9/2) = 5; total pad 2 split evenly
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:The tensor attribute")      # torch.onnx.export on nn.LSTM
+@pytest.mark.parametrize("name,options,shape", [
+    ("vit_tiny", {"depth": 1, "img_size": 32}, (1, 3, 32, 32)),          # SDPA -> MatMul/Softmax/MatMul
+    ("vit_tiny", {"depth": 1, "img_size": 32, "attention": "matmul"}, (1, 3, 32, 32)),
+    ("lstm_kws", {}, (1, 49, 40)),                                       # exported as ONNX LSTM nodes
+])
+def test_dynamo_export_of_attention_and_lstm(tmp_path, name, options, shape):
+    pytest.importorskip("onnxscript")
+    from hwsim import zoo
+    from hwsim.lower import lower
+
+    model = zoo.create(name, **options)
+    graph = lower_onnx(_export(model, shape, tmp_path / f"{name}.onnx"))
+    reference = lower(model, shape)
+    assert graph.macs == reference.macs
+    assert len([layer for layer in graph if layer.op is Op.MATMUL]) == \
+        len([layer for layer in reference if layer.op is Op.MATMUL])

@@ -187,21 +187,38 @@ def test_tensorized_params_and_macs_match_closed_form():
 
 
 def test_lowered_graph_macs_equal_closed_form():
+    """Every factorization in one model, lowered once: per-source MACs equal the closed forms."""
     from hwsim.compress import tensor_nets as tn
     from hwsim.lower import lower
 
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(256, 24))
-    lowrank.tucker2_method(model, [("0", model[0])], ranks=[6, 4])
-    lowrank.tt_method(model, [("3", model[3])], max_rank=3, in_modes=(4, 8, 8), out_modes=(2, 3, 4))
-    graph = lower(model, (1, 8, 8, 8))
-    conv_macs = sum(layer.macs for layer in graph.compute_layers() if layer.source.startswith("0"))
-    tt_macs = sum(layer.macs for layer in graph.compute_layers() if layer.source.startswith("3"))
-    assert conv_macs == lowrank.closed_form_conv("tucker2", K=16, C=8, R=3, S=3, in_hw=(8, 8), rank=(6, 4),
-                                                 stride=(2, 2), padding=(1, 1))[1]
-    assert tt_macs == tn.closed_form_tt_macs((4, 8, 8), (2, 3, 4), model[3].ranks)
-    layers = [layer for layer in graph.compute_layers() if layer.source.startswith("3")]
+    model = nn.Sequential(nn.Conv2d(4, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1),
+                          nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.Conv2d(16, 16, 3, padding=1), nn.Flatten(),
+                          nn.Linear(256, 24), nn.Linear(24, 24), nn.Linear(24, 30))
+    lowrank.svd_method(model, [("0", model[0])], rank=3)
+    lowrank.cp_method(model, [("1", model[1])], rank=5, n_iter=10)
+    lowrank.tucker2_method(model, [("2", model[2])], ranks=[6, 4])
+    lowrank.btd_method(model, [("3", model[3])], n_blocks=2, ranks=[3, 2])
+    lowrank.tt_method(model, [("5", model[5])], max_rank=3, in_modes=(4, 8, 8), out_modes=(2, 3, 4))
+    lowrank.tr_method(model, [("6", model[6])], rank=2, in_modes=(2, 3, 4), out_modes=(4, 3, 2))
+    lowrank.bt_rnn_method(model, [("7", model[7])], n_blocks=2, block_rank=2, in_modes=(4, 6), out_modes=(5, 6))
+    graph = lower(model, (1, 4, 8, 8))
+    macs = {}
+    for layer in graph.compute_layers():
+        macs[layer.source.split(".")[0]] = macs.get(layer.source.split(".")[0], 0) + layer.macs
+    conv = lowrank.closed_form_conv
+    assert macs["0"] == conv("svd", K=8, C=4, R=3, S=3, in_hw=(8, 8), rank=3, padding=(1, 1))[1]
+    assert macs["1"] == conv("cp", K=8, C=8, R=3, S=3, in_hw=(8, 8), rank=5, padding=(1, 1))[1]
+    assert macs["2"] == conv("tucker2", K=16, C=8, R=3, S=3, in_hw=(8, 8), rank=(6, 4), stride=(2, 2),
+                             padding=(1, 1))[1]
+    assert macs["3"] == conv("btd", K=16, C=16, R=3, S=3, in_hw=(4, 4), rank=(3, 2), padding=(1, 1), n_blocks=2)[1]
+    assert macs["5"] == tn.closed_form_tt_macs((4, 8, 8), (2, 3, 4), model[5].ranks)
+    assert macs["6"] == tn.closed_form_tr_macs((2, 3, 4), (4, 3, 2), model[6].ranks)
+    assert macs["7"] == tn.closed_form_bt_macs((4, 6), (5, 6), model[7].block_ranks, 2)
+    layers = [layer for layer in graph.compute_layers() if layer.source.startswith("5")]
     assert len(layers) == 3 and all("tt(r=3)" in layer.compression for layer in layers)
+    kinds = [layer.op.value for layer in graph.compute_layers() if layer.source.startswith("1")]
+    assert kinds == ["conv", "depthwise", "depthwise", "conv"]     # Lebedev's 1x1, Rx1, 1xS, 1x1
 
 
 # ----- rank selection ------------------------------------------------------------------------------------------
@@ -268,3 +285,22 @@ def test_cp_als_matches_tensorly_parafac_error():
         w, f = lm.cp_decompose(weight, 6, solver=solver, n_iter=200)
         errors.append(float((weight - lm.cp_reconstruct(w, f)).norm() / weight.norm()))
     assert errors[0] == pytest.approx(errors[1], abs=0.02)
+
+
+def test_clear_errors():
+    with pytest.raises(ConfigError, match="tensorly"):
+        import sys
+
+        saved = sys.modules.get("tensorly")
+        sys.modules["tensorly"] = None      # import tensorly -> ImportError
+        try:
+            lm.cp_decompose(torch.randn(3, 3, 2, 2), 2, solver="tensorly")
+        finally:
+            if saved is not None:
+                sys.modules["tensorly"] = saved
+            else:
+                del sys.modules["tensorly"]
+    with pytest.raises(ConfigError, match="btd: give ranks or budget"):
+        lowrank.btd_method(nn.Sequential(nn.Conv2d(4, 4, 3)), [])
+    with pytest.raises(ConfigError, match="budget must be in"):
+        _factorize(lowrank.tucker2_method, nn.Conv2d(4, 4, 3), budget=2.0)

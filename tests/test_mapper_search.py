@@ -108,3 +108,26 @@ def test_padding_helps_prime_dims():
     exact = SearchMapper(objective="latency", allow_padding=False, **SMALL).search(layer, arch)
     assert padded.cycles < exact.cycles
     assert padded.padded_macs > layer.macs == padded.macs
+
+
+@pytest.mark.parametrize("preset", ["eyeriss", "simba_like"])
+def test_plan_loop_arrays_equal_the_engine_flattening(preset):
+    from hwsim.models.spatial.nest import flatten
+    arch = load_arch(preset)
+    problem = problem_from_layer(CONV, arch)
+    evaluator = Evaluator(problem, arch)
+    for _, spatial_choice in spatial_candidates(problem, arch, limit=3):
+        for order in ("W", "O", "I"):
+            plan = greedy_plan(problem, arch, spatial_choice, order=order)
+            dims, bounds, levels, is_spatial, keep = evaluator.arrays(plan)
+            nest = flatten(plan.to_mapping(arch))
+            assert dims.tolist() == nest.loop_dim.tolist() and bounds.tolist() == nest.loop_bound.tolist()
+            assert levels.tolist() == nest.loop_level.tolist()
+            assert is_spatial.tolist() == nest.loop_spatial.tolist() and (keep == nest.keep).all()
+
+
+def test_search_mapper_keeps_the_fixed_dataflow_on_other_engines():
+    arch = load_arch("tpu_v1_like")
+    layer = Layer("c", Op.CONV, K=16, C=8, P=8, Q=8, R=3, S=3)
+    from hwsim.models import get_engine
+    assert SearchMapper().map(layer, arch) == get_engine(arch.engine).default_mapping(layer, arch)

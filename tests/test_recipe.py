@@ -15,6 +15,16 @@ from hwsim.errors import ConfigError
 from hwsim.fidelity import smooth_noise
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny tensors: one thread is faster, and far faster on a busy 2-core machine (shared with peers)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+
 class Tiny(nn.Module):
     def __init__(self) -> None:
         super().__init__()

@@ -128,3 +128,20 @@ def test_depthwise_uses_the_array_through_g():
     engine = get_engine("spatial")
     mapping = engine.default_mapping(layer, arch)
     assert any(dim == "G" for lvl in mapping.levels for dim, bound in lvl.spatial if bound > 1)
+
+
+def test_mac_operand_reuse_keeps_the_partial_sum_in_the_mac():
+    # ZigZag's convention (spatial.mac_operand_reuse): the MAC accumulates over the inner R loop and writes
+    # each output once per visit: 2 (K) x 16 (P) updates per PE instead of 96, and no RMW reads
+    arch = _arch().with_overrides({"spatial": {"mac_operand_reuse": True}})
+    counts = evaluate(_layer(), arch, _mapping())
+    assert counts.accesses_of(level="PE", tensor="O", action="update") == 32 * 4
+    assert counts.accesses_of(level="PE", tensor="O", action="read") == 0
+    assert counts.accesses_of(level="PE", tensor="W", action="read") == 96 * 4   # W changes with R every step
+
+
+def test_non_mac_layers_are_rejected_with_a_pointer_to_the_vector_unit():
+    from hwsim.errors import UnsupportedOpError
+    pool = Layer("pool", Op.POOL, K=8, C=8, G=8, P=4, Q=4, R=2, S=2)
+    with pytest.raises(UnsupportedOpError, match="vector unit"):
+        evaluate(pool, _arch(), _mapping())

@@ -6,13 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hwsim.errors import UnsupportedOpError
 from hwsim.ir import Layer, Op
 from hwsim.models import systolic
 from hwsim.models.systolic.buffers import simulate_buffers, simulate_calc
 from hwsim.models.systolic.compat import ScaleSimLayer
 from hwsim.models.systolic.compat_engine import compat_report
 from hwsim.models.systolic.report import sram_trace_rows
-from reference.systolic_ref import calc_memory_ref, demand_matrices_ref, make_arch
+from reference.systolic_ref import calc_memory_ref, demand_matrices_ref, make_arch, memory_ref
 
 
 @st.composite
@@ -31,6 +32,26 @@ def test_calc_port_matches_literal_reference(layer, rows, cols, dataflow, size, 
     ref = calc_memory_ref(layer, rows, cols, dataflow, sizes)
     assert got.stall_cycles == ref["stalls"]
     assert got.total_cycles == ref["total"]
+    assert [(int(a), int(b)) for a, b, _ in got.sram] == ref["windows"]
+    assert [(int(a), int(b), n) for a, b, n in got.dram] == [tuple(int(v) for v in d) for d in ref["dram"]]
+
+
+@settings(deadline=None, max_examples=60)
+@given(layer=small_layers(), rows=st.integers(1, 6), cols=st.integers(1, 6),
+       dataflow=st.sampled_from(["ws", "os", "is"]), size=st.integers(60, 1500), out_size=st.integers(8, 200),
+       fill=st.integers(1, 10), drain=st.integers(1, 10))
+def test_user_port_matches_literal_reference(layer, rows, cols, dataflow, size, out_size, fill, drain):
+    sizes = (size, size, out_size)
+    try:
+        ref = memory_ref(layer, rows, cols, dataflow, sizes, interface="USER", fill=(fill, fill), drain=drain)
+    except RuntimeError:                          # SCALE-Sim would loop forever; the port refuses
+        with pytest.raises(UnsupportedOpError):
+            simulate_buffers(layer, rows=rows, cols=cols, dataflow=dataflow, sram_words=sizes, interface="USER",
+                             fill_words_per_cycle=(fill, fill), drain_words_per_cycle=drain)
+        return
+    got = simulate_buffers(layer, rows=rows, cols=cols, dataflow=dataflow, sram_words=sizes, interface="USER",
+                           fill_words_per_cycle=(fill, fill), drain_words_per_cycle=drain)
+    assert (got.stall_cycles, got.total_cycles) == (ref["stalls"], ref["total"])
     assert [(int(a), int(b)) for a, b, _ in got.sram] == ref["windows"]
     assert [(int(a), int(b), n) for a, b, n in got.dram] == [tuple(int(v) for v in d) for d in ref["dram"]]
 

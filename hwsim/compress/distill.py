@@ -55,14 +55,16 @@ def _batches(n: int, batch_size: int, generator: torch.Generator):
 def fit(student: nn.Module, data, *, teacher: nn.Module | None = None, loss: str = "ce", epochs: int = 10,
         lr: float = 1e-2, batch_size: int = 64, seed: int = 0, temperature: float = 4.0, alpha: float = 0.9,
         beta: float | None = None, stage1_epochs: int | None = None,
-        grad_compression: "str | GradientCompressor | None" = None) -> FitResult:
+        grad_compression: "str | GradientCompressor | None" = None, meprop_k: int | None = None) -> FitResult:
     """Train ``student`` on ``data`` with Adam (cosine decay); ``loss`` in ce | hinton | fitnets | attention | fsp.
 
     hinton: (1-alpha) CE + alpha T^2 KL (Hinton et al. 2015). fitnets: ``stage1_epochs`` of hint regression on
     the middle matched feature map (Romero et al. 2015), then Hinton KD. attention: CE + beta/2 * sum of
-    attention-map distances (Zagoruyko & Komodakis 2017; beta default 1, see ``kd_losses.attention_loss``). fsp: ``stage1_epochs`` of FSP-matrix
-    matching (Yim et al. 2017), then CE. Feature maps are matched by spatial size; 1x1 adapters map student
-    channels to teacher channels where needed.
+    attention-map distances (Zagoruyko & Komodakis 2017; beta default 1, see ``kd_losses.attention_loss``).
+    fsp: ``stage1_epochs`` of FSP-matrix matching (Yim et al. 2017), then CE. Feature maps are matched by
+    spatial size; 1x1 adapters map student channels to teacher channels where needed. ``grad_compression``
+    quantizes every gradient (QSGD/TernGrad, bits per step reported); ``meprop_k`` keeps the top-k output
+    gradients of every conv/linear (meProp, Sun et al. 2017, hooks from ``hwsim.compress.train_sparse``).
     """
     if loss not in LOSSES:
         raise ConfigError(f"distill: loss must be one of {list(LOSSES)}, got {loss!r}")
@@ -70,7 +72,6 @@ def fit(student: nn.Module, data, *, teacher: nn.Module | None = None, loss: str
         raise ConfigError(f"distill: loss {loss!r} needs a teacher")
     x_train, y_train, x_test, y_test = data
     torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
     compressor = (grad_compression if isinstance(grad_compression, GradientCompressor)
                   else GradientCompressor(grad_compression or "none", seed=seed))
     feats = None
@@ -78,18 +79,37 @@ def fit(student: nn.Module, data, *, teacher: nn.Module | None = None, loss: str
         teacher.eval()
         feats = kl.FeatureMatcher(student, teacher, x_train[:2], mode=loss)
     stage1 = 0 if loss in ("ce", "hinton", "attention") else int(stage1_epochs or max(1, epochs // 3))
+    handles = _meprop_hooks(student, meprop_k)
+    try:
+        steps = _train(student, teacher, feats, (x_train, y_train), loss=loss, stage1=stage1, epochs=int(epochs),
+                       lr=lr, batch_size=batch_size, seed=seed, compressor=compressor,
+                       options={"temperature": temperature, "alpha": alpha, "beta": beta})
+    finally:
+        for handle in handles:
+            handle.remove()
+        if feats is not None:
+            feats.remove()
+    student.eval()
+    return FitResult(accuracy=accuracy(student, x_test, y_test), loss=loss, epochs=stage1 + int(epochs),
+                     steps=steps, bits_per_step=compressor.bits_per_step,
+                     dense_bits_per_step=compressor.dense_bits_per_step)
+
+
+def _train(student, teacher, feats, train, *, loss, stage1, epochs, lr, batch_size, seed, compressor,
+           options) -> int:
+    x_train, y_train = train
+    generator = torch.Generator().manual_seed(seed)
     params = list(student.parameters()) + (list(feats.adapters.parameters()) if feats else [])
     optimizer = torch.optim.Adam(params, lr=lr)
     per_epoch = -(-len(x_train) // batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, per_epoch * int(epochs)))
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, per_epoch * epochs))
     steps = 0
     student.train()
-    for epoch in range(stage1 + int(epochs)):
+    for epoch in range(stage1 + epochs):
         phase = "stage1" if epoch < stage1 else "main"
         for idx in _batches(len(x_train), batch_size, generator):
-            xb, yb = x_train[idx], y_train[idx]
-            total = _batch_loss(student, teacher, feats, xb, yb, loss=loss, phase=phase,
-                                temperature=temperature, alpha=alpha, beta=beta)
+            total = _batch_loss(student, teacher, feats, x_train[idx], y_train[idx], loss=loss, phase=phase,
+                                **options)
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             compressor(student)
@@ -97,12 +117,16 @@ def fit(student: nn.Module, data, *, teacher: nn.Module | None = None, loss: str
             if phase == "main":
                 schedule.step()      # cosine decay over the main phase: a stable final accuracy
             steps += 1
-    if feats is not None:
-        feats.remove()
-    student.eval()
-    return FitResult(accuracy=accuracy(student, x_test, y_test), loss=loss, epochs=stage1 + int(epochs),
-                     steps=steps, bits_per_step=compressor.bits_per_step,
-                     dense_bits_per_step=compressor.dense_bits_per_step)
+    return steps
+
+
+def _meprop_hooks(model: nn.Module, k: int | None) -> list:
+    if k is None:
+        return []
+    from hwsim.compress.train_sparse import MePropHook
+
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    return [m.register_forward_hook(MePropHook(int(k))) for m in layers]
 
 
 def _batch_loss(student, teacher, feats, xb, yb, *, loss, phase, temperature, alpha, beta) -> torch.Tensor:
@@ -245,17 +269,20 @@ def distill_step(model: nn.Module, modules, *, loss: str, student: str = "thin",
     return StepReport(method=f"distill:{loss}", changes=(change,), metrics=tuple(metrics), new_model=new.eval())
 
 
-_COMMON = {"student": "'thin' (make_student of the teacher, default) or a zoo name (mobilenet_v2, shufflenet_v2, ...)",
+_COMMON = {"student": "'thin' (make_student of the teacher, default) or a zoo name (mobilenet_v2, "
+                      "shufflenet_v2, ...)",
            "width": "channel multiplier of a thin student (default 0.5)",
            "width_mult": "width multiplier of a zoo student (default: width)",
            "depth": "max shape-preserving blocks kept per Sequential (thin student)",
            "epochs": "student epochs (0: replace the model without training; default 10)",
            "teacher_epochs": "train the teacher first with CE for this many epochs (default 0)",
            "lr": "Adam learning rate (default 0.01)", "temperature": "KD temperature T (default 4)",
-           "alpha": "weight of the soft KD term (default 0.9)", "beta": "attention-transfer weight (default 1 on the per-map sum ~ paper's 1000 on a 32x32 mean)",
+           "alpha": "weight of the soft KD term (default 0.9)",
+           "beta": "attention-transfer weight (default 1 on the per-map sum ~ paper's 1000 on a 32x32 mean)",
            "grad_compression": "none | qsgd:<bits> | qsgd:s=<levels> | terngrad (bits per step reported)"}
 
-_PAPERS = {"hinton": ("distill", "Hinton et al., Distilling the Knowledge in a Neural Network, NIPS 2014 Deep Learning Workshop, arXiv:1503.02531"),
+_PAPERS = {"hinton": ("distill", "Hinton et al., Distilling the Knowledge in a Neural Network, NIPS 2014 Deep "
+                                "Learning Workshop, arXiv:1503.02531"),
            "fitnets": ("fitnets", "Romero et al., FitNets: Hints for Thin Deep Nets, ICLR 2015"),
            "attention": ("attention_transfer", "Zagoruyko & Komodakis, Paying More Attention to Attention, ICLR 2017"),
            "fsp": ("fsp", "Yim et al., A Gift from Knowledge Distillation (FSP matrices), CVPR 2017")}

@@ -96,8 +96,8 @@ class FeatureMatcher:
         self.teacher_maps: dict[str, torch.Tensor] = {}
         self._handles = []
         for (s_path, _), (t_path, _) in self.pairs:
-            self._handles.append(student.get_submodule(s_path).register_forward_hook(self._keep(self.student_maps, s_path)))
-            self._handles.append(teacher.get_submodule(t_path).register_forward_hook(self._keep(self.teacher_maps, t_path)))
+            for model, store, path in ((student, self.student_maps, s_path), (teacher, self.teacher_maps, t_path)):
+                self._handles.append(model.get_submodule(path).register_forward_hook(self._keep(store, path)))
 
     @staticmethod
     def _keep(store: dict, path: str):

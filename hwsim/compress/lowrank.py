@@ -149,7 +149,8 @@ def svd_factorize(module: nn.Module, *, rank: int | None = None, energy: float |
     return nn.Sequential(a, b), r, _rel_error(w, second @ first)
 
 
-@register_method("svd", family="lowrank", paper="Zhang et al., Accelerating Very Deep Convolutional Networks for Classification "
+@register_method("svd", family="lowrank",
+                 paper="Zhang et al., Accelerating Very Deep Convolutional Networks for Classification "
                  "and Detection, IEEE TPAMI 2016 (SVD of FC layers: Denton et al. 2014)",
                  params={"rank": "target rank (int)", "energy": "keep this fraction of sum(s^2) (0-1]",
                          "budget": "fraction of the layer's params/MACs to keep (0-1]"})
@@ -188,7 +189,8 @@ def cp_factorize(conv: nn.Conv2d, rank: int, *, solver: str = "als", n_iter: int
     return seq, _rel_error(w, lm.cp_reconstruct(weights, [a_k, a_c, a_r, a_s]))
 
 
-@register_method("cp", family="lowrank", paper="Lebedev et al., Speeding-up Convolutional Neural Networks Using Fine-tuned "
+@register_method("cp", family="lowrank",
+                 paper="Lebedev et al., Speeding-up Convolutional Neural Networks Using Fine-tuned "
                  "CP-Decomposition, ICLR 2015", applies_to=("conv",),
                  params={"rank": "CP rank (int)", "budget": "fraction of the conv's params to keep (0-1]",
                          "solver": "als (built in, default) | tensorly (parafac; extra [lowrank])",
@@ -252,7 +254,8 @@ def tucker2_ranks(conv: nn.Conv2d, *, ranks=None, budget: float | None = None, n
     return max(1, min(int(r_k), K)), max(1, min(int(r_c), C))
 
 
-@register_method("tucker2", family="lowrank", paper="Kim et al., Compression of Deep Convolutional Neural Networks for Fast and "
+@register_method("tucker2", family="lowrank",
+                 paper="Kim et al., Compression of Deep Convolutional Neural Networks for Fast and "
                  "Low Power Mobile Applications, ICLR 2016", applies_to=("conv",),
                  params={"ranks": "int or [r_out, r_in]; default: chosen by EVBMF (Nakajima et al. 2013)",
                          "budget": "fraction of the conv's params to keep (0-1], instead of ranks",
@@ -276,7 +279,8 @@ def tucker2_method(model: nn.Module, modules, *, ranks=None, budget: float | Non
     return _apply("tucker2", modules, one)
 
 
-@register_method("btd", family="lowrank", paper="Wang & Cheng, Accelerating Convolutional Neural Networks for Mobile "
+@register_method("btd", family="lowrank",
+                 paper="Wang & Cheng, Accelerating Convolutional Neural Networks for Mobile "
                  "Applications, ACM MM 2016 (block-term decomposition)", applies_to=("conv",),
                  params={"n_blocks": "number of Tucker-2 blocks (default 2)",
                          "ranks": "per-block int or [r_out, r_in]", "budget": "fraction of params (0-1]",
@@ -366,7 +370,8 @@ def _tensorized(method: str, modules, model: nn.Module, build, label_of) -> Step
     return _apply(method, modules, one)
 
 
-@register_method("tt", family="lowrank", paper="Novikov et al., Tensorizing Neural Networks, NIPS 2015 (TT-SVD: Oseledets 2011)",
+@register_method("tt", family="lowrank",
+                 paper="Novikov et al., Tensorizing Neural Networks, NIPS 2015 (TT-SVD: Oseledets 2011)",
                  applies_to=("linear",),
                  params={"max_rank": "largest TT rank", "eps": "relative error target of TT-SVD (default 0)",
                          "n_modes": "number of cores d (default 3)", "in_modes": "explicit input factorization",
@@ -383,7 +388,8 @@ def tt_method(model: nn.Module, modules, *, max_rank: int | None = None, eps: fl
     return _tensorized("tt", modules, model, build, lambda layer: f"tt(r={max(layer.ranks)})")
 
 
-@register_method("tr", family="lowrank", paper="Wang et al., Wide Compression: Tensor Ring Nets, CVPR 2018 (TR-SVD: Zhao et al. "
+@register_method("tr", family="lowrank",
+                 paper="Wang et al., Wide Compression: Tensor Ring Nets, CVPR 2018 (TR-SVD: Zhao et al. "
                  "2016)", applies_to=("linear",),
                  params={"rank": "TR rank of every core (default 8)", "ring_rank": "r_0 = r_d (default rank)",
                          "n_modes": "number of cores d >= 2 (default 3)", "in_modes": "explicit input factorization",
@@ -400,7 +406,8 @@ def tr_method(model: nn.Module, modules, *, rank: int = 8, ring_rank: int | None
     return _tensorized("tr", modules, model, build, lambda layer: f"tr(r={rank})")
 
 
-@register_method("bt_rnn", family="lowrank", paper="Ye et al., Learning Compact Recurrent Neural Networks with Block-Term Tensor "
+@register_method("bt_rnn", family="lowrank",
+                 paper="Ye et al., Learning Compact Recurrent Neural Networks with Block-Term Tensor "
                  "Decomposition, CVPR 2018", applies_to=("linear", "lstm", "gru"),
                  params={"n_blocks": "number of Tucker blocks N (default 2)",
                          "block_rank": "Tucker rank per mode, int or list (default 2)",

@@ -252,7 +252,8 @@ def cp_decompose(tensor: torch.Tensor, rank: int, *, solver: str = "als", n_iter
         import tensorly as tl
         from tensorly.decomposition import parafac
     except ImportError:
-        raise ConfigError("cp: solver='tensorly' needs tensorly; install the extra: pip install 'hwsim[lowrank]'") from None
+        raise ConfigError("cp: solver='tensorly' needs tensorly; install the extra: "
+                          "pip install 'hwsim[lowrank]'") from None
     cp = parafac(tl.tensor(tensor.detach().double().numpy()), rank=rank, n_iter_max=n_iter, init="svd",
                  random_state=seed, normalize_factors=True)
     weights, factors = cp

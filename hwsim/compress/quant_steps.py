@@ -107,9 +107,10 @@ class BinaryAct:
         self.scale, self.signed = float(scale), bool(signed)
 
     def binarize(self, x: torch.Tensor) -> torch.Tensor:
+        # sign/round/clamp/mul only: the lowering treats them as aliases of the layer input
         if self.signed:
-            return torch.where(x >= 0, self.scale, -self.scale)
-        return torch.where(x >= self.scale / 2, self.scale, 0.0)
+            return torch.sign(x) * self.scale
+        return torch.clamp(torch.round(x / self.scale), 0, 1) * self.scale
 
     def __call__(self, module: nn.Module, args: tuple) -> tuple:
         x, q = args[0], self.binarize(args[0])

@@ -281,11 +281,13 @@ def flexpoint(model: Any, modules: list, *, mantissa_bits: int = 16, exponent_bi
         values: dict[str, Any] = {"weight_exponent": exp}
         if activations:
             act_exp = flex_exponent(float(inputs[path].abs().max()), mantissa_bits, exponent_bits)
-            set_act_hook(module, ActQuant(scale=2.0 ** act_exp, zero=0, qmin=-top, qmax=top, bits=mantissa_bits,
-                                          number_format="flex"))
-            values.update(act_exponent=act_exp, act_bits=mantissa_bits)
+            hook = ActQuant(scale=2.0 ** act_exp, zero=0, qmin=-top, qmax=top, bits=mantissa_bits,
+                            number_format="flex")
+            set_act_hook(module, hook)
+            values.update(act_exponent=act_exp, act_bits=mantissa_bits, **act_facts(hook, inputs[path]))
         label = f"flex{mantissa_bits}+{exponent_bits}"
         annotate(module, compression=f"flexpoint({label})", number_format="flex", weight_bits=mantissa_bits,
-                 act_bits=mantissa_bits if activations else None)
+                 act_bits=values.get("act_bits"), act_density=values.get("act_density"),
+                 act_essential_bits=values.get("act_essential_bits"))
         changes.append(change(path, "flexpoint", number_format="flex", weight_bits=mantissa_bits, **values))
     return StepReport(method="flexpoint", changes=tuple(changes))

@@ -308,12 +308,10 @@ def load_timeloop_yaml(arch: str | Path, problem: str | Path, mapping: str | Pat
     prob, roles, slots = problem_from_case(case_problem, bits=bits, where=Path(problem).name)
     spec = arch_from_case(levels, name=Path(arch).stem, where=Path(arch).name)
     entries = _mapping_case(read(mapping), [lvl.name for lvl in spec.memory], where=Path(mapping).name)
-    names = {role: name for name, role in roles.items()}
     for entry in entries:
         keep = entry.pop("keep", None)
         bypass = entry.pop("bypass", [])
         kept = list(roles) if keep is None and entry["level"] == spec.memory[0].name else keep
         kept = [n for n in (kept if kept is not None else roles) if n not in bypass]
         entry["tiles_kept"] = {n: 1 for n in kept}
-    del names
     return spec, prob, mapping_from_case(entries, spec, roles, slots, where=Path(mapping).name)

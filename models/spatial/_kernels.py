@@ -187,3 +187,30 @@ def _plan_cost_kernel(loop_dim, loop_bound, loop_level, loop_spatial, proj, nran
             worst = max(worst, write_bytes / write_bw[lvl])
     cycles = max(compute, int(np.ceil(worst - 1e-9)))
     return True, energy + cycles * leak_pj, cycles
+
+
+@njit(cache=True)
+def _loops_kernel(factors, order_idx, sp_dim, sp_bound, sp_level):
+    """Flattened loop arrays of a plan: per level its non-unit temporal loops in order, then its spatial loops."""
+    n_levels = factors.shape[0]
+    total = sp_dim.shape[0]
+    for i in range(n_levels):
+        for k in range(factors.shape[1]):
+            if factors[i, k] > 1:
+                total += 1
+    dims = np.empty(total, dtype=np.int64)
+    bounds = np.empty(total, dtype=np.int64)
+    levels = np.empty(total, dtype=np.int64)
+    spatial = np.empty(total, dtype=np.int64)
+    pos = 0
+    for i in range(n_levels):
+        for k in range(order_idx.shape[1]):
+            d = order_idx[i, k]
+            if factors[i, d] > 1:
+                dims[pos], bounds[pos], levels[pos], spatial[pos] = d, factors[i, d], i, 0
+                pos += 1
+        for j in range(sp_dim.shape[0]):
+            if sp_level[j] == i:
+                dims[pos], bounds[pos], levels[pos], spatial[pos] = sp_dim[j], sp_bound[j], i, 1
+                pos += 1
+    return dims, bounds, levels, spatial

@@ -82,7 +82,7 @@ def _axis_options(remaining: dict[str, int], dims: tuple[str, ...], size: int, *
                 if other != dim:
                     for g in factors(other, size // f):
                         options.add(((dim, f), (other, g)))
-    return sorted(options)
+    return sorted(options, key=lambda opt: (-math.prod(f for _, f in opt), opt))[:16]   # best-filled first
 
 
 def spatial_candidates(problem: Problem, arch: ArchSpec, *, limit: int = 4, pad: bool = True,
@@ -101,7 +101,7 @@ def spatial_candidates(problem: Problem, arch: ArchSpec, *, limit: int = 4, pad:
             return
         fx, fy = per_level[level]
         xs = _axis_options(remaining, x_dims, fx, pad=pad) if fx > 1 else [()]
-        for x in xs[-24:] if len(xs) > 24 else xs:
+        for x in xs:
             rem = dict(remaining)
             for d, f in x:
                 rem[d] = math.ceil(rem[d] / f)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hwsim.errors import UnsupportedOpError
 from hwsim.ir import Layer, Op
 from hwsim.mappers.mapping import DIMS, TENSORS, Mapping
 from hwsim.models.arch import ArchSpec
@@ -52,6 +53,9 @@ class Problem:
 
 def problem_from_layer(layer: Layer, arch: ArchSpec | None = None) -> Problem:
     """The Einsum of a conv / depthwise / linear / matmul layer (Timeloop's 7-D CNN problem plus G)."""
+    if not layer.op.has_macs:
+        raise UnsupportedOpError(f"layer {layer.name!r}: the spatial engine models MAC layers; "
+                                 f"{layer.op.value} runs on the vector unit (hwsim.models.vector)")
     (sh, sw), (dh, dw) = layer.stride, layer.dilation
     weight = [(("G", 1),), (("K", 1),), (("C", 1),), (("R", 1),), (("S", 1),)]
     if layer.op is Op.MATMUL:                       # second operand is an activation per batch entry

@@ -31,7 +31,8 @@ class SystolicMapping:
 
     ``groups``: ``"pack"`` places several small groups block-diagonally in one fold (physical mode),
     ``"serial"`` runs groups one after another (always the case in scalesim mode).
-    ``overlap_swaps``: double-buffered stationary registers (physical mode only).
+    ``overlap_swaps``: double-buffered stationary registers (physical mode only; on by default when
+    the SRAM above the array is double-buffered, so the next tile can be read while one streams).
     ``buffer_model``: scalesim mode DRAM/stalls from the closed forms (compulsory reads, no stalls)
     or from the Numba port of SCALE-Sim's buffers (``"simulate"``).
     """
@@ -60,9 +61,11 @@ def default_mapping(layer: Layer, arch: ArchSpec) -> SystolicMapping:
     if params is None:
         raise ConfigError(f"{arch.name}: the systolic engine needs a 'systolic' section")
     scalesim = params.mode == "scalesim"
+    double_buffered = len(arch.memory) > 1 and arch.memory[-1].double_buffered
     return SystolicMapping(dataflow=params.dataflow, rows=params.rows, cols=params.cols, cores=params.cores,
                            mode=params.mode, groups="serial" if scalesim else "pack",
-                           buffer_model="closed", interface_bandwidth=params.interface_bandwidth)
+                           overlap_swaps=double_buffered, buffer_model="closed",
+                           interface_bandwidth=params.interface_bandwidth)
 
 
 def check_mapping(layer: Layer, arch: ArchSpec, mapping: SystolicMapping) -> list[str]:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 
-from hwsim.ir import Layer, Op
+from hwsim.ir import Layer
 from hwsim.models.arch import ArchSpec, MemoryLevel
 from hwsim.models.counts import Access, LayerCounts
 from hwsim.models.systolic._kernels import _physical_cycles_kernel

@@ -313,22 +313,99 @@ class WriteBufferRef:
         return min(self.cycles), max(self.cycles), self.writes
 
 
-def calc_memory_ref(layer, rows: int, cols: int, dataflow: str, size_words: tuple[int, int, int]) -> dict:
-    """CALC-mode stalls, total cycles, SRAM windows and DRAM (start, stop, count) per operand."""
+def prefetch_sequence_ref(layer, rows: int, cols: int, dataflow: str, operand: int) -> list[int]:
+    """USER-mode DRAM fetch order: per-fold operand blocks stacked, then row-major or anti-diagonal."""
+    ifmap, filt, _ = operand_matrices_ref(layer)
+    sr, sc, t = layer.spatial_dims(dataflow)
+    by_rows = [slice(r0, r0 + rows) for r0 in range(0, sr, rows)]
+    by_cols = [slice(c0, c0 + cols) for c0 in range(0, sc, cols)]
+    recipes = {                                  # (blocks of one fold each, anti-diagonal order?)
+        ("ws", 0): (lambda: [_pad(ifmap[:, rs], (t, rows)) for rs in by_rows], True),
+        ("ws", 1): (lambda: [_pad(filt[:, cs], (sr, cols)) for cs in by_cols], False),
+        ("os", 0): (lambda: [_pad(ifmap.T[:, rs], (t, rows)) for rs in by_rows], True),
+        ("os", 1): (lambda: [_pad(filt[:, cs], (t, cols)) for cs in by_cols], True),
+        ("is", 0): (lambda: [_pad(ifmap.T[:, cs], (sr, cols)) for cs in by_cols], False),
+        ("is", 1): (lambda: [_pad(filt[rs, :].T, (t, rows)) for rs in by_rows], True),
+    }
+    make_blocks, diagonal = recipes[(dataflow, operand)]
+    blocks = make_blocks()
+    matrix = np.vstack(blocks)
+    if not diagonal:
+        return matrix.ravel().tolist()
+    cells = sorted(np.ndindex(*matrix.shape), key=lambda ij: (ij[0] + ij[1], -ij[0]))
+    return [int(matrix[i, j]) for i, j in cells]
+
+
+class PrefetchReadBufferRef:
+    """USER read buffer: fixed sets in fetch order, a circular window of sets, misses fetch more."""
+
+    def __init__(self, sequence: list[int], size_words: int, line_words: int):
+        per_set = -(-size_words // 100)
+        self.sets: list[set] = [set()]
+        count = 0
+        for addr in sequence:
+            if addr >= 0:
+                self.sets[-1].add(addr)
+                count += 1
+                if count % per_set == 0:
+                    self.sets.append(set())
+        active_words = -(-size_words // 2)
+        prefetch_words = size_words - active_words
+        self.active = min(-(-active_words // per_set), len(self.sets))
+        self.prefetch = min(-(-prefetch_words // per_set), len(self.sets) - self.active)
+        first = min(-(-active_words // line_words), -(-len(sequence) // line_words))
+        self.reads, self.first_cycle, self.last = first * line_words, -first, -1
+        self.lines, self.line_words, self.window = -(-prefetch_words // line_words), line_words, 0
+
+    def _hit(self, addr: int) -> bool:
+        return any(addr in self.sets[(self.window + i) % len(self.sets)] for i in range(self.active))
+
+    def service(self, addresses: list[int], cycle: int) -> int:
+        """The row's offset (1 = no stall; potential stalls added, twice when positive)."""
+        offset = 1
+        for addr in addresses:
+            while not self._hit(addr):
+                if self.prefetch == 0 or not any(addr in s for s in self.sets):
+                    raise RuntimeError(f"address {addr} is never prefetched")
+                self.window = (self.window + self.prefetch) % len(self.sets)
+                self.last += self.lines + 1
+                self.reads += self.lines * self.line_words
+                potential = self.last - (cycle + offset)
+                offset += potential + max(potential, 0)
+        return offset
+
+    def finish(self) -> tuple[float, float, int]:
+        return self.first_cycle, self.last, self.reads
+
+
+def memory_ref(layer, rows: int, cols: int, dataflow: str, size_words: tuple[int, int, int], *,
+               interface: str = "CALC", fill: tuple[int, int] = (10, 10), drain: int | None = None) -> dict:
+    """Stalls, total cycles, SRAM windows and DRAM (start, stop, count) per operand, row by row."""
     demands = demand_matrices_ref(layer, rows, cols, dataflow)
-    reads = [EstimateReadBufferRef(size_words[0]), EstimateReadBufferRef(size_words[1])]
-    writes = WriteBufferRef(size_words[2], cols)
+    if interface == "USER":
+        reads = [PrefetchReadBufferRef(prefetch_sequence_ref(layer, rows, cols, dataflow, op), size_words[op],
+                                       fill[op]) for op in (0, 1)]
+    else:
+        reads = [EstimateReadBufferRef(size_words[0]), EstimateReadBufferRef(size_words[1])]
+    writes = WriteBufferRef(size_words[2], (drain or cols) if interface == "USER" else cols)
     stalls, serviced, windows = 0, [], [[], [], []]
     for i in range(demands[0].shape[0]):
         cycle = i + stalls
+        read_stall = 0
         for operand, buffer in enumerate(reads):
-            valid = [a for a in demands[operand][i] if a >= 0]
-            if valid and buffer.first_cycle is None:
-                buffer.first_cycle = cycle
-            for addr in valid:
-                buffer.access(addr, cycle)
-            if valid:
-                windows[operand].append(cycle + 1)
+            valid = [int(a) for a in demands[operand][i] if a >= 0]
+            if not valid:
+                continue
+            if interface == "USER":
+                offset = buffer.service(valid, cycle)
+                read_stall = max(read_stall, offset - 1)
+            else:
+                offset = 1
+                if buffer.first_cycle is None:
+                    buffer.first_cycle = cycle
+                for addr in valid:
+                    buffer.access(addr, cycle)
+            windows[operand].append(cycle + offset)
         out = cycle
         valid_out = [a for a in demands[2][i] if a >= 0]
         for _ in valid_out:
@@ -336,6 +413,11 @@ def calc_memory_ref(layer, rows: int, cols: int, dataflow: str, size_words: tupl
         if valid_out:
             windows[2].append(out)
         serviced.append(out)
-        stalls += out - cycle
+        stalls += max(read_stall, out - cycle)
     dram = [reads[0].finish(), reads[1].finish(), writes.finish(serviced[-1])]
     return {"stalls": stalls, "total": max(serviced), "windows": [(w[0], w[-1]) for w in windows], "dram": dram}
+
+
+def calc_memory_ref(layer, rows: int, cols: int, dataflow: str, size_words: tuple[int, int, int]) -> dict:
+    """CALC-mode ``memory_ref``."""
+    return memory_ref(layer, rows, cols, dataflow, size_words)
