@@ -22,34 +22,30 @@ class Mapper(Protocol):
     def map(self, layer: Layer, arch: ArchSpec) -> Any: ...
 
 
-def resolve_graph(model: Any, *, batch: int = 1, input_shape: tuple[int, ...] | None = None,
+def resolve_graph(model: Any, *, batch: int | None = None, input_shape: tuple[int, ...] | None = None,
                   recipe: Any = None, skip_unsupported: bool = False, seed: int = 0) -> LayerGraph:
-    """Turn a LayerGraph, saved graph path, ONNX path, zoo name or ``nn.Module`` into a LayerGraph."""
-    if isinstance(model, LayerGraph):
-        if recipe is not None:
-            raise ConfigError("a recipe needs a torch model (zoo name or nn.Module), not a saved LayerGraph")
-        return model
-    if isinstance(model, (str, Path)) and str(model).endswith(".json"):
-        if recipe is not None:
-            raise ConfigError(f"{model}: a recipe needs a torch model, not a saved LayerGraph")
-        path = Path(model)
-        if not path.is_file():
-            raise ConfigError(f"{model}: layer-graph file not found")
-        try:
-            return LayerGraph.load(path)
-        except (ValueError, KeyError, TypeError) as err:
-            raise ConfigError(f"{path.name}: {err}") from None
-    from hwsim import lower  # software side: imports torch when it needs to
+    """Turn a LayerGraph, saved graph (``.json``), ``.onnx`` file, zoo name or ``nn.Module`` into a LayerGraph.
 
+    ``batch=None`` keeps a saved graph's own batch (zoo models use 1). Saved graphs and ONNX files are
+    read without importing torch.
+    """
     if recipe is not None:
+        if isinstance(model, LayerGraph) or str(model).endswith((".json", ".onnx")):
+            raise ConfigError(f"{getattr(model, 'name', model)}: a recipe needs a torch model "
+                              "(zoo name or nn.Module), not a lowered graph")
         from hwsim.compress.pipeline import compressed_graph
 
-        return compressed_graph(model, recipe, batch=batch, input_shape=input_shape,
+        return compressed_graph(model, recipe, batch=batch or 1, input_shape=input_shape,
                                 skip_unsupported=skip_unsupported, seed=seed)
-    if isinstance(model, (str, Path)):
-        return lower.load_graph(str(model), batch=batch, input_shape=input_shape,
-                                skip_unsupported=skip_unsupported)
-    return lower.lower(model, input_shape=input_shape, skip_unsupported=skip_unsupported)
+    if isinstance(model, LayerGraph):
+        if batch is None:
+            return model
+        from hwsim.lower import rebatch
+
+        return rebatch(model, batch)
+    from hwsim.lower import load_graph
+
+    return load_graph(model, batch=batch, input_shape=input_shape, skip_unsupported=skip_unsupported)
 
 
 def evaluate_layer(layer: Layer, arch: ArchSpec, *, mapper: Mapper | None = None) -> LayerCounts:
@@ -100,7 +96,7 @@ def simulate_graph(graph: LayerGraph, arch: ArchSpec, *, mapper: Mapper | None =
     )
 
 
-def simulate(model: Any, arch: str | Path | ArchSpec = "edge_tpu_like", *, batch: int = 1,
+def simulate(model: Any, arch: str | Path | ArchSpec = "edge_tpu_like", *, batch: int | None = None,
              input_shape: tuple[int, ...] | None = None, recipe: Any = None, mapper: Mapper | None = None,
              technology_nm: float | None = None, clock_hz: float | None = None,
              skip_unsupported: bool = False,
@@ -111,12 +107,13 @@ def simulate(model: Any, arch: str | Path | ArchSpec = "edge_tpu_like", *, batch
     ----------
     model : LayerGraph, path to a saved graph (``.json``) or ``.onnx``, zoo name, or ``torch.nn.Module``.
     arch : preset name, YAML path or ``ArchSpec``.
-    batch, input_shape : input batch size and shape (with batch dim) for zoo/torch models.
+    batch : batch size (``None``: a saved graph keeps its own, zoo models use 1).
+    input_shape : input shape with the batch dim, for zoo/torch models.
     recipe : a compression recipe (path, dict or list of steps) applied before lowering.
     mapper : maps each MAC layer onto the arch; default is the engine's fixed-dataflow mapping.
     technology_nm, clock_hz : re-target the architecture before pricing.
     """
-    if batch < 1:
+    if batch is not None and batch < 1:
         raise ConfigError(f"batch must be >= 1, got {batch}")
     from hwsim.models.energy import retarget
 

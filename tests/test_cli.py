@@ -50,7 +50,7 @@ def test_csv_has_one_row_per_layer(tiny_graph_path, tmp_path):
     [
         (("simulate", "{graph}", "--arch", "nope"), 2, "error: unknown architecture 'nope'; presets: "),
         (("simulate", "no_such_model"), 2, "error: unknown model 'no_such_model'"),
-        (("simulate", "{tmp}/missing.json"), 2, "missing.json: layer-graph file not found"),
+        (("simulate", "{tmp}/missing.json"), 2, "missing.json' does not exist"),
         (("simulate", "{graph}", "--arch", "{tmp}/bad.yaml"), 2, "bad.yaml: malformed YAML at line"),
         (("simulate", "{graph}", "--arch", "{tmp}/badkey.yaml"), 2, "badkey.yaml: systolic.dataflow: Input should be"),
         (("simulate", "{graph}", "--input-shape", "1,x"), 2, "--input-shape: expected comma-separated integers"),

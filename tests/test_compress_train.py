@@ -37,6 +37,7 @@ def _rows(module):
     return module.weight.detach().reshape(module.weight.shape[0], -1)
 
 
+@pytest.mark.slow
 def test_group_sparsity_zeroes_whole_filters():
     model, report, metrics = _run([{"method": "group_sparsity", "index": "1:-1"}])
     zero_rows = (_rows(model.features[1][0]).abs().sum(dim=1) == 0).sum()
@@ -64,6 +65,7 @@ def test_network_slimming_removes_channels():
     assert metrics["accuracy"] >= 0.93                          # measured 0.973
 
 
+@pytest.mark.slow
 def test_variational_dropout_sparsifies():
     model, report, metrics = _run([{"method": "variational_dropout", "index": "1:"}])
     kept = sum(int((m.weight != 0).sum()) for m in (model.features[1][0], model.features[3][0], model.classifier[1]))
@@ -96,7 +98,8 @@ def test_projection_onto_ternary_and_pow2():
     assert level_set("pow2", 3).tolist() == [0.0, 1.0, 0.5, 0.25]
 
 
-@pytest.mark.parametrize(("levels", "floor"), [("ternary", 0.88), ("pow2", 0.95)])   # measured 0.944 / 0.984
+@pytest.mark.parametrize(("levels", "floor"), [pytest.param("ternary", 0.88, marks=pytest.mark.slow),
+                                               ("pow2", 0.95)])                     # measured 0.944 / 0.984
 def test_admm_quant_weights_are_on_the_code_book(levels, floor):
     model, report, metrics = _run([{"method": "admm_quant", "levels": levels, "index": "1:"}])
     book = set(level_set(levels, 3).tolist())
@@ -144,7 +147,8 @@ def test_two_step_quant_beats_naive_quantization():
     assert model.features[1][0].hwsim_meta["weight_bits"] == 2
 
 
-@pytest.mark.parametrize(("scheme", "floor"), [("bnn", 0.8), ("xnor", 0.88)])      # measured 0.866 / 0.927
+@pytest.mark.parametrize(("scheme", "floor"), [pytest.param("bnn", 0.8, marks=pytest.mark.slow),
+                                               ("xnor", 0.88)])                      # measured 0.866 / 0.927
 def test_binarized_network_trains(scheme, floor):
     model, report, metrics = _run([{"method": "binarize", "scheme": scheme}])
     conv = model.features[1][0]

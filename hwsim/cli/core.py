@@ -110,7 +110,7 @@ def list_command(what: ListWhat = typer.Argument(..., help="models | archs | met
 def lower_command(
     model: str = typer.Argument(..., help="zoo name or .onnx file"),
     output: Path = typer.Option(..., "-o", "--output", help="where to write the layer graph (JSON)"),
-    batch: int = typer.Option(1, "--batch", min=1),
+    batch: Optional[int] = typer.Option(None, "--batch", min=1, help="batch size (default: 1, or a saved graph's own)"),
     input_shape: Optional[str] = typer.Option(None, "--input-shape", help="e.g. 1,3,224,224"),
     recipe: Optional[Path] = typer.Option(None, "--recipe", help="compression recipe applied before lowering"),
     scalesim_csv: Optional[Path] = typer.Option(None, "--scalesim-csv", help="also write a SCALE-Sim topology CSV"),
@@ -170,7 +170,7 @@ def summary_table(result) -> Table:
 def simulate_command(
     model: str = typer.Argument(..., help="zoo name, .onnx file, or saved layer graph (.json)"),
     arch: str = typer.Option("edge_tpu_like", "--arch", "-a", help="preset name or YAML file"),
-    batch: int = typer.Option(1, "--batch", min=1),
+    batch: Optional[int] = typer.Option(None, "--batch", min=1, help="batch size (default: 1, or a saved graph's own)"),
     input_shape: Optional[str] = typer.Option(None, "--input-shape", help="e.g. 1,3,224,224"),
     recipe: Optional[Path] = typer.Option(None, "--recipe", help="compression recipe (YAML) applied first"),
     tech: Optional[str] = typer.Option(None, "--tech", help="re-price at another node, e.g. 28nm"),

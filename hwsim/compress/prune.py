@@ -1,8 +1,8 @@
 """Mask pruning that keeps layer shapes: unstructured magnitude, N:M and block sparsity.
 
 Weights are viewed as the ``(K, C/G*R*S)`` matrix the IR's ``weight_mask`` uses (torch's
-``(c, r, s)`` flattening order); pruned weights become real zeros. Importing this module also
-imports the channel-pruning and trainable pruning modules so all pruning methods register.
+``(c, r, s)`` flattening order); pruned weights become real zeros. Channel pruning lives in
+``channel_prune`` / ``channel_recon``, trainable pruning in ``train_prune`` / ``train_sparse``.
 """
 
 from __future__ import annotations
