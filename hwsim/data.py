@@ -62,7 +62,6 @@ def train_classifier(model: Any, data: tuple[Any, Any, Any, Any], *, epochs: int
     ``optimizer="sgd"`` for sparsity penalties: Adam's per-weight normalization blunts L1/group lasso.
     """
     import torch
-    import torch.nn.functional as F
 
     if data is None:
         from hwsim.errors import ConfigError

@@ -188,16 +188,22 @@ def _descend(search: _Search, seeds: list[tuple], budget: int) -> None:
                 break
             current = better
         if not starts and search.ev.evaluated - start < budget:      # kick the best with two random moves
-            options = search.neighbors(search.best[1])
-            if not options:
-                break
-            kicked = options[search.rng.integers(len(options))]
-            options = search.neighbors(kicked)
-            entry = search.try_plan(options[search.rng.integers(len(options))]) if options else None
-            if entry is not None:
-                starts.append(entry)
-            elif search.ev.evaluated - start >= budget or len(search.seen) > 50 * budget:
-                break
+            kicked = _kick(search)
+            if kicked is not None:
+                starts.append(kicked)
+
+
+def _kick(search: _Search, attempts: int = 20) -> tuple | None:
+    """A not-yet-seen plan two random moves away from the best one (``None`` after ``attempts`` misses)."""
+    for _ in range(attempts):
+        options = search.neighbors(search.best[1])
+        if not options:
+            return None
+        options = search.neighbors(options[search.rng.integers(len(options))])
+        entry = search.try_plan(options[search.rng.integers(len(options))]) if options else None
+        if entry is not None:
+            return entry
+    return None
 
 
 def run_search(mapper: Any, layer: Any, arch: Any) -> Any:

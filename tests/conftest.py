@@ -30,3 +30,14 @@ def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
     """Run ``hwsim ARGS`` in a fresh interpreter (so import side effects are real)."""
     code = "import sys; from hwsim.cli import main; sys.argv = ['hwsim'] + sys.argv[1:]; main()"
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny tensors run faster on one torch thread (and far faster on a busy 2-core machine)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -12,13 +12,7 @@ from hwsim.compress import apply_recipe
 from hwsim.compress.prune import block_mask, nm_mask
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one thread is faster, and far faster on a busy 2-core machine (shared with peers)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 

@@ -12,13 +12,7 @@ from hwsim.data import load_digits_tensors, trained_digits_cnn
 from hwsim.fidelity import digits_accuracy, output_fidelity, smooth_noise
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one thread is faster, and far faster on a busy 2-core machine (shared with peers)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 

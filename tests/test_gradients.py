@@ -10,12 +10,7 @@ from hwsim.compress import gradients as gq
 from hwsim.errors import ConfigError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _grad(d: int = 40) -> torch.Tensor:

@@ -13,13 +13,7 @@ from hwsim.compress import lowrank_math as lm
 from hwsim.errors import ConfigError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread is much faster on the shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _spectral_conv(K=24, C=16, R=3, S=3, seed=0, **kw) -> nn.Conv2d:

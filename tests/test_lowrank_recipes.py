@@ -16,12 +16,7 @@ RECIPES = ["svd", "cp", "tucker", "btd", "tt", "tr", "bt_rnn", "distill", "fitne
            "distill_mobilenet", "qsgd", "terngrad"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_every_method_is_registered_with_paper_and_family():

@@ -15,13 +15,7 @@ from hwsim.errors import ConfigError
 from hwsim.fidelity import smooth_noise
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one thread is faster, and far faster on a busy 2-core machine (shared with peers)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 
@@ -67,7 +61,7 @@ def test_load_forms_agree(tmp_path):
 ])
 def test_bad_steps_name_the_step(step, match):
     with pytest.raises(ConfigError, match=match):
-        load_recipe([{"method": "magnitude_prune"}, step] if False else [step])
+        load_recipe([step])
 
 
 def test_error_names_step_index():

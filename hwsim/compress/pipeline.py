@@ -24,7 +24,8 @@ def compress_model(model: Any, recipe: Any, *, seed: int = 0) -> tuple[Any, Any,
         name, original = model, zoo.create(model, seed=seed)
     else:
         name, original = type(model).__name__, model
-    compressed, report = apply_recipe(copy.deepcopy(original), loaded, seed=seed)
+    shape = tuple(zoo.input_shape(name))[1:] if name in zoo.names() else None  # per-sample shape of *this* model
+    compressed, report = apply_recipe(copy.deepcopy(original), loaded, seed=seed, input_shape=shape)
     return original, compressed, report, name
 
 

@@ -17,7 +17,7 @@ import fnmatch
 import inspect
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -324,6 +324,9 @@ def apply_recipe(model: Any, recipe: Any, *, calib: Any = None, data: Any = None
                 raise ConfigError(f"{step.where}: {err}") from None
             changes.extend(result.changes)
             metrics.extend(result.metrics)
+            if result.new_model is not None:  # distillation: the student replaces the model for later steps
+                model = result.new_model
+                break
         reports.append(StepReport(method=step.method, changes=tuple(changes), metrics=tuple(metrics)))
     after, nonzero = _count_params(model)
     return model, CompressionReport(recipe=recipe.name, steps=tuple(reports), params_before=before,

@@ -59,8 +59,11 @@ def register_method(name: str, *, paper: str, params: dict[str, str], family: st
     """Decorator: register ``fn`` as compression method ``name``."""
 
     def decorate(fn: Callable[..., StepReport]) -> Callable[..., StepReport]:
-        if name in _METHODS:
-            raise ValueError(f"compression method {name!r} registered twice")
+        previous = _METHODS.get(name)
+        # A module re-imported after a failed first import registers the same function again: allowed.
+        if previous is not None and (previous.fn.__module__, previous.fn.__qualname__) != (fn.__module__, fn.__qualname__):
+            raise ValueError(f"compression method {name!r} registered twice "
+                             f"({previous.fn.__module__} and {fn.__module__})")
         _METHODS[name] = Method(name=name, fn=fn, paper=paper, params=dict(params), family=family,
                                 applies_to=tuple(applies_to), trainable=trainable, required=tuple(required),
                                 check=check)

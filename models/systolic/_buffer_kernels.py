@@ -48,7 +48,7 @@ def ifmap_tables(shape: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     fy, rest = np.divmod(window, shape[FS] * shape[CH])
     fx, c = np.divmod(rest, shape[CH])
     ktab = np.stack([(fy * shape[W] + fx) * shape[CH] + c, fy, fx])
-    return np.ascontiguousarray(ptab), np.ascontiguousarray(ktab)
+    return np.ascontiguousarray(ptab, dtype=np.int32), np.ascontiguousarray(ktab, dtype=np.int32)
 
 
 @njit(cache=True, inline="always")

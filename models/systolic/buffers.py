@@ -82,8 +82,8 @@ def simulate_buffers(layer: ScaleSimLayer, *, rows: int, cols: int, dataflow: st
         drain = drain_words_per_cycle or cols
     else:
         read_i, read_f = (bk.new_read_state(sram_words[op], bk.CALC_FILL_WORDS_PER_CYCLE) for op in (0, 1))
-        table_i = np.full(layer.ifmap_h * layer.ifmap_w * layer.channels, -1, dtype=np.int64)
-        table_f = np.full(layer.window * layer.num_filters, -1, dtype=np.int64)
+        table_i = np.full(layer.ifmap_h * layer.ifmap_w * layer.channels, -1, dtype=np.int32)
+        table_f = np.full(layer.window * layer.num_filters, -1, dtype=np.int32)
         sets_i = sets_f = np.zeros(1, dtype=np.int64)
         drain = cols
     wb = bk.new_write_state(sram_words[2], drain)
