@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from hwsim.compress.channel_prune import (_RATIO_PARAMS, Chain, _check_ratio, _consumer_columns, keep_count,
                                           prune_channels)
+from hwsim.compress.quantize import layer_inputs
 from hwsim.compress.recipe import require_calib
 from hwsim.compress.registry import StepReport, register_method
 
@@ -28,18 +29,7 @@ _RIDGE = 1e-6                # relative ridge added to least-squares normal equa
 def consumer_input(model: nn.Module, path: str, calib: torch.Tensor) -> torch.Tensor:
     """The input tensor of module ``path`` when ``model`` (eval mode) runs on ``calib``."""
     require_calib(calib, "reconstruction-based channel pruning")
-    store: dict[str, torch.Tensor] = {}
-    handle = model.get_submodule(path).register_forward_pre_hook(
-        lambda _m, args: store.__setitem__("x", args[0].detach()))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(calib)
-    finally:
-        handle.remove()
-        model.train(was_training)
-    return store["x"]
+    return layer_inputs(model, [path], calib)[path]
 
 
 def contribution_samples(consumer: nn.Module, x: torch.Tensor, channels: int, rows: int,

@@ -60,6 +60,16 @@ def _fold_swap(total, prev_stream, stream, swap, overlap):
 
 
 @njit(cache=True)
+def _fold_step(total, prev_stream, prev_swap, stream, swap, load_before, overlap):
+    """``total`` after one more fold: its exposed stationary swap (load before / drain after) plus its stream."""
+    if load_before:
+        total = _fold_swap(total, prev_stream, stream, swap, overlap)
+    elif prev_stream >= 0:
+        total = _fold_swap(total, stream, stream, prev_swap, overlap)
+    return total + stream
+
+
+@njit(cache=True)
 def _physical_cycles_kernel(sr, sc, t, rows, cols, groups, pack, load_before, overlap):
     """Cycles and folds of one layer on the physical model (unpadded partial folds).
 
@@ -80,11 +90,7 @@ def _physical_cycles_kernel(sr, sc, t, rows, cols, groups, pack, load_before, ov
             ur = g * sr
             uc = g * sc
             stream = t + ur + uc - 2
-            if load_before:
-                total = _fold_swap(total, prev_stream, stream, ur, overlap)
-            elif prev_stream >= 0:
-                total = _fold_swap(total, stream, stream, prev_swap, overlap)
-            total += stream
+            total = _fold_step(total, prev_stream, prev_swap, stream, ur, load_before, overlap)
             prev_stream = stream
             prev_swap = ur
             folds += 1
@@ -97,11 +103,7 @@ def _physical_cycles_kernel(sr, sc, t, rows, cols, groups, pack, load_before, ov
                 for fr in range(row_folds):
                     ur = min(rows, sr - fr * rows)
                     stream = t + ur + uc - 2
-                    if load_before:
-                        total = _fold_swap(total, prev_stream, stream, ur, overlap)
-                    elif prev_stream >= 0:
-                        total = _fold_swap(total, stream, stream, prev_swap, overlap)
-                    total += stream
+                    total = _fold_step(total, prev_stream, prev_swap, stream, ur, load_before, overlap)
                     prev_stream = stream
                     prev_swap = ur
                     folds += 1
