@@ -31,7 +31,7 @@ class _Strict(BaseModel):
 
 
 class MemoryLevel(_Strict):
-    """One storage level. ``instances`` is the total count; ``mesh_x*mesh_y`` its fan-out to the next level."""
+    """One storage level. ``instances`` is the total count, laid out as a ``mesh_x`` x ``mesh_y`` grid (Timeloop's convention)."""
 
     name: str
     kind: Literal["dram", "sram", "regfile"]

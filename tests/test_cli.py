@@ -73,3 +73,24 @@ def test_bad_input_is_one_line_and_exit_code(args, code, message, tiny_graph_pat
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_map_prints_loop_nest_and_saves_yaml(tiny_graph_path, tmp_path):
+    from hwsim.mappers import Mapping
+
+    proc = run_cli("map", str(tiny_graph_path), "--arch", "eyeriss", "--layer", "conv", "--save", str(tmp_path / "m.yaml"))
+    assert proc.returncode == 0, proc.stderr
+    assert "conv (conv, 110,592 MACs)" in proc.stdout and "<< MAC >>" in proc.stdout
+    assert Mapping.load(tmp_path / "m.yaml").to_loop_nest() in proc.stdout
+
+
+def test_search_mapper_never_costs_more_energy_than_default(tiny_graph_path, tmp_path):
+    runs = {}
+    for mapper in ("default", "search"):
+        out = tmp_path / f"{mapper}.json"
+        proc = run_cli("simulate", str(tiny_graph_path), "--arch", "eyeriss", "--mapper", mapper,
+                       "--objective", "energy", "--json", str(out), "--quiet")
+        assert proc.returncode == 0, proc.stderr
+        runs[mapper] = json.loads(out.read_text())["total"]
+    assert runs["search"]["macs"] == runs["default"]["macs"]
+    assert runs["search"]["energy_pj"] <= runs["default"]["energy_pj"]

@@ -18,6 +18,22 @@ out_console = Console(width=None if Console().is_terminal else 160)
 err_console = Console(stderr=True)
 
 
+class MapperChoice(str, Enum):
+    default = "default"
+    search = "search"
+
+
+def make_mapper(choice: MapperChoice, objective: str):
+    """``None`` (each engine's fixed dataflow) or a ``SearchMapper`` with ``objective``."""
+    if choice is MapperChoice.default:
+        return None
+    from hwsim.mappers import SearchMapper
+
+    if objective not in ("edp", "energy", "latency"):
+        raise ConfigError(f"--objective: expected edp, energy or latency (got {objective!r})")
+    return SearchMapper(objective=objective)
+
+
 class ListWhat(str, Enum):
     models = "models"
     archs = "archs"
@@ -178,6 +194,9 @@ def simulate_command(
     json_path: Optional[Path] = typer.Option(None, "--json", help="write the result as JSON"),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="write one row per layer as CSV"),
     skip_unsupported: bool = typer.Option(False, "--skip-unsupported"),
+    mapper: MapperChoice = typer.Option(MapperChoice.default, "--mapper",
+                                        help="default: the engine's fixed dataflow; search: mapping search (spatial engine)"),
+    objective: str = typer.Option("edp", "--objective", help="search objective: edp | energy | latency"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print only the summary"),
 ) -> None:
     """Simulate MODEL on ARCH and print a per-layer table and a summary."""
@@ -185,7 +204,8 @@ def simulate_command(
 
     result = simulate(model, arch, batch=batch, input_shape=parse_input_shape(input_shape),
                       recipe=str(recipe) if recipe else None, technology_nm=parse_technology(tech),
-                      clock_hz=clock_mhz * 1e6 if clock_mhz else None, skip_unsupported=skip_unsupported)
+                      clock_hz=clock_mhz * 1e6 if clock_mhz else None, skip_unsupported=skip_unsupported,
+                      mapper=make_mapper(mapper, objective))
     if not quiet:
         out_console.print(result_table(result))
     out_console.print(summary_table(result))
@@ -197,10 +217,42 @@ def simulate_command(
         err_console.print(f"wrote {csv_path}")
 
 
+def map_command(
+    model: str = typer.Argument(..., help="zoo name, .onnx file, or saved layer graph (.json)"),
+    arch: str = typer.Option("eyeriss", "--arch", "-a", help="preset name or YAML file"),
+    layer_name: Optional[str] = typer.Option(None, "--layer", help="only this layer (default: every MAC layer)"),
+    mapper: MapperChoice = typer.Option(MapperChoice.search, "--mapper"),
+    objective: str = typer.Option("edp", "--objective", help="edp | energy | latency"),
+    save: Optional[Path] = typer.Option(None, "--save", help="save the (first) mapping as YAML"),
+) -> None:
+    """Print the mapping of each MAC layer of MODEL on ARCH as a loop nest."""
+    from hwsim.models import get_engine
+    from hwsim.models.arch import load_arch
+    from hwsim.simulate import resolve_graph
+
+    spec = load_arch(arch)
+    graph = resolve_graph(model)
+    layers = [layer for layer in graph.compute_layers() if layer_name in (None, layer.name)]
+    if not layers:
+        raise ConfigError(f"--layer: no MAC layer named {layer_name!r} in {graph.name}")
+    chosen = make_mapper(mapper, objective)
+    for index, layer in enumerate(layers):
+        mapping = chosen.map(layer, spec) if chosen else get_engine(spec.engine).default_mapping(layer, spec)
+        text = mapping.to_loop_nest() if hasattr(mapping, "to_loop_nest") else repr(mapping)
+        out_console.print(f"[bold]{layer.name}[/] ({layer.op.value}, {layer.macs:,} MACs)")
+        out_console.print(text, highlight=False, markup=False)
+        if save is not None and index == 0:
+            if not hasattr(mapping, "save"):
+                raise ConfigError(f"--save: {spec.engine} mappings are fixed dataflows and cannot be saved as YAML")
+            mapping.save(save)
+            err_console.print(f"wrote {save}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("list")(list_command)
     app.command("lower")(lower_command)
     app.command("simulate")(simulate_command)
+    app.command("map")(map_command)
 
 
 __all__ = ["register", "parse_input_shape", "parse_technology", "result_table", "summary_table"]
