@@ -57,7 +57,7 @@ def test_load_forms_agree(tmp_path):
     ({"method": "magnitude_prune", "sparsity": 1.0}, r"step 0 \(magnitude_prune\): sparsity must be a fraction"),
     ({"method": "block_prune", "block": [0, 4]}, r"block must be two positive ints"),
     ({"method": "quantize", "overrides": {"fc": {"weight_bits": 40}}}, r"override 'fc': weight_bits"),
-    ({"method": "quantize", "ops": ["lstm"]}, r"unknown op kind\(s\) \['lstm'\]"),
+    ({"method": "quantize", "ops": ["attention"]}, r"unknown op kind\(s\) \['attention'\]"),
 ])
 def test_bad_steps_name_the_step(step, match):
     with pytest.raises(ConfigError, match=match):
@@ -170,3 +170,9 @@ def test_cli_compress_writes_model_and_report(tmp_path):
     report = json.loads(out.with_suffix(".json").read_text())
     assert report["recipe"] == "nm_2_4" and report["steps"][0]["method"] == "nm_prune"
     assert model.input_shape == (1, 8, 8)
+
+
+def test_ops_selector_reaches_recurrent_layers():
+    model = nn.Sequential(nn.LSTM(8, 16, batch_first=True), nn.Linear(16, 4))
+    step = load_recipe([{"method": "bt_rnn", "ops": ["lstm"]}]).steps[0]
+    assert [path for path, _ in select_modules(model, step, ("linear",))] == ["0"]

@@ -27,7 +27,7 @@ from hwsim.errors import ConfigError, UnknownNameError
 SELECTOR_KEYS = ("layers", "ops", "index", "exclude")
 STEP_KEYS = ("method", "overrides", *SELECTOR_KEYS)
 CONTEXT_NAMES = ("calib", "data", "seed")
-OP_KINDS = ("conv", "depthwise", "linear")
+OP_KINDS = ("conv", "depthwise", "linear", "lstm", "gru")
 _RECIPE_KEYS = ("name", "model", "input_shape", "description", "steps")
 
 
@@ -203,11 +203,13 @@ def _parse_index(value: str | int, where: str) -> slice:
 
 # ----- layer selection -----------------------------------------------------------------------------
 def op_kind(module: Any) -> str | None:
-    """'conv', 'depthwise' or 'linear' for a weight layer; None for anything else."""
+    """'conv', 'depthwise', 'linear', 'lstm' or 'gru' for a weight layer; None for anything else."""
     import torch.nn as nn
 
     if isinstance(module, nn.Linear):
         return "linear"
+    if isinstance(module, (nn.LSTM, nn.GRU)):
+        return "lstm" if isinstance(module, nn.LSTM) else "gru"
     if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
         if module.groups > 1 and module.groups == module.in_channels:
             return "depthwise"
@@ -216,7 +218,7 @@ def op_kind(module: Any) -> str | None:
 
 
 def compute_modules(model: Any) -> list[tuple[str, Any]]:
-    """All conv/linear modules of ``model`` as ``(path, module)`` in registration order."""
+    """All conv/linear/recurrent modules of ``model`` as ``(path, module)`` in registration order."""
     return [(path, module) for path, module in model.named_modules() if op_kind(module) is not None]
 
 
