@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hwsim.compress.capture import forward_with_hooks
+
 
 def hinton_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, *,
                 temperature: float = 4.0, alpha: float = 0.9) -> torch.Tensor:
@@ -53,17 +55,8 @@ def _leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
 def feature_points(model: nn.Module, sample: torch.Tensor) -> dict[tuple[int, int], list[tuple[str, int]]]:
     """For each spatial size (H, W): the leaf modules producing 4-D outputs there, as (path, channels), in order."""
     seen: list[tuple[str, tuple[int, ...]]] = []
-    handles = [m.register_forward_hook(lambda mod, inp, out, path=p: seen.append((path, tuple(out.shape))))
-               for p, m in _leaf_modules(model)]
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(sample)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was)
+    forward_with_hooks(model, sample, [m.register_forward_hook(
+        lambda mod, inp, out, path=p: seen.append((path, tuple(out.shape)))) for p, m in _leaf_modules(model)])
     points: dict[tuple[int, int], list[tuple[str, int]]] = {}
     for path, shape in seen:
         if len(shape) == 4 and path not in [p for pts in points.values() for p, _ in pts]:

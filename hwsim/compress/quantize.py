@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from hwsim.compress.capture import forward_with_hooks
 from hwsim.compress.prune import materialize
 from hwsim.compress.recipe import change, require_calib
 from hwsim.compress.registry import StepReport, annotate, register_method
@@ -122,17 +123,8 @@ def layer_inputs(model: Any, paths: list[str], calib: torch.Tensor) -> dict[str,
     """Inputs of modules ``paths`` when ``model`` runs (eval, no grad) on ``calib``."""
     require_calib(calib, "activation calibration")
     store: dict[str, torch.Tensor] = {}
-    handles = [model.get_submodule(p).register_forward_pre_hook(
-        lambda _m, args, p=p: store.__setitem__(p, args[0].detach())) for p in paths]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(calib)
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
+    forward_with_hooks(model, calib, [model.get_submodule(p).register_forward_pre_hook(
+        lambda _m, args, p=p: store.__setitem__(p, args[0].detach())) for p in paths])
     return store
 
 
