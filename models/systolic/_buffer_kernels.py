@@ -18,7 +18,7 @@ State vectors are int64 arrays indexed by the ``_RB_*`` / ``_WB_*`` constants be
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, uint64
 
 # layer shape vector
 H, W, FR, FS, CH, NF, SH, SW, EH, EW = range(10)
@@ -40,17 +40,22 @@ def ifmap_tables(shape: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Precomputed once per layer so the kernels do no integer division per demanded word.
     """
-    pixels = np.arange(shape[EH] * shape[EW], dtype=np.int64)
-    oy, ox = np.divmod(pixels, shape[EW])
-    py, px = oy * shape[SH], ox * shape[SW]
-    ptab = np.stack([(py * shape[W] + px) * shape[CH], py, px])
-    window = np.arange(shape[FR] * shape[FS] * shape[CH], dtype=np.int64)
-    fy, rest = np.divmod(window, shape[FS] * shape[CH])
-    fx, c = np.divmod(rest, shape[CH])
-    ktab = np.stack([(fy * shape[W] + fx) * shape[CH] + c, fy, fx])
     words = int(shape[H]) * int(shape[W]) * int(shape[CH])
     dtype = np.int32 if words < 2**31 else np.int64          # int32 halves the cache footprint
-    return np.ascontiguousarray(ptab, dtype=dtype), np.ascontiguousarray(ktab, dtype=dtype)
+    ptab = np.empty((3, int(shape[EH]) * int(shape[EW])), dtype=dtype)
+    ktab = np.empty((3, int(shape[FR]) * int(shape[FS]) * int(shape[CH])), dtype=dtype)
+    _ifmap_tables_kernel(shape, ptab, ktab)
+    return ptab, ktab
+
+
+@njit(cache=True)
+def _ifmap_tables_kernel(shape, ptab, ktab):
+    for p in range(ptab.shape[1]):
+        py, px = p // shape[EW] * shape[SH], p % shape[EW] * shape[SW]
+        ptab[0, p], ptab[1, p], ptab[2, p] = (py * shape[W] + px) * shape[CH], py, px
+    for k in range(ktab.shape[1]):
+        fy, fx, c = k // (shape[FS] * shape[CH]), k // shape[CH] % shape[FS], k % shape[CH]
+        ktab[0, k], ktab[1, k], ktab[2, k] = (fy * shape[W] + fx) * shape[CH] + c, fy, fx
 
 
 @njit(cache=True, inline="always")
@@ -116,30 +121,61 @@ def _rb_slide(state, cycle):
     state[_RB_LAST_END] = cycle
 
 
+# How ``_rb_row`` forms the address of array column j: affine (filter), or from the ifmap pixel/window
+# tables, unchecked (the row lies inside the ifmap) or checked per word.
+ADDR_AFFINE, ADDR_IFMAP, ADDR_IFMAP_CHECKED = range(3)
+
+
 @njit(cache=True, inline="always")
-def _rb_access_row(state, latest, addresses, n, cycle):
-    """The demanded addresses of one row, left to right, through the estimate read buffer."""
+def _rb_row(state, latest, how, ptab, ktab, height, width, a, b, c, d, lo, hi, cycle):
+    """Columns ``lo..hi`` of one demand row, left to right, through the estimate read buffer.
+
+    Addresses are ``a + b*j`` (ADDR_AFFINE) or pixel ``a + b*j`` plus window index ``c + d*j``
+    (ADDR_IFMAP*), generated here rather than gathered into a buffer first. Indices are cast to
+    unsigned so Numba emits no negative-index wraparound branch (measured 5x on the address loop
+    alone). ``how`` is a literal at every call site so each mode compiles to its own loop.
+    Returns the number of valid addresses.
+    """
     start = state[_RB_START]
     cur = state[_RB_CUR]
     fill = state[_RB_FILL]
     nset = state[_RB_NSET]
     misses = 0
-    for a in range(n):
-        addr = addresses[a]
-        if latest[addr] >= start:              # in the window or already in the current set
+    valid = 0
+    for j in range(lo, hi + 1):
+        if how == ADDR_AFFINE:
+            addr = a + b * j
+        else:
+            p, k = uint64(a + b * j), uint64(c + d * j)
+            if how == ADDR_IFMAP_CHECKED and (ptab[1, p] + ktab[1, k] >= height or ptab[2, p] + ktab[2, k] >= width):
+                continue
+            addr = ptab[0, p] + ktab[0, k]
+        valid += 1
+        if latest[uint64(addr)] >= start:          # in the window or already in the current set
             continue
-        latest[addr] = cur
+        latest[uint64(addr)] = cur
         misses += 1
         fill += 1
         if fill == nset:
             fill = 0
             cur += 1
             if cur == state[_RB_END] + 1:
+                _rb_mark_first_request(state, cycle)
                 _rb_slide(state, cycle)
                 start = state[_RB_START]
+    if misses > 0:                                 # the first valid address ever is always a miss
+        _rb_mark_first_request(state, cycle)
     state[_RB_CUR] = cur
     state[_RB_FILL] = fill
     state[_RB_ACCESS] += misses
+    return valid
+
+
+@njit(cache=True, inline="always")
+def _rb_mark_first_request(state, cycle):
+    if state[_RB_SEEN] == 0:
+        state[_RB_SEEN] = 1
+        state[_RB_FIRST_REQ] = cycle
 
 
 @njit(cache=True)
@@ -156,7 +192,11 @@ def _rb_complete(state):
 
 @njit(cache=True)
 def _wb_drain(state, lines, start_cycle):
-    """Drain up to half a buffer of written lines, one line per cycle; returns the last cycle."""
+    """Drain up to half a buffer of written lines, one line per cycle; returns the last cycle.
+
+    ``lines[i]`` is the word count of closed line i: pre-filled with the line width, rewritten only
+    for lines closed early, so writing a row never touches the array.
+    """
     per_drain = -(-state[_WB_DRAIN] // state[_WB_BW])
     end_line = min(state[_WB_DLINE] + per_drain, state[_WB_LINES])
     count = end_line - state[_WB_DLINE]
@@ -182,22 +222,20 @@ def _wb_write_row(state, lines, cycle, n):
     width = state[_WB_BW]
     limit = state[_WB_TOTAL] - state[_WB_DRAIN]
     if (free - n >= limit) if cycle >= state[_WB_DEND] else (free - n > 0):
-        # fast path: no drain starts and nothing waits in this row; pack the words into lines
-        left = n
-        while left > 0:
-            take = min(left, width - fill)
-            lines[line] += take
-            fill += take
-            left -= take
-            if fill == width:
+        # fast path: no drain starts and nothing waits in this row; the words fill whole lines
+        fill += n
+        if fill >= width:
+            if fill < 2 * width:                   # the common case: no 64-bit division per row
                 line += 1
-                fill = 0
+                fill -= width
+            else:
+                line += fill // width
+                fill %= width
         state[_WB_LINES] = line
         state[_WB_FILL] = fill
         state[_WB_FREE] = free - n
         return cycle
     for _ in range(n):
-        lines[line] += 1
         fill += 1
         free -= 1
         if fill == width:
@@ -207,7 +245,8 @@ def _wb_write_row(state, lines, cycle, n):
             if free <= 0:
                 cycle = state[_WB_DEND]
         elif free < limit:
-            if fill != 0:
+            if fill != 0:                          # close the open line early
+                lines[uint64(line)] = fill
                 line += 1
                 fill = 0
             state[_WB_LINES] = line
@@ -225,6 +264,7 @@ def _wb_write_row(state, lines, cycle, n):
 def _wb_flush(state, lines, cycle):
     """Drain everything left after the last demand row."""
     if state[_WB_FILL] != 0:
+        lines[state[_WB_LINES]] = state[_WB_FILL]
         state[_WB_LINES] += 1
         state[_WB_FILL] = 0
     while state[_WB_DLINE] < state[_WB_LINES]:
@@ -242,44 +282,81 @@ _USED = np.array([[0, 1, 1], [0, 1, 1], [1, 0, 1]], dtype=np.int64)
 
 
 @njit(cache=True, inline="always")
-def _operand_row(shape, ptab, ktab, df, operand, r, fr, fc, rows, cols, t, ur, uc, kind, pre, used, out):
-    """Fill ``out`` with the valid ifmap (0) or filter (1) addresses of demand row ``r`` of fold (fr, fc).
+def _row_affine(df, operand, base, fr, fc, rows, cols, window):
+    """Index forms of one demand row, affine in the array column j: ``(a, b, c, d)``.
 
-    Along a row the operand indices are linear in the array column j, so the loop body is a
-    table lookup (ifmap) or one multiply-add (filter). Returns the count.
+    ifmap: ofmap pixel ``a + b*j`` and window index ``c + d*j``; filter: address ``a + b*j``.
+    ``base`` is the row's data index offset (or its tile row for a flipped stationary tile).
     """
-    lo, hi, base = _row_span(kind, r, pre, t, rows, used, ur)
-    if hi < lo:
-        return 0
-    if kind == 1:
-        base = rows - 1 - r                            # tile row; constant along the row
-    n = 0
     if operand == 0:
         if df == 0:
-            pa, ps, ka, ks = base, -1, fr * rows, 1
-        elif df == 1:
-            pa, ps, ka, ks = fr * rows, 1, base, -1
-        else:
-            pa, ps, ka, ks = fc * cols, 1, fr * rows + base, 0
-        height, width = shape[H], shape[W]
-        for j in range(lo, hi + 1):
-            p = pa + ps * j
-            k = ka + ks * j
-            if ptab[1, p] + ktab[1, k] < height and ptab[2, p] + ktab[2, k] < width:
-                out[n] = ptab[0, p] + ktab[0, k]
-                n += 1
-        return n
-    window = shape[FR] * shape[FS] * shape[CH]
+            return base, -1, fr * rows, 1
+        if df == 1:
+            return fr * rows, 1, base, -1
+        return fc * cols, 1, fr * rows + base, 0
     if df == 0:
-        start, step = fc * cols * window + fr * rows + base, window
-    elif df == 1:
-        start, step = fc * cols * window + base, window - 1
-    else:
-        start, step = base * window + fr * rows, 1 - window
+        return fc * cols * window + fr * rows + base, window, 0, 0
+    if df == 1:
+        return fc * cols * window + base, window - 1, 0, 0
+    return base * window + fr * rows, 1 - window, 0, 0
+
+
+@njit(cache=True, inline="always")
+def _gather_row(shape, ptab, ktab, operand, a, b, c, d, lo, hi, out):
+    """Fill ``out`` with the valid addresses of columns ``lo..hi`` (USER mode); returns the count."""
+    n = 0
+    if operand == 1:
+        for j in range(lo, hi + 1):
+            out[uint64(n)] = a + b * j
+            n += 1
+        return n
+    height, width = shape[H], shape[W]
     for j in range(lo, hi + 1):
-        out[n] = start + step * j
-        n += 1
+        p, k = uint64(a + b * j), uint64(c + d * j)
+        if ptab[1, p] + ktab[1, k] < height and ptab[2, p] + ktab[2, k] < width:
+            out[uint64(n)] = ptab[0, p] + ktab[0, k]
+            n += 1
     return n
+
+
+@njit(cache=True, inline="always")
+def _max_mod(first, last, period):
+    """max(i % period) over first <= i <= last."""
+    if last - first + 1 >= period or first % period > last % period:
+        return period - 1
+    return last % period
+
+
+@njit(cache=True, inline="always")
+def _ranges_inside(shape, p_first, p_last, k_first, k_last):
+    """Whether every (pixel, window index) of two contiguous ranges lies inside the ifmap.
+
+    Pixel p sits at (p // E_w * s_h, p % E_w * s_w) and window index k at tap (k // C // S, k // C % S),
+    so the largest row/column offsets over the ranges are closed forms.
+    """
+    tap_first, tap_last = k_first // shape[CH], k_last // shape[CH]
+    bottom = (p_last // shape[EW]) * shape[SH] + tap_last // shape[FS]
+    right = _max_mod(p_first, p_last, shape[EW]) * shape[SW] + _max_mod(tap_first, tap_last, shape[FS])
+    return bottom < shape[H] and right < shape[W]
+
+
+@njit(cache=True)
+def _fold_ifmap_inside(shape, df, fr, fc, rows, cols, t, ur, uc):
+    """Whether every ifmap element fold (fr, fc) demands lies inside the ifmap (so no per-word checks)."""
+    if df == 0:
+        p0, pn, k0, kn = 0, t, fr * rows, ur
+    elif df == 1:
+        p0, pn, k0, kn = fr * rows, ur, 0, t
+    else:
+        p0, pn, k0, kn = fc * cols, uc, fr * rows, ur
+    return _ranges_inside(shape, p0, p0 + pn - 1, k0, k0 + kn - 1)
+
+
+@njit(cache=True, inline="always")
+def _row_ifmap_inside(shape, a, b, c, d, lo, hi):
+    """Whether every ifmap element of one demand row (pixel a + b*j, window index c + d*j) is inside."""
+    p_lo, p_hi, k_lo, k_hi = a + b * lo, a + b * hi, c + d * lo, c + d * hi
+    return _ranges_inside(shape, min(p_lo, p_hi), max(p_lo, p_hi), min(k_lo, k_hi), max(k_lo, k_hi))
 
 
 @njit(cache=True, inline="always")
@@ -333,6 +410,8 @@ def _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, user,
         pre[2] = t - 1
     used_sel = _USED[df]
     buf = np.empty(max(rows, cols), dtype=np.int64)
+    window = shape[FR] * shape[FS] * shape[CH]
+    height, width = shape[H], shape[W]
     windows[:] = -1
     stalls = 0
     row = 0
@@ -341,27 +420,36 @@ def _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, user,
         uc = min(cols, sc - fc * cols)
         for fr in range((sr + rows - 1) // rows):
             ur = min(rows, sr - fr * rows)
+            inside = _fold_ifmap_inside(shape, df, fr, fc, rows, cols, t, ur, uc)
             for r in range(per_fold):
                 cycle = row + stalls
                 read_stall = 0
                 for operand in range(2):
-                    state = read_i if operand == 0 else read_f
-                    table = table_i if operand == 0 else table_f
-                    n = _operand_row(shape, ptab, ktab, df, operand, r, fr, fc, rows, cols, t, ur, uc, kind[operand],
-                                     pre[operand], ur if used_sel[operand] == 0 else uc, buf)
-                    if n == 0:
+                    lo, hi, base = _row_span(kind[operand], r, pre[operand], t, rows,
+                                             ur if used_sel[operand] == 0 else uc, ur)
+                    if hi < lo:
                         continue
+                    if kind[operand] == 1:
+                        base = rows - 1 - r                # tile row; constant along the row
+                    a, b, c, d = _row_affine(df, operand, base, fr, fc, rows, cols, window)
+                    offset = 1
                     if user:
-                        offset = _user_row(state, table, sets_i if operand == 0 else sets_f, buf, n, cycle)
+                        n = _gather_row(shape, ptab, ktab, operand, a, b, c, d, lo, hi, buf)
+                        if n == 0:
+                            continue
+                        offset = _user_row(read_i if operand == 0 else read_f, table_i if operand == 0 else table_f,
+                                           sets_i if operand == 0 else sets_f, buf, n, cycle)
                         if offset == NEVER:
                             return -1
                         read_stall = max(read_stall, offset - 1)
+                    elif operand == 0 and (inside or _row_ifmap_inside(shape, a, b, c, d, lo, hi)):
+                        _rb_row(read_i, table_i, ADDR_IFMAP, ptab, ktab, height, width, a, b, c, d, lo, hi, cycle)
+                    elif operand == 0:
+                        if _rb_row(read_i, table_i, ADDR_IFMAP_CHECKED, ptab, ktab, height, width, a, b, c, d,
+                                   lo, hi, cycle) == 0:
+                            continue
                     else:
-                        offset = 1
-                        if state[_RB_SEEN] == 0:
-                            state[_RB_SEEN] = 1
-                            state[_RB_FIRST_REQ] = cycle
-                        _rb_access_row(state, table, buf, n, cycle)
+                        _rb_row(read_f, table_f, ADDR_AFFINE, ptab, ktab, height, width, a, b, c, d, lo, hi, cycle)
                     if windows[2 * operand] < 0:
                         windows[2 * operand] = cycle + offset
                     windows[2 * operand + 1] = cycle + offset

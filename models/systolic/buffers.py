@@ -87,7 +87,7 @@ def simulate_buffers(layer: ScaleSimLayer, *, rows: int, cols: int, dataflow: st
         sets_i = sets_f = np.zeros(1, dtype=np.int64)
         drain = cols
     wb = bk.new_write_state(sram_words[2], drain)
-    lines = np.zeros(cc.ofmap_words + 2, dtype=np.int64)
+    lines = np.full(cc.ofmap_words + 2, drain, dtype=np.int64)    # words per closed line; partial ones rewritten
     windows = np.full(7, -1, dtype=np.int64)
     stalls = int(bk._memory_kernel(
         shape=shape, ptab=ptab, ktab=ktab, rows=rows, cols=cols, df=DATAFLOW_CODES[dataflow], t=t, sr=sr, sc=sc,
