@@ -4,7 +4,7 @@
 
 For every layer: SCALE-Sim's CPU time (its ``run_scale`` call only, measured inside the peer process,
 CALC mode, traces off), hwsim's compat mode with the Numba buffer port (same report, stalls and DRAM
-counts included) and hwsim's stall-free closed forms (warm, median of repeats); ratios printed.
+counts included) and hwsim's stall-free closed forms (warm, best of repeats); ratios printed.
 Both sides are timed in CPU seconds (``time.process_time``) so a busy shared machine skews neither.
 Layers SCALE-Sim would need more than ~60 s for (estimated from its ~45-145 us per simulated cycle,
 ``shared/research/scalesim.md`` §9) are skipped on its side. Also times a whole ResNet-50 on a 32x32
@@ -70,14 +70,15 @@ def random_layers(rng: random.Random, count: int) -> list[ScaleSimLayer]:
 
 
 def time_call(fn, repeats: int) -> float:
-    """Median wall seconds of ``fn()`` after one warm-up call."""
+    """Best-of-``repeats`` CPU seconds of ``fn()`` after one warm-up call (timeit's convention: the
+    minimum is the run least disturbed by the rest of a shared machine)."""
     fn()
     samples = []
     for _ in range(repeats):
         start = time.process_time()
         fn()
         samples.append(time.process_time() - start)
-    return statistics.median(samples)
+    return min(samples)
 
 
 def scalesim_seconds(python: str, layer: ScaleSimLayer, rows: int, cols: int, workdir: Path) -> float | None:
@@ -106,7 +107,7 @@ def scalesim_seconds(python: str, layer: ScaleSimLayer, rows: int, cols: int, wo
 
 def bench_layer(python: str | None, layer: ScaleSimLayer, rows: int, cols: int, workdir: Path) -> dict:
     words = (64 * 1024,) * 3
-    sim_s = time_call(lambda: simulate_calc(layer, rows=rows, cols=cols, dataflow="ws", sram_words=words), 3)
+    sim_s = time_call(lambda: simulate_calc(layer, rows=rows, cols=cols, dataflow="ws", sram_words=words), 7)
     closed_s = time_call(lambda: compat_compute(layer, rows=rows, cols=cols, dataflow="ws"), 200)
     peer_s = scalesim_seconds(python, layer, rows, cols, workdir) if python else None
     return {"layer": layer.name, "array": f"{rows}x{cols}", "macs": layer.macs,

@@ -360,31 +360,63 @@ def _row_ifmap_inside(shape, a, b, c, d, lo, hi):
 
 
 @njit(cache=True, inline="always")
-def _user_row(state, indptr, sets, addresses, n, cycle):
+def _window_index(sets, lo, hi, start, active, num_sets):
+    """Index of a set id of the sorted ``sets[lo:hi]`` inside the circular window of ``active``
+    sets from ``start``, or -1 (binary search; an address can sit in hundreds of sets)."""
+    end = start + active
+    first, last = lo, hi                          # lower bound of ``start``
+    while first < last:
+        mid = (first + last) >> 1
+        if sets[uint64(mid)] < start:
+            first = mid + 1
+        else:
+            last = mid
+    if first < hi and sets[uint64(first)] < min(end, num_sets):
+        return first
+    if end > num_sets and sets[uint64(lo)] < end - num_sets:
+        return lo
+    return -1
+
+
+@njit(cache=True, inline="always")
+def _in_window(set_id, start, active, num_sets):
+    """``(set_id - start) mod num_sets < active`` without a modulo."""
+    distance = set_id - start
+    return 0 <= distance < active or distance + num_sets < active
+
+
+@njit(cache=True, inline="always")
+def _user_row(state, where, sets, addresses, n, cycle):
     """USER mode: one row's addresses against the circular prefetch window; returns the offset.
 
     A miss slides the window by the prefetch half and fetches ``lines`` more lines after the last
     fetch; the row's offset grows by the potential stall, twice when positive (SCALE-Sim 3.0.0).
     The offset may go below 1 (negative potential stalls count too). Returns ``NEVER`` when
-    SCALE-Sim would never find the address (it loops forever).
+    SCALE-Sim would never find the address (it loops forever). ``where[a]`` holds address a's
+    slice of ``sets`` and the index it was last found at; that copy or the next one is usually in
+    the window (two checks, no search; one cache line per address).
     """
     offset = 1
     num_sets, active, prefetch = state[_UR_SETS], state[_UR_ACTIVE], state[_UR_PREFETCH]
     for a in range(n):
-        lo, hi = indptr[addresses[a]], indptr[addresses[a] + 1]
+        addr = uint64(addresses[uint64(a)])
+        lo, hi, last = where[addr, 0], where[addr, 1], where[addr, 2]
         if lo == hi:
             return NEVER
         while True:
-            hit = False
-            for q in range(lo, hi):
-                if (sets[q] - state[_UR_START]) % num_sets < active:
-                    hit = True
-                    break
-            if hit:
+            start = state[_UR_START]
+            if _in_window(sets[uint64(last)], start, active, num_sets):
+                break
+            if last + 1 < hi and _in_window(sets[uint64(last + 1)], start, active, num_sets):
+                where[addr, 2] = last + 1         # the window walks the prefetch order: the next copy
+                break
+            found = _window_index(sets, lo, hi, start, active, num_sets)
+            if found >= 0:
+                where[addr, 2] = found
                 break
             if prefetch == 0:
                 return NEVER
-            state[_UR_START] = (state[_UR_START] + prefetch) % num_sets
+            state[_UR_START] = (start + prefetch) % num_sets
             state[_UR_LAST] += state[_UR_LINES] + 1
             state[_UR_ACCESS] += state[_UR_LINES] * state[_UR_BW]
             potential = state[_UR_LAST] - (cycle + offset)
@@ -394,13 +426,63 @@ def _user_row(state, indptr, sets, addresses, n, cycle):
     return offset
 
 
+@njit(cache=True, inline="always")
+def _address_sets_pass(sequence, per_set, where, sets, fill):
+    """One pass over the prefetch sequence: count each address's distinct sets into ``where[:, 1]``
+    (``fill`` false) or place them at the cursors ``where[:, 2]``; ``where[:, 3]`` is the last set seen."""
+    set_id, in_set, valid = 0, 0, 0
+    for i in range(sequence.size):
+        x = sequence[i]
+        if x < 0:
+            continue
+        xu = uint64(x)
+        if where[xu, 3] != set_id:
+            where[xu, 3] = set_id
+            if fill:
+                sets[uint64(where[xu, 2])] = set_id
+                where[xu, 2] += 1
+            else:
+                where[xu, 1] += 1
+        valid += 1
+        in_set += 1
+        if in_set == per_set:
+            in_set = 0
+            set_id += 1
+    return valid
+
+
 @njit(cache=True)
-def _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, user, read_i, table_i, sets_i,
-                   read_f, table_f, sets_f, wb, lines, windows):
+def _address_sets_kernel(sequence, per_set, space):
+    """Address -> the sorted distinct sets holding it: the i-th valid word of the prefetch
+    ``sequence`` (-1 = padding, skipped) belongs to set ``i // per_set``.
+
+    Set ids only grow along the sequence, so two counting passes build it in O(n) (``np.unique``
+    on address/set keys was 95 % of a USER-mode run). Returns (where, sets, valid words): address
+    a's sets are ``sets[where[a, 0]:where[a, 1]]`` and ``where[a, 2]`` is a search hint (its first).
+    One (space, 4) table holds counts, cursors and hints in turn: each fresh array costs page faults.
+    """
+    where = np.zeros((space, 4), dtype=np.int64)       # 32-byte rows: one cache line per lookup
+    where[:, 3] = -1
+    _address_sets_pass(sequence, per_set, where, where[:, 0], False)
+    total = 0
+    for a in range(space):
+        count = where[a, 1]
+        where[a, 0], where[a, 1], where[a, 2], where[a, 3] = total, total + count, total, -1
+        total += count
+    sets = np.empty(max(total, 1), dtype=np.int64)
+    valid = _address_sets_pass(sequence, per_set, where, sets, True)
+    where[:, 2] = where[:, 0]
+    return where, sets, valid
+
+
+@njit(cache=True)
+def _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, user, read_i, table_i, where_i, sets_i,
+                   read_f, table_f, where_f, sets_f, wb, lines, windows):
     """Run every demand row through the ifmap/filter read buffers and the ofmap write buffer.
 
     CALC (``user=0``): ``read_*`` are estimate-buffer states and ``table_*`` the per-address latest
-    set; USER: ``read_*`` are prefetch-window states, ``table_*``/``sets_*`` the CSR address -> sets.
+    set; USER: ``read_*`` are prefetch-window states, ``where_*``/``sets_*`` the address -> sets
+    tables of ``_address_sets_kernel``. The other mode's arrays are unused placeholders.
     ``windows`` receives the first/last serviced cycle with a valid address per operand and the
     last ofmap cycle (reported total). Returns the stall cycles, or -1 if SCALE-Sim never finishes.
     """
@@ -437,8 +519,10 @@ def _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, user,
                         n = _gather_row(shape, ptab, ktab, operand, a, b, c, d, lo, hi, buf)
                         if n == 0:
                             continue
-                        offset = _user_row(read_i if operand == 0 else read_f, table_i if operand == 0 else table_f,
-                                           sets_i if operand == 0 else sets_f, buf, n, cycle)
+                        if operand == 0:
+                            offset = _user_row(read_i, where_i, sets_i, buf, n, cycle)
+                        else:
+                            offset = _user_row(read_f, where_f, sets_f, buf, n, cycle)
                         if offset == NEVER:
                             return -1
                         read_stall = max(read_stall, offset - 1)
@@ -471,7 +555,8 @@ def _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, user,
     return stalls
 
 
-def new_read_state(size_words: int, fill_words_per_cycle: int) -> np.ndarray:
+@njit(cache=True)
+def new_read_state(size_words, fill_words_per_cycle):
     """Initial estimate-read-buffer state for an SRAM of ``size_words``."""
     state = np.zeros(14, dtype=np.int64)
     state[_RB_NSET] = max(1, size_words // 100)
@@ -481,7 +566,8 @@ def new_read_state(size_words: int, fill_words_per_cycle: int) -> np.ndarray:
     return state
 
 
-def new_write_state(size_words: int, drain_words_per_cycle: int) -> np.ndarray:
+@njit(cache=True)
+def new_write_state(size_words, drain_words_per_cycle):
     """Initial write-buffer state (half the buffer drains while the other half fills)."""
     state = np.zeros(12, dtype=np.int64)
     state[_WB_TOTAL] = size_words
@@ -492,42 +578,69 @@ def new_write_state(size_words: int, drain_words_per_cycle: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def _prefetch_elem(shape, ptab, ktab, df, operand, g, j, rows, cols, sr, sc, block_rows):
-    """Element (global row g, column j) of the stacked per-fold prefetch matrix; -1 = padding."""
-    b = g // block_rows
-    i = g - b * block_rows
+def _calc_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, size_i, size_f, size_o, ofmap_words):
+    """CALC mode end to end: buffer states and tables built here, so a layer costs one dispatch.
+
+    Returns (stalls, windows, ifmap state, filter state, ofmap state); see ``_memory_kernel``.
+    """
+    read_i = new_read_state(size_i, CALC_FILL_WORDS_PER_CYCLE)
+    read_f = new_read_state(size_f, CALC_FILL_WORDS_PER_CYCLE)
+    table_i = np.full(shape[H] * shape[W] * shape[CH], -1, dtype=np.int32)
+    table_f = np.full(shape[FR] * shape[FS] * shape[CH] * shape[NF], -1, dtype=np.int32)
+    unused, unused_where = np.zeros(1, dtype=np.int64), np.zeros((1, 4), dtype=np.int64)
+    wb = new_write_state(size_o, cols)
+    lines = np.full(ofmap_words + 2, cols, dtype=np.int64)
+    windows = np.empty(7, dtype=np.int64)
+    stalls = _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, 0, read_i, table_i, unused_where,
+                            unused, read_f, table_f, unused_where, unused, wb, lines, windows)
+    return stalls, windows, read_i, read_f, wb
+
+
+@njit(cache=True)
+def _prefetch_matrix(shape, ptab, ktab, df, operand, rows, cols, sr, sc, block_rows, matrix):
+    """The stacked per-fold prefetch matrix: row g is row ``g % block_rows`` of fold block
+    ``g // block_rows``; -1 = padding (past the operand's extent or the ifmap edge).
+
+    Along a row the operand indices are affine in the column j, as in the demand rows.
+    """
     window = shape[FR] * shape[FS] * shape[CH]
-    if operand == 0:
-        if df == 0:
-            k, p, limit, idx = b * rows + j, i, sr, b * rows + j
-        elif df == 1:
-            k, p, limit, idx = i, b * rows + j, sr, b * rows + j
+    height, width = shape[H], shape[W]
+    for g in range(matrix.shape[0]):
+        b, i = g // block_rows, g % block_rows
+        if operand == 0:                                   # pixel pa + pb*j, window index ka + kb*j
+            if df == 0:
+                pa, pb, ka, kb, base, limit = i, 0, b * rows, 1, b * rows, sr
+            elif df == 1:
+                pa, pb, ka, kb, base, limit = b * rows, 1, i, 0, b * rows, sr
+            else:
+                pa, pb, ka, kb, base, limit = b * cols, 1, i, 0, b * cols, sc
+        elif df == 2:                                      # filter address pa + pb*j
+            pa, pb, ka, kb, base, limit = i * window + b * rows, 1, 0, 0, b * rows, sr
         else:
-            k, p, limit, idx = i, b * cols + j, sc, b * cols + j
-        if idx >= limit or ptab[1, p] + ktab[1, k] >= shape[H] or ptab[2, p] + ktab[2, k] >= shape[W]:
-            return -1
-        return ptab[0, p] + ktab[0, k]
-    if df == 2:
-        k = b * rows + j
-        return -1 if k >= sr else i * window + k
-    n = b * cols + j
-    return -1 if n >= sc else n * window + i
+            pa, pb, ka, kb, base, limit = b * cols * window + i, window, 0, 0, b * cols, sc
+        end = min(matrix.shape[1], limit - base)
+        for j in range(matrix.shape[1]):
+            value = -1
+            if j < end:
+                if operand == 1:
+                    value = pa + pb * j
+                else:
+                    pu, ku = uint64(pa + pb * j), uint64(ka + kb * j)
+                    if ptab[1, pu] + ktab[1, ku] < height and ptab[2, pu] + ktab[2, ku] < width:
+                        value = ptab[0, pu] + ktab[0, ku]
+            matrix[g, j] = value
 
 
 @njit(cache=True)
 def _prefetch_kernel(shape, ptab, ktab, df, operand, rows, cols, sr, sc, block_rows, total_rows, width,
                      diagonal, out):
-    """SCALE-Sim's prefetch order: row by row, or anti-diagonals bottom-left to top-right."""
-    idx = 0
+    """SCALE-Sim's prefetch order of that matrix: row by row, or anti-diagonals bottom-left to top-right."""
+    matrix = out.reshape((total_rows, width)) if not diagonal else np.empty((total_rows, width), dtype=out.dtype)
+    _prefetch_matrix(shape, ptab, ktab, df, operand, rows, cols, sr, sc, block_rows, matrix)
     if not diagonal:
-        for g in range(total_rows):
-            for j in range(width):
-                out[idx] = _prefetch_elem(shape, ptab, ktab, df, operand, g, j, rows, cols, sr, sc, block_rows)
-                idx += 1
         return
-    for d in range(total_rows + width):
-        top = min(d, total_rows - 1)
-        bottom = max(0, d - width + 1)
-        for g in range(top, bottom - 1, -1):
-            out[idx] = _prefetch_elem(shape, ptab, ktab, df, operand, g, d - g, rows, cols, sr, sc, block_rows)
+    idx = 0
+    for d in range(total_rows + width - 1):
+        for g in range(min(d, total_rows - 1), max(0, d - width + 1) - 1, -1):
+            out[uint64(idx)] = matrix[g, d - g]
             idx += 1

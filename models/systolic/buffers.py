@@ -31,8 +31,8 @@ _PREFETCH = {("ws", 0): ("row", "t", "rows", True), ("ws", 1): ("col", "sr", "co
 
 
 def _user_state(layer: ScaleSimLayer, operand: int, *, rows: int, cols: int, dataflow: str, size_words: int,
-                bw: int, tables: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """USER-mode prefetch window state and the address -> set-ids CSR of one operand."""
+                bw: int, tables: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """USER-mode prefetch window state and the address -> set-ids table of one operand."""
     sr, sc, t = layer.spatial_dims(dataflow)
     blocks, block_rows, width, diagonal = _PREFETCH[(dataflow, operand)]
     extents = {"t": t, "sr": sr, "rows": rows, "cols": cols,
@@ -43,12 +43,10 @@ def _user_state(layer: ScaleSimLayer, operand: int, *, rows: int, cols: int, dat
     bk._prefetch_kernel(shape=tables[0], ptab=tables[1], ktab=tables[2], df=DATAFLOW_CODES[dataflow],
                         operand=operand, rows=rows, cols=cols, sr=sr, sc=sc, block_rows=block_rows,
                         total_rows=total_rows, width=width, diagonal=diagonal, out=seq)
-    valid = seq[seq >= 0]
     per_set = -(-size_words // 100)
-    num_sets = valid.size // per_set + 1
-    keys = np.unique(valid * num_sets + np.arange(valid.size, dtype=np.int64) // per_set)
     space = layer.ifmap_h * layer.ifmap_w * layer.channels if operand == 0 else layer.window * layer.num_filters
-    indptr = np.searchsorted(keys // num_sets, np.arange(space + 1, dtype=np.int64)).astype(np.int64)
+    where, sets, valid = bk._address_sets_kernel(sequence=seq, per_set=per_set, space=space)
+    num_sets = valid // per_set + 1
     active_words = -(-size_words // 2)
     prefetch_words = size_words - active_words
     active = min(-(-active_words // per_set), num_sets)
@@ -57,7 +55,7 @@ def _user_state(layer: ScaleSimLayer, operand: int, *, rows: int, cols: int, dat
     state[[bk._UR_SETS, bk._UR_ACTIVE, bk._UR_PREFETCH, bk._UR_LAST, bk._UR_ACCESS, bk._UR_LINES, bk._UR_BW,
            bk._UR_DSTART]] = (num_sets, active, min(-(-prefetch_words // per_set), num_sets - active), -1,
                               first_lines * bw, -(-prefetch_words // bw), bw, -first_lines)
-    return state, indptr, (keys % num_sets).astype(np.int64)
+    return state, where, sets
 
 
 def simulate_buffers(layer: ScaleSimLayer, *, rows: int, cols: int, dataflow: str,
@@ -74,43 +72,45 @@ def simulate_buffers(layer: ScaleSimLayer, *, rows: int, cols: int, dataflow: st
     sr, sc, t = layer.spatial_dims(dataflow)
     shape = _shape_vector(layer)
     ptab, ktab = bk.ifmap_tables(shape)
-    user = interface == "USER"
-    if user:
-        (read_i, table_i, sets_i), (read_f, table_f, sets_f) = (
-            _user_state(layer, op, rows=rows, cols=cols, dataflow=dataflow, size_words=sram_words[op],
-                        bw=fill_words_per_cycle[op], tables=(shape, ptab, ktab)) for op in (0, 1))
-        drain = drain_words_per_cycle or cols
-    else:
-        read_i, read_f = (bk.new_read_state(sram_words[op], bk.CALC_FILL_WORDS_PER_CYCLE) for op in (0, 1))
-        table_i = np.full(layer.ifmap_h * layer.ifmap_w * layer.channels, -1, dtype=np.int32)
-        table_f = np.full(layer.window * layer.num_filters, -1, dtype=np.int32)
-        sets_i = sets_f = np.zeros(1, dtype=np.int64)
-        drain = cols
+    df, per_fold = DATAFLOW_CODES[dataflow], (cc.cycles + 1) // cc.folds
+    if interface != "USER":
+        stalls, windows, read_i, read_f, wb = bk._calc_kernel(
+            shape=shape, ptab=ptab, ktab=ktab, rows=rows, cols=cols, df=df, t=t, sr=sr, sc=sc, per_fold=per_fold,
+            size_i=sram_words[0], size_f=sram_words[1], size_o=sram_words[2], ofmap_words=cc.ofmap_words)
+        return _report(layer, cc, rows, cols, int(stalls), windows, _dram_blocks(False, read_i, read_f, wb))
+    (read_i, where_i, sets_i), (read_f, where_f, sets_f) = (
+        _user_state(layer, op, rows=rows, cols=cols, dataflow=dataflow, size_words=sram_words[op],
+                    bw=fill_words_per_cycle[op], tables=(shape, ptab, ktab)) for op in (0, 1))
+    drain = drain_words_per_cycle or cols
     wb = bk.new_write_state(sram_words[2], drain)
     lines = np.full(cc.ofmap_words + 2, drain, dtype=np.int64)    # words per closed line; partial ones rewritten
-    windows = np.full(7, -1, dtype=np.int64)
+    windows = np.empty(7, dtype=np.int64)
+    unused = np.zeros(1, dtype=np.int32)                            # the CALC latest-set tables
     stalls = int(bk._memory_kernel(
-        shape=shape, ptab=ptab, ktab=ktab, rows=rows, cols=cols, df=DATAFLOW_CODES[dataflow], t=t, sr=sr, sc=sc,
-        per_fold=(cc.cycles + 1) // cc.folds, user=int(user), read_i=read_i, table_i=table_i, sets_i=sets_i,
-        read_f=read_f, table_f=table_f, sets_f=sets_f, wb=wb, lines=lines, windows=windows))
+        shape=shape, ptab=ptab, ktab=ktab, rows=rows, cols=cols, df=df, t=t, sr=sr, sc=sc, per_fold=per_fold,
+        user=1, read_i=read_i, table_i=unused, where_i=where_i, sets_i=sets_i, read_f=read_f, table_f=unused,
+        where_f=where_f, sets_f=sets_f, wb=wb, lines=lines, windows=windows))
     if stalls < 0:
         raise UnsupportedOpError(f"layer {layer.name!r}: SCALE-Sim 3.0.0 never finishes this layer in USER mode "
                                  "(a demanded address is never prefetched)")
-    return _report(layer, cc, rows, cols, stalls, int(windows[6]), windows, _dram_blocks(user, read_i, read_f, wb))
+    return _report(layer, cc, rows, cols, stalls, windows, _dram_blocks(True, read_i, read_f, wb))
 
 
 def _dram_blocks(user: bool, read_i: np.ndarray, read_f: np.ndarray, wb: np.ndarray) -> tuple:
-    if user:
-        reads = tuple((float(s[bk._UR_DSTART]), float(s[bk._UR_LAST]), int(s[bk._UR_ACCESS])) for s in (read_i, read_f))
-    else:
-        reads = tuple((float(s[bk._RB_DSTART]), float(s[bk._RB_DEND]), int(s[bk._RB_ACCESS])) for s in (read_i, read_f))
-    return reads + ((float(wb[bk._WB_DSTART]), float(wb[bk._WB_DSTOP]), int(wb[bk._WB_ACCESS])),)
+    start, stop, count = (bk._UR_DSTART, bk._UR_LAST, bk._UR_ACCESS) if user else \
+        (bk._RB_DSTART, bk._RB_DEND, bk._RB_ACCESS)
+    ifmap, filt, ofmap = read_i.tolist(), read_f.tolist(), wb.tolist()      # one conversion per array
+    return ((float(ifmap[start]), float(ifmap[stop]), ifmap[count]),
+            (float(filt[start]), float(filt[stop]), filt[count]),
+            (float(ofmap[bk._WB_DSTART]), float(ofmap[bk._WB_DSTOP]), ofmap[bk._WB_ACCESS]))
 
 
-def _report(layer, cc, rows, cols, stalls, total, windows, dram) -> CompatReport:
-    sram = ((float(windows[0]), float(windows[1]), cc.ifmap_sram_reads),
-            (float(windows[2]), float(windows[3]), cc.filter_sram_reads),
-            (float(windows[4]), float(windows[5]), cc.ofmap_sram_writes))
+def _report(layer, cc, rows, cols, stalls, windows, dram) -> CompatReport:
+    w = windows.tolist()
+    total = w[6]
+    sram = ((float(w[0]), float(w[1]), cc.ifmap_sram_reads),
+            (float(w[2]), float(w[3]), cc.filter_sram_reads),
+            (float(w[4]), float(w[5]), cc.ofmap_sram_writes))
     overall = int(dram[2][1] - min(dram[0][0], dram[1][0]))
     ofmap_bw = dram[2][2] / (dram[2][1] - dram[2][0] + 1)
     return CompatReport(name=layer.name, total_cycles_incl_prefetch=overall, total_cycles=total,

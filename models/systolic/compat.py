@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -88,7 +89,13 @@ class ScaleSimLayer:
     def spatial_dims(self, dataflow: str) -> tuple[int, int, int]:
         """``(Sr, Sc, T)``: array-row extent, array-column extent, streamed extent."""
         p, n, k = self.pixels, self.num_filters, self.window
-        return {"ws": (k, n, p), "os": (p, n, k), "is": (k, p, n)}[dataflow]
+        if dataflow == "ws":
+            return k, n, p
+        if dataflow == "os":
+            return p, n, k
+        if dataflow == "is":
+            return k, p, n
+        raise ValueError(f"dataflow must be one of ws, os, is, got {dataflow!r}")
 
     @classmethod
     def gemm(cls, name: str, m: int, n: int, k: int) -> "ScaleSimLayer":
@@ -115,9 +122,12 @@ def scalesim_layer_from(layer: Layer) -> ScaleSimLayer:
         stride_h=sh, stride_w=sw, repeats=layer.G * layer.N)
 
 
-@dataclass(frozen=True)
-class CompatCompute:
-    """Stall-free SCALE-Sim figures of one copy of a layer (closed forms)."""
+class CompatCompute(NamedTuple):
+    """Stall-free SCALE-Sim figures of one copy of a layer (closed forms).
+
+    A named tuple rather than a frozen dataclass: it is built on every closed-form call, where
+    a dataclass's field-by-field ``__setattr__`` was half of the ~4 us.
+    """
 
     folds: int
     cycles: int                 # reported "Total Cycles" without stalls (includes the final -1)
@@ -136,19 +146,16 @@ def compat_compute(layer: ScaleSimLayer, *, rows: int, cols: int, dataflow: str)
     if dataflow not in DATAFLOW_CODES:
         raise ValueError(f"dataflow must be one of {sorted(DATAFLOW_CODES)}, got {dataflow!r}")
     sr, sc, t = layer.spatial_dims(dataflow)
-    folds, cycles, map_eff, comp_util, row_side, stationary, col_side = _compat_layer_kernel(
-        sr=sr, sc=sc, t=t, rows=rows, cols=cols, df=DATAFLOW_CODES[dataflow])
-    if dataflow == "ws":
-        ifmap, filt, ofmap, ofmap_words = row_side, stationary, col_side, col_side
-    elif dataflow == "os":
-        ifmap, filt, ofmap_words = row_side, col_side, stationary
-        ofmap = stationary + folds * (rows + cols)   # SCALE-Sim adds the padded tile shape per fold
-    else:
-        ifmap, filt, ofmap, ofmap_words = stationary, row_side, col_side, col_side
-    return CompatCompute(folds=int(folds), cycles=int(cycles), mapping_efficiency=float(map_eff),
-                         compute_util=float(comp_util), ifmap_sram_reads=int(ifmap),
-                         filter_sram_reads=int(filt), ofmap_sram_writes=int(ofmap),
-                         ofmap_words=int(ofmap_words))
+    df = DATAFLOW_CODES[dataflow]
+    # positional call and no int()/float() wrapping: Numba already returns Python scalars, and this
+    # function is the whole cost of a closed-form layer (~2 us)
+    folds, cycles, map_eff, comp_util, row_side, stationary, col_side = _compat_layer_kernel(sr, sc, t, rows, cols, df)
+    if df == 0:
+        return CompatCompute(folds, cycles, map_eff, comp_util, row_side, stationary, col_side, col_side)
+    if df == 1:   # SCALE-Sim adds the padded tile shape per fold to the os ofmap writes
+        return CompatCompute(folds, cycles, map_eff, comp_util, row_side, col_side,
+                             stationary + folds * (rows + cols), stationary)
+    return CompatCompute(folds, cycles, map_eff, comp_util, stationary, row_side, col_side, col_side)
 
 
 def _touched(extent: int, outputs: int, stride: int, window: int) -> int:
