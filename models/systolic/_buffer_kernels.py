@@ -194,8 +194,8 @@ def _rb_complete(state):
 def _wb_drain(state, lines, start_cycle):
     """Drain up to half a buffer of written lines, one line per cycle; returns the last cycle.
 
-    ``lines[i]`` is the word count of closed line i: pre-filled with the line width, rewritten only
-    for lines closed early, so writing a row never touches the array.
+    ``lines[i]`` is the word count of closed line i, written when it closes (the array is allocated
+    untouched: page faults only for the lines used, a fraction 1/width of its size).
     """
     per_drain = -(-state[_WB_DRAIN] // state[_WB_BW])
     end_line = min(state[_WB_DLINE] + per_drain, state[_WB_LINES])
@@ -224,13 +224,10 @@ def _wb_write_row(state, lines, cycle, n):
     if (free - n >= limit) if cycle >= state[_WB_DEND] else (free - n > 0):
         # fast path: no drain starts and nothing waits in this row; the words fill whole lines
         fill += n
-        if fill >= width:
-            if fill < 2 * width:                   # the common case: no 64-bit division per row
-                line += 1
-                fill -= width
-            else:
-                line += fill // width
-                fill %= width
+        while fill >= width:
+            lines[uint64(line)] = width
+            line += 1
+            fill -= width
         state[_WB_LINES] = line
         state[_WB_FILL] = fill
         state[_WB_FREE] = free - n
@@ -239,6 +236,7 @@ def _wb_write_row(state, lines, cycle, n):
         fill += 1
         free -= 1
         if fill == width:
+            lines[uint64(line)] = width
             line += 1
             fill = 0
         if cycle < state[_WB_DEND]:
@@ -359,23 +357,12 @@ def _row_ifmap_inside(shape, a, b, c, d, lo, hi):
     return _ranges_inside(shape, min(p_lo, p_hi), max(p_lo, p_hi), min(k_lo, k_hi), max(k_lo, k_hi))
 
 
-@njit(cache=True, inline="always")
-def _window_index(sets, lo, hi, start, active, num_sets):
-    """Index of a set id of the sorted ``sets[lo:hi]`` inside the circular window of ``active``
-    sets from ``start``, or -1 (binary search; an address can sit in hundreds of sets)."""
-    end = start + active
-    first, last = lo, hi                          # lower bound of ``start``
-    while first < last:
-        mid = (first + last) >> 1
-        if sets[uint64(mid)] < start:
-            first = mid + 1
-        else:
-            last = mid
-    if first < hi and sets[uint64(first)] < min(end, num_sets):
-        return first
-    if end > num_sets and sets[uint64(lo)] < end - num_sets:
-        return lo
-    return -1
+# USER-mode tables. Each address's copies in the prefetch sequence form a chain of entries in
+# sequence order, entry = (set id, next entry, set id of the next entry). The per-address row
+# ``where[a] = (current set, next set, next entry, first entry)`` caches the copy last found and
+# the one after it: the window walks the prefetch order, so a lookup is nearly always one of
+# those two (no search), and the entry read to advance lies near the window (cache friendly).
+NO_SET = (1 << 31) - 1      # "no further copy": outside every window while there are < 2**30 sets
 
 
 @njit(cache=True, inline="always")
@@ -386,33 +373,55 @@ def _in_window(set_id, start, active, num_sets):
 
 
 @njit(cache=True, inline="always")
-def _user_row(state, where, sets, addresses, n, cycle):
+def _take_entry(where, entries, addr, e):
+    """Make entry ``e`` (a copy of ``addr``) the current one."""
+    where[addr, 0] = entries[e, 0]
+    where[addr, 1] = entries[e, 2]
+    where[addr, 2] = entries[e, 1]
+
+
+@njit(cache=True)
+def _find_in_window(where, entries, addr, start, active, num_sets):
+    """Whether any copy of ``addr`` lies in the window (walks its chain; the rare path)."""
+    end = start + active
+    wrapped = end > num_sets
+    e = where[addr, 3]
+    if not wrapped and where[addr, 1] < start:      # the chain is sorted: skip what precedes "next"
+        e = where[addr, 2]
+    while e >= 0:
+        set_id = entries[e, 0]
+        if _in_window(set_id, start, active, num_sets):
+            _take_entry(where, entries, addr, e)
+            return True
+        if not wrapped and set_id >= end:
+            return False
+        e = entries[e, 1]
+    return False
+
+
+@njit(cache=True, inline="always")
+def _user_row(state, where, entries, addresses, n, cycle):
     """USER mode: one row's addresses against the circular prefetch window; returns the offset.
 
     A miss slides the window by the prefetch half and fetches ``lines`` more lines after the last
     fetch; the row's offset grows by the potential stall, twice when positive (SCALE-Sim 3.0.0).
     The offset may go below 1 (negative potential stalls count too). Returns ``NEVER`` when
-    SCALE-Sim would never find the address (it loops forever). ``where[a]`` holds address a's
-    slice of ``sets`` and the index it was last found at; that copy or the next one is usually in
-    the window (two checks, no search; one cache line per address).
+    SCALE-Sim would never find the address (it loops forever).
     """
     offset = 1
     num_sets, active, prefetch = state[_UR_SETS], state[_UR_ACTIVE], state[_UR_PREFETCH]
     for a in range(n):
         addr = uint64(addresses[uint64(a)])
-        lo, hi, last = where[addr, 0], where[addr, 1], where[addr, 2]
-        if lo == hi:
+        if where[addr, 3] < 0:
             return NEVER
         while True:
             start = state[_UR_START]
-            if _in_window(sets[uint64(last)], start, active, num_sets):
+            if _in_window(where[addr, 0], start, active, num_sets):
                 break
-            if last + 1 < hi and _in_window(sets[uint64(last + 1)], start, active, num_sets):
-                where[addr, 2] = last + 1         # the window walks the prefetch order: the next copy
+            if _in_window(where[addr, 1], start, active, num_sets):
+                _take_entry(where, entries, addr, uint64(where[addr, 2]))
                 break
-            found = _window_index(sets, lo, hi, start, active, num_sets)
-            if found >= 0:
-                where[addr, 2] = found
+            if _find_in_window(where, entries, addr, start, active, num_sets):
                 break
             if prefetch == 0:
                 return NEVER
@@ -427,52 +436,52 @@ def _user_row(state, where, sets, addresses, n, cycle):
 
 
 @njit(cache=True, inline="always")
-def _address_sets_pass(sequence, per_set, where, sets, fill):
-    """One pass over the prefetch sequence: count each address's distinct sets into ``where[:, 1]``
-    (``fill`` false) or place them at the cursors ``where[:, 2]``; ``where[:, 3]`` is the last set seen."""
-    set_id, in_set, valid = 0, 0, 0
+def _chain_pass(sequence, per_set, where, entries, link):
+    """One pass over the prefetch sequence (-1 = padding; the i-th valid word is in set
+    ``i // per_set``): count the distinct (address, set) copies, or (``link``) append them as entries
+    chained per address. Scratch columns: 0 last set seen, 2 last entry, 3 first entry. Returns
+    (copies, valid words)."""
+    set_id, in_set, valid, copies = 0, 0, 0, 0
     for i in range(sequence.size):
         x = sequence[i]
         if x < 0:
             continue
         xu = uint64(x)
-        if where[xu, 3] != set_id:
-            where[xu, 3] = set_id
-            if fill:
-                sets[uint64(where[xu, 2])] = set_id
-                where[xu, 2] += 1
-            else:
-                where[xu, 1] += 1
+        if where[xu, 0] != set_id:
+            where[xu, 0] = set_id
+            if link:
+                entries[copies, 0], entries[copies, 1], entries[copies, 2] = set_id, -1, NO_SET
+                previous = where[xu, 2]
+                if previous >= 0:
+                    entries[previous, 1], entries[previous, 2] = copies, set_id
+                else:
+                    where[xu, 3] = copies
+                where[xu, 2] = copies
+            copies += 1
         valid += 1
         in_set += 1
         if in_set == per_set:
             in_set = 0
             set_id += 1
-    return valid
+    return copies, valid
 
 
 @njit(cache=True)
-def _address_sets_kernel(sequence, per_set, space):
-    """Address -> the sorted distinct sets holding it: the i-th valid word of the prefetch
-    ``sequence`` (-1 = padding, skipped) belongs to set ``i // per_set``.
+def _user_tables_kernel(sequence, per_set, space):
+    """The per-address rows and the entry chains of one operand; returns (where, entries, valid words).
 
-    Set ids only grow along the sequence, so two counting passes build it in O(n) (``np.unique``
-    on address/set keys was 95 % of a USER-mode run). Returns (where, sets, valid words): address
-    a's sets are ``sets[where[a, 0]:where[a, 1]]`` and ``where[a, 2]`` is a search hint (its first).
-    One (space, 4) table holds counts, cursors and hints in turn: each fresh array costs page faults.
+    Tables take the sequence's integer type (int32: half the memory and page faults of int64).
     """
-    where = np.zeros((space, 4), dtype=np.int64)       # 32-byte rows: one cache line per lookup
-    where[:, 3] = -1
-    _address_sets_pass(sequence, per_set, where, where[:, 0], False)
-    total = 0
+    where = np.full((space, 4), -1, dtype=sequence.dtype)
+    copies, _ = _chain_pass(sequence, per_set, where, where, False)
+    entries = np.empty((max(copies, 1), 3), dtype=sequence.dtype)
+    where[:, 0] = -1
+    _, valid = _chain_pass(sequence, per_set, where, entries, True)
     for a in range(space):
-        count = where[a, 1]
-        where[a, 0], where[a, 1], where[a, 2], where[a, 3] = total, total + count, total, -1
-        total += count
-    sets = np.empty(max(total, 1), dtype=np.int64)
-    valid = _address_sets_pass(sequence, per_set, where, sets, True)
-    where[:, 2] = where[:, 0]
-    return where, sets, valid
+        first = where[a, 3]
+        if first >= 0:
+            _take_entry(where, entries, a, first)
+    return where, entries, valid
 
 
 @njit(cache=True)
@@ -481,8 +490,8 @@ def _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, user,
     """Run every demand row through the ifmap/filter read buffers and the ofmap write buffer.
 
     CALC (``user=0``): ``read_*`` are estimate-buffer states and ``table_*`` the per-address latest
-    set; USER: ``read_*`` are prefetch-window states, ``where_*``/``sets_*`` the address -> sets
-    tables of ``_address_sets_kernel``. The other mode's arrays are unused placeholders.
+    set; USER: ``read_*`` are prefetch-window states, ``where_*``/``sets_*`` the per-address rows and
+    entry chains of ``_user_tables_kernel``. The other mode's arrays are unused placeholders.
     ``windows`` receives the first/last serviced cycle with a valid address per operand and the
     last ofmap cycle (reported total). Returns the stall cycles, or -1 if SCALE-Sim never finishes.
     """
@@ -587,9 +596,9 @@ def _calc_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, size_i,
     read_f = new_read_state(size_f, CALC_FILL_WORDS_PER_CYCLE)
     table_i = np.full(shape[H] * shape[W] * shape[CH], -1, dtype=np.int32)
     table_f = np.full(shape[FR] * shape[FS] * shape[CH] * shape[NF], -1, dtype=np.int32)
-    unused, unused_where = np.zeros(1, dtype=np.int64), np.zeros((1, 4), dtype=np.int64)
+    unused, unused_where = np.zeros((1, 3), dtype=np.int64), np.zeros((1, 4), dtype=np.int64)
     wb = new_write_state(size_o, cols)
-    lines = np.full(ofmap_words + 2, cols, dtype=np.int64)
+    lines = np.empty(ofmap_words + 2, dtype=np.int64)
     windows = np.empty(7, dtype=np.int64)
     stalls = _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, 0, read_i, table_i, unused_where,
                             unused, read_f, table_f, unused_where, unused, wb, lines, windows)

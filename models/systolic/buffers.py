@@ -24,6 +24,8 @@ def _shape_vector(layer: ScaleSimLayer) -> np.ndarray:
                     dtype=np.int64)
 
 
+MAX_PREFETCH_WORDS = 1 << 30       # int32 tables; SCALE-Sim itself would need days for such a layer
+
 # (df, operand) -> prefetch matrix blocks: (blocks over row folds?, block rows, width, anti-diagonal?)
 _PREFETCH = {("ws", 0): ("row", "t", "rows", True), ("ws", 1): ("col", "sr", "cols", False),
              ("os", 0): ("row", "t", "rows", True), ("os", 1): ("col", "t", "cols", True),
@@ -32,20 +34,24 @@ _PREFETCH = {("ws", 0): ("row", "t", "rows", True), ("ws", 1): ("col", "sr", "co
 
 def _user_state(layer: ScaleSimLayer, operand: int, *, rows: int, cols: int, dataflow: str, size_words: int,
                 bw: int, tables: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
-    """USER-mode prefetch window state and the address -> set-ids table of one operand."""
+    """USER-mode prefetch window state and the address -> copies tables of one operand."""
     sr, sc, t = layer.spatial_dims(dataflow)
     blocks, block_rows, width, diagonal = _PREFETCH[(dataflow, operand)]
     extents = {"t": t, "sr": sr, "rows": rows, "cols": cols,
                "row": -(-sr // rows), "col": -(-sc // cols)}
     block_rows, width = extents[block_rows], extents[width]
     total_rows = extents[blocks] * block_rows
-    seq = np.empty(total_rows * width, dtype=np.int64)
+    space = layer.ifmap_h * layer.ifmap_w * layer.channels if operand == 0 else layer.window * layer.num_filters
+    if max(total_rows * width, space) >= MAX_PREFETCH_WORDS:
+        raise UnsupportedOpError(f"layer {layer.name!r}: the USER-mode prefetch sequence ({total_rows * width} words) or "
+                                 f"operand ({space} words) exceeds {MAX_PREFETCH_WORDS}; use the CALC interface or the "
+                                 "closed forms")
+    seq = np.empty(total_rows * width, dtype=np.int32)
     bk._prefetch_kernel(shape=tables[0], ptab=tables[1], ktab=tables[2], df=DATAFLOW_CODES[dataflow],
                         operand=operand, rows=rows, cols=cols, sr=sr, sc=sc, block_rows=block_rows,
                         total_rows=total_rows, width=width, diagonal=diagonal, out=seq)
     per_set = -(-size_words // 100)
-    space = layer.ifmap_h * layer.ifmap_w * layer.channels if operand == 0 else layer.window * layer.num_filters
-    where, sets, valid = bk._address_sets_kernel(sequence=seq, per_set=per_set, space=space)
+    where, entries, valid = bk._user_tables_kernel(sequence=seq, per_set=per_set, space=space)
     num_sets = valid // per_set + 1
     active_words = -(-size_words // 2)
     prefetch_words = size_words - active_words
@@ -55,7 +61,7 @@ def _user_state(layer: ScaleSimLayer, operand: int, *, rows: int, cols: int, dat
     state[[bk._UR_SETS, bk._UR_ACTIVE, bk._UR_PREFETCH, bk._UR_LAST, bk._UR_ACCESS, bk._UR_LINES, bk._UR_BW,
            bk._UR_DSTART]] = (num_sets, active, min(-(-prefetch_words // per_set), num_sets - active), -1,
                               first_lines * bw, -(-prefetch_words // bw), bw, -first_lines)
-    return state, where, sets
+    return state, where, entries
 
 
 def simulate_buffers(layer: ScaleSimLayer, *, rows: int, cols: int, dataflow: str,
@@ -83,7 +89,7 @@ def simulate_buffers(layer: ScaleSimLayer, *, rows: int, cols: int, dataflow: st
                     bw=fill_words_per_cycle[op], tables=(shape, ptab, ktab)) for op in (0, 1))
     drain = drain_words_per_cycle or cols
     wb = bk.new_write_state(sram_words[2], drain)
-    lines = np.full(cc.ofmap_words + 2, drain, dtype=np.int64)    # words per closed line; partial ones rewritten
+    lines = np.empty(cc.ofmap_words + 2, dtype=np.int64)           # written as lines close
     windows = np.empty(7, dtype=np.int64)
     unused = np.zeros(1, dtype=np.int32)                            # the CALC latest-set tables
     stalls = int(bk._memory_kernel(
