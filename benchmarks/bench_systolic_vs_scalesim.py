@@ -2,13 +2,19 @@
 
     HWSIM_SCALESIM_PYTHON=/opt/scalesim-venv/bin/python python benchmarks/bench_systolic_vs_scalesim.py [--quick]
 
-For every layer: SCALE-Sim's CPU time (its ``run_scale`` call only, measured inside the peer process,
-CALC mode, traces off), hwsim's compat mode with the Numba buffer port (same report, stalls and DRAM
-counts included) and hwsim's stall-free closed forms (warm, best of repeats); ratios printed.
-Both sides are timed in CPU seconds (``time.process_time``) so a busy shared machine skews neither.
-Layers SCALE-Sim would need more than ~60 s for (estimated from its ~45-145 us per simulated cycle,
-``shared/research/scalesim.md`` §9) are skipped on its side. Also times a whole ResNet-50 on a 32x32
-array (physical and compat closed-form modes, warm).
+Every layer runs in SCALE-Sim's two memory interfaces, 64 kB SRAMs, ws dataflow, traces off:
+
+* CALC (SCALE-Sim's default): estimate read buffers, ofmap drained at ``cols`` words/cycle;
+* USER with a starved DRAM (4 words/cycle per read bank, 8 words/cycle drain): the prefetch
+  buffers and the ofmap drain stall, so the stall machinery does real work.
+
+Per layer: SCALE-Sim's CPU time (its ``run_scale`` call only, measured inside the peer process),
+hwsim's compat mode with the Numba buffer port (the same report: stalls, DRAM counts and cycles),
+and hwsim's stall-free closed forms; ratios printed. Both sides are timed in CPU seconds
+(``time.process_time``), hwsim as best of several warm runs, so a busy shared machine skews neither.
+Layers SCALE-Sim would need more than its budget for (estimated from its measured cost per demand
+row: ~45-145 us in CALC, ``shared/research/scalesim.md`` §9, ~575 us in USER) are skipped on its
+side. Also times a whole ResNet-50 on a 32x32 array (physical and compat closed-form modes, warm).
 """
 
 from __future__ import annotations
@@ -25,11 +31,16 @@ from pathlib import Path
 
 from hwsim.interop.scalesim import ScaleSimConfig, write_config
 from hwsim.ir import Layer, Op
-from hwsim.models.systolic.buffers import simulate_calc
+from hwsim.models.systolic.buffers import simulate_buffers
 from hwsim.models.systolic.compat import ScaleSimLayer, compat_compute, scalesim_layer_from
 
-SCALESIM_BUDGET_S = 60.0
-SCALESIM_US_PER_CYCLE = 150.0            # upper end of the measured 45-145 us per demand row
+SCALESIM_BUDGET_S = 120.0
+# SCALE-Sim's cost per demand row (upper ends): CALC 45-145 us (research §9); USER measured here,
+# 92.6 s for the 161,199 rows of random layer rand0 on 8x8 (575 us/row)
+SCALESIM_US_PER_ROW = {"CALC": 150.0, "USER": 600.0}
+SRAM_KB = 64
+# interface -> (read-bank fill words/cycle, ofmap drain words/cycle); CALC uses SCALE-Sim's own (10, cols)
+INTERFACES = {"CALC": None, "USER": (4, 8)}
 
 # First five conv layers as hwsim.zoo lowers them (torchvision ResNet-18 / AlexNet definitions:
 # He et al. 2016 Table 1, Krizhevsky et al. 2012 as in torchvision.models.alexnet), 224x224 input.
@@ -81,13 +92,17 @@ def time_call(fn, repeats: int) -> float:
     return min(samples)
 
 
-def scalesim_seconds(python: str, layer: ScaleSimLayer, rows: int, cols: int, workdir: Path) -> float | None:
+def scalesim_seconds(python: str, layer: ScaleSimLayer, rows: int, cols: int, interface: str,
+                     workdir: Path) -> float | None:
     """SCALE-Sim's run time for one layer (None when skipped or failed)."""
     cycles = compat_compute(layer, rows=rows, cols=cols, dataflow="ws").cycles
-    if cycles * SCALESIM_US_PER_CYCLE * 1e-6 > SCALESIM_BUDGET_S:
+    if cycles * SCALESIM_US_PER_ROW[interface] * 1e-6 > SCALESIM_BUDGET_S:
         return None
-    config = ScaleSimConfig(run_name="bench", rows=rows, cols=cols, ifmap_kb=64, filter_kb=64, ofmap_kb=64,
-                            dataflow="ws")
+    bandwidths = INTERFACES[interface]
+    extra = {} if bandwidths is None else {"bandwidth": (bandwidths[1],), "ifmap_bank_bandwidth": bandwidths[0],
+                                           "filter_bank_bandwidth": bandwidths[0]}
+    config = ScaleSimConfig(run_name="bench", rows=rows, cols=cols, ifmap_kb=SRAM_KB, filter_kb=SRAM_KB,
+                            ofmap_kb=SRAM_KB, dataflow="ws", interface_bandwidth=interface, **extra)
     cfg = write_config(config, workdir / "bench.cfg")
     topo = workdir / "topo.csv"
     topo.write_text("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, "
@@ -105,16 +120,26 @@ def scalesim_seconds(python: str, layer: ScaleSimLayer, rows: int, cols: int, wo
         return None
 
 
-def bench_layer(python: str | None, layer: ScaleSimLayer, rows: int, cols: int, workdir: Path) -> dict:
-    words = (64 * 1024,) * 3
-    sim_s = time_call(lambda: simulate_calc(layer, rows=rows, cols=cols, dataflow="ws", sram_words=words), 7)
+def bench_layer(python: str | None, layer: ScaleSimLayer, rows: int, cols: int, interface: str,
+                workdir: Path) -> dict:
+    words = (SRAM_KB * 1024,) * 3
+    bandwidths = INTERFACES[interface]
+    kwargs = {} if bandwidths is None else {"fill_words_per_cycle": (bandwidths[0],) * 2,
+                                            "drain_words_per_cycle": bandwidths[1]}
+
+    def run():
+        return simulate_buffers(layer, rows=rows, cols=cols, dataflow="ws", sram_words=words, interface=interface,
+                                **kwargs)
+
+    report = run()
+    sim_s = time_call(run, 5)
     closed_s = time_call(lambda: compat_compute(layer, rows=rows, cols=cols, dataflow="ws"), 200)
-    peer_s = scalesim_seconds(python, layer, rows, cols, workdir) if python else None
-    return {"layer": layer.name, "array": f"{rows}x{cols}", "macs": layer.macs,
-            "cycles": compat_compute(layer, rows=rows, cols=cols, dataflow="ws").cycles,
+    peer_s = scalesim_seconds(python, layer, rows, cols, interface, workdir) if python else None
+    return {"layer": layer.name, "array": f"{rows}x{cols}", "interface": interface, "macs": layer.macs,
+            "cycles": report.total_cycles, "stalls": report.stall_cycles,
             "scalesim_s": peer_s, "hwsim_buffers_s": sim_s, "hwsim_closed_s": closed_s,
             "ratio_buffers": peer_s / sim_s if peer_s else None,
-            "ratio_closed": peer_s / closed_s if peer_s else None}
+            "ratio_closed": peer_s / closed_s if peer_s and interface == "CALC" else None}
 
 
 def bench_resnet50() -> dict:
@@ -139,6 +164,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two network layers per net, three random layers")
     parser.add_argument("--no-resnet50", action="store_true")
+    parser.add_argument("--interface", choices=[*INTERFACES, "both"], default="both")
+    parser.add_argument("--json", type=Path, help="also write every row to this file")
     args = parser.parse_args()
     python = os.environ.get("HWSIM_SCALESIM_PYTHON")
     nets = [scalesim_layer_from(layer) for layer in (RESNET18[:2] + ALEXNET[:2] if args.quick else RESNET18 + ALEXNET)]
@@ -146,26 +173,34 @@ def main() -> None:
     rng = random.Random(0)
     for size in (8, 16, 32):
         cases += [(layer, size, size) for layer in random_layers(rng, 1 if args.quick else 3)]
+    interfaces = list(INTERFACES) if args.interface == "both" else [args.interface]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for layer, r, c in cases:
-            rows.append(bench_layer(python, layer, r, c, Path(tmp)))
-            row = rows[-1]
-            peer = f"{row['scalesim_s']:.2f}" if row["scalesim_s"] else "skipped"
-            ratio_b = f"{row['ratio_buffers']:.0f}x" if row["ratio_buffers"] else "-"
-            ratio_c = f"{row['ratio_closed']:.2e}x" if row["ratio_closed"] else "-"
-            print(f"{row['layer']:<18} {row['array']:>6} cycles={row['cycles']:>8} scalesim={peer:>8} s  "
-                  f"hwsim(buffers)={1e3 * row['hwsim_buffers_s']:8.3f} ms ({ratio_b})  "
-                  f"hwsim(closed)={1e6 * row['hwsim_closed_s']:7.2f} us ({ratio_c})", flush=True)
+        for interface in interfaces:
+            for layer, r, c in cases:
+                rows.append(bench_layer(python, layer, r, c, interface, Path(tmp)))
+                row = rows[-1]
+                peer = f"{row['scalesim_s']:.2f}" if row["scalesim_s"] else "skipped"
+                ratio_b = f"{row['ratio_buffers']:.0f}x" if row["ratio_buffers"] else "-"
+                ratio_c = f"{row['ratio_closed']:.2e}x" if row["ratio_closed"] else "-"
+                print(f"{interface} {row['layer']:<17} {row['array']:>5} cycles={row['cycles']:>8} "
+                      f"stalls={row['stalls']:>8} scalesim={peer:>7} s  "
+                      f"hwsim(buffers)={1e3 * row['hwsim_buffers_s']:8.3f} ms ({ratio_b:>6})  "
+                      f"hwsim(closed)={1e6 * row['hwsim_closed_s']:6.2f} us ({ratio_c})", flush=True)
     summary = {"layers": rows}
     if not args.no_resnet50:
         summary["resnet50_32x32"] = bench_resnet50()
         print("ResNet-50 on 32x32:", json.dumps(summary["resnet50_32x32"]))
-    ratios_b = [r["ratio_buffers"] for r in rows if r["ratio_buffers"]]
-    ratios_c = [r["ratio_closed"] for r in rows if r["ratio_closed"]]
-    if ratios_b:
-        print(f"min/median speed-up with buffers {min(ratios_b):.0f}x/{statistics.median(ratios_b):.0f}x; "
-              f"closed forms {min(ratios_c):.2e}x/{statistics.median(ratios_c):.2e}x")
+    for interface in interfaces:
+        ratios = [r["ratio_buffers"] for r in rows if r["ratio_buffers"] and r["interface"] == interface]
+        if ratios:
+            print(f"{interface}: min/median speed-up with buffers {min(ratios):.0f}x/{statistics.median(ratios):.0f}x "
+                  f"over {len(ratios)} layers")
+    closed = [r["ratio_closed"] for r in rows if r["ratio_closed"]]
+    if closed:
+        print(f"stall-free closed forms: min/median {min(closed):.2e}x/{statistics.median(closed):.2e}x")
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":

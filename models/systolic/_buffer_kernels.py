@@ -127,6 +127,17 @@ ADDR_AFFINE, ADDR_IFMAP, ADDR_IFMAP_CHECKED = range(3)
 
 
 @njit(cache=True, inline="always")
+def _column_address(how, ptab, ktab, height, width, a, b, c, d, j):
+    """Address demanded at array column j of a row (see ``_rb_row``); -1 past the ifmap edge."""
+    if how == ADDR_AFFINE:
+        return a + b * j
+    p, k = uint64(a + b * j), uint64(c + d * j)
+    if how == ADDR_IFMAP_CHECKED and (ptab[1, p] + ktab[1, k] >= height or ptab[2, p] + ktab[2, k] >= width):
+        return -1
+    return ptab[0, p] + ktab[0, k]
+
+
+@njit(cache=True, inline="always")
 def _rb_row(state, latest, how, ptab, ktab, height, width, a, b, c, d, lo, hi, cycle):
     """Columns ``lo..hi`` of one demand row, left to right, through the estimate read buffer.
 
@@ -143,13 +154,9 @@ def _rb_row(state, latest, how, ptab, ktab, height, width, a, b, c, d, lo, hi, c
     misses = 0
     valid = 0
     for j in range(lo, hi + 1):
-        if how == ADDR_AFFINE:
-            addr = a + b * j
-        else:
-            p, k = uint64(a + b * j), uint64(c + d * j)
-            if how == ADDR_IFMAP_CHECKED and (ptab[1, p] + ktab[1, k] >= height or ptab[2, p] + ktab[2, k] >= width):
-                continue
-            addr = ptab[0, p] + ktab[0, k]
+        addr = _column_address(how, ptab, ktab, height, width, a, b, c, d, j)
+        if addr < 0:
+            continue
         valid += 1
         if latest[uint64(addr)] >= start:          # in the window or already in the current set
             continue
@@ -300,24 +307,6 @@ def _row_affine(df, operand, base, fr, fc, rows, cols, window):
 
 
 @njit(cache=True, inline="always")
-def _gather_row(shape, ptab, ktab, operand, a, b, c, d, lo, hi, out):
-    """Fill ``out`` with the valid addresses of columns ``lo..hi`` (USER mode); returns the count."""
-    n = 0
-    if operand == 1:
-        for j in range(lo, hi + 1):
-            out[uint64(n)] = a + b * j
-            n += 1
-        return n
-    height, width = shape[H], shape[W]
-    for j in range(lo, hi + 1):
-        p, k = uint64(a + b * j), uint64(c + d * j)
-        if ptab[1, p] + ktab[1, k] < height and ptab[2, p] + ktab[2, k] < width:
-            out[uint64(n)] = ptab[0, p] + ktab[0, k]
-            n += 1
-    return n
-
-
-@njit(cache=True, inline="always")
 def _max_mod(first, last, period):
     """max(i % period) over first <= i <= last."""
     if last - first + 1 >= period or first % period > last % period:
@@ -400,20 +389,26 @@ def _find_in_window(where, entries, addr, start, active, num_sets):
 
 
 @njit(cache=True, inline="always")
-def _user_row(state, where, entries, addresses, n, cycle):
-    """USER mode: one row's addresses against the circular prefetch window; returns the offset.
+def _user_row(state, where, entries, how, ptab, ktab, height, width, a, b, c, d, lo, hi, cycle):
+    """USER mode: columns ``lo..hi`` of one row (addresses as in ``_rb_row``) against the circular
+    prefetch window; returns (offset, valid addresses).
 
     A miss slides the window by the prefetch half and fetches ``lines`` more lines after the last
     fetch; the row's offset grows by the potential stall, twice when positive (SCALE-Sim 3.0.0).
-    The offset may go below 1 (negative potential stalls count too). Returns ``NEVER`` when
-    SCALE-Sim would never find the address (it loops forever).
+    The offset may go below 1 (negative potential stalls count too). The offset is ``NEVER`` when
+    SCALE-Sim would never find an address (it loops forever).
     """
     offset = 1
+    valid = 0
     num_sets, active, prefetch = state[_UR_SETS], state[_UR_ACTIVE], state[_UR_PREFETCH]
-    for a in range(n):
-        addr = uint64(addresses[uint64(a)])
+    for j in range(lo, hi + 1):
+        column = _column_address(how, ptab, ktab, height, width, a, b, c, d, j)
+        if column < 0:
+            continue
+        valid += 1
+        addr = uint64(column)
         if where[addr, 3] < 0:
-            return NEVER
+            return NEVER, valid
         while True:
             start = state[_UR_START]
             if _in_window(where[addr, 0], start, active, num_sets):
@@ -424,7 +419,7 @@ def _user_row(state, where, entries, addresses, n, cycle):
             if _find_in_window(where, entries, addr, start, active, num_sets):
                 break
             if prefetch == 0:
-                return NEVER
+                return NEVER, valid
             state[_UR_START] = (start + prefetch) % num_sets
             state[_UR_LAST] += state[_UR_LINES] + 1
             state[_UR_ACCESS] += state[_UR_LINES] * state[_UR_BW]
@@ -432,7 +427,7 @@ def _user_row(state, where, entries, addresses, n, cycle):
             offset += potential
             if potential > 0:
                 offset += potential
-    return offset
+    return offset, valid
 
 
 @njit(cache=True, inline="always")
@@ -500,7 +495,6 @@ def _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, user,
     if df == 1:
         pre[2] = t - 1
     used_sel = _USED[df]
-    buf = np.empty(max(rows, cols), dtype=np.int64)
     window = shape[FR] * shape[FS] * shape[CH]
     height, width = shape[H], shape[W]
     windows[:] = -1
@@ -524,20 +518,30 @@ def _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, user,
                         base = rows - 1 - r                # tile row; constant along the row
                     a, b, c, d = _row_affine(df, operand, base, fr, fc, rows, cols, window)
                     offset = 1
+                    if operand == 1:
+                        how = ADDR_AFFINE
+                    elif inside or _row_ifmap_inside(shape, a, b, c, d, lo, hi):
+                        how = ADDR_IFMAP
+                    else:
+                        how = ADDR_IFMAP_CHECKED
                     if user:
-                        n = _gather_row(shape, ptab, ktab, operand, a, b, c, d, lo, hi, buf)
-                        if n == 0:
-                            continue
-                        if operand == 0:
-                            offset = _user_row(read_i, where_i, sets_i, buf, n, cycle)
+                        if how == ADDR_IFMAP:                  # literal modes: each compiles to its own loop
+                            offset, n = _user_row(read_i, where_i, sets_i, ADDR_IFMAP, ptab, ktab, height, width, a, b,
+                                                  c, d, lo, hi, cycle)
+                        elif how == ADDR_IFMAP_CHECKED:
+                            offset, n = _user_row(read_i, where_i, sets_i, ADDR_IFMAP_CHECKED, ptab, ktab, height,
+                                                  width, a, b, c, d, lo, hi, cycle)
                         else:
-                            offset = _user_row(read_f, where_f, sets_f, buf, n, cycle)
+                            offset, n = _user_row(read_f, where_f, sets_f, ADDR_AFFINE, ptab, ktab, height, width, a,
+                                                  b, c, d, lo, hi, cycle)
                         if offset == NEVER:
                             return -1
+                        if n == 0:
+                            continue
                         read_stall = max(read_stall, offset - 1)
-                    elif operand == 0 and (inside or _row_ifmap_inside(shape, a, b, c, d, lo, hi)):
+                    elif how == ADDR_IFMAP:
                         _rb_row(read_i, table_i, ADDR_IFMAP, ptab, ktab, height, width, a, b, c, d, lo, hi, cycle)
-                    elif operand == 0:
+                    elif how == ADDR_IFMAP_CHECKED:
                         if _rb_row(read_i, table_i, ADDR_IFMAP_CHECKED, ptab, ktab, height, width, a, b, c, d,
                                    lo, hi, cycle) == 0:
                             continue
