@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -9,11 +10,15 @@ from hypothesis import strategies as st
 from hwsim.errors import UnsupportedOpError
 from hwsim.ir import Layer, Op
 from hwsim.models import systolic
-from hwsim.models.systolic.buffers import simulate_buffers, simulate_calc
-from hwsim.models.systolic.compat import ScaleSimLayer
+from hwsim.models.systolic import _buffer_kernels as bk
+from hwsim.models.systolic import buffers as buffers_module
+from hwsim.models.systolic._kernels import DATAFLOW_CODES
+from hwsim.models.systolic.buffers import _PREFETCH, _shape_vector, simulate_buffers, simulate_calc
+from hwsim.models.systolic.compat import ScaleSimLayer, ifmap_valid
 from hwsim.models.systolic.compat_engine import compat_report
 from hwsim.models.systolic.report import sram_trace_rows
-from reference.systolic_ref import calc_memory_ref, demand_matrices_ref, make_arch, memory_ref
+from reference.systolic_ref import (calc_memory_ref, demand_matrices_ref, make_arch, memory_ref,
+                                    prefetch_sequence_ref)
 
 
 @st.composite
@@ -120,3 +125,79 @@ def test_edge_arrays_port(rows, cols):
         ref = calc_memory_ref(layer, rows, cols, dataflow, (200, 200, 50))
         assert (got.stall_cycles, got.total_cycles) == (ref["stalls"], ref["total"])
         assert [d[2] for d in got.dram] == [d[2] for d in ref["dram"]]
+
+
+# --- the port's building blocks against their plain twins -----------------------------------------
+
+@settings(deadline=None, max_examples=60)
+@given(layer=small_layers(), rows=st.integers(1, 6), cols=st.integers(1, 6),
+       dataflow=st.sampled_from(["ws", "os", "is"]), operand=st.integers(0, 1))
+def test_prefetch_kernel_matches_reference_order(layer, rows, cols, dataflow, operand):
+    sr, sc, t = layer.spatial_dims(dataflow)
+    blocks, block_rows, width, diagonal = _PREFETCH[(dataflow, operand)]
+    extents = {"t": t, "sr": sr, "rows": rows, "cols": cols, "row": -(-sr // rows), "col": -(-sc // cols)}
+    block_rows, width = extents[block_rows], extents[width]
+    total_rows = extents[blocks] * block_rows
+    shape = _shape_vector(layer)
+    ptab, ktab = bk.ifmap_tables(shape)
+    out = np.empty(total_rows * width, dtype=np.int32)
+    scratch = np.full(out.size + 5, 99, dtype=np.int32)          # reused memory: any contents, any larger size
+    bk._prefetch_kernel(shape, ptab, ktab, DATAFLOW_CODES[dataflow], operand, rows, cols, sr, sc, block_rows,
+                        total_rows, width, diagonal, out, scratch)
+    assert out.tolist() == prefetch_sequence_ref(layer, rows, cols, dataflow, operand)
+
+
+@settings(deadline=None, max_examples=80)
+@given(sequence=st.lists(st.integers(-1, 11), max_size=120), per_set=st.integers(1, 7))
+def test_user_tables_chain_every_address_through_its_sets(sequence, per_set):
+    """Each address's chain lists, in order, the distinct sets holding it (valid word i -> set i // per_set)."""
+    valid = [x for x in sequence if x >= 0]
+    expected: dict[int, list[int]] = {}
+    for i, x in enumerate(valid):
+        if i // per_set not in expected.setdefault(x, []):
+            expected[x].append(i // per_set)
+    where = np.full((12, 4), 7, dtype=np.int32)                   # reused memory: any contents
+    entries = np.full((max(len(sequence), 1), 3), 7, dtype=np.int32)
+    count = bk._user_tables_kernel(np.array(sequence, dtype=np.int32), per_set, where, entries)
+    assert count == len(valid)
+    for address in range(12):
+        chain, e = [], where[address, 3]
+        while e >= 0:
+            chain.append(int(entries[e, 0]))
+            assert entries[e, 2] == (entries[entries[e, 1], 0] if entries[e, 1] >= 0 else bk.NO_SET)
+            e = entries[e, 1]
+        assert chain == expected.get(address, [])
+        if chain:                                   # the cached current/next copies start at the head
+            assert (where[address, 0], where[address, 1]) == (chain[0], chain[1] if len(chain) > 1 else bk.NO_SET)
+
+
+@settings(deadline=None, max_examples=200)
+@given(layer=small_layers(), data=st.data())
+def test_range_inside_test_agrees_with_every_element(layer, data):
+    """The O(1) "whole row/fold inside the ifmap" test equals checking each (pixel, window index)."""
+    p_first = data.draw(st.integers(0, layer.pixels - 1))
+    p_last = data.draw(st.integers(p_first, layer.pixels - 1))
+    k_first = data.draw(st.integers(0, layer.window - 1))
+    k_last = data.draw(st.integers(k_first, layer.window - 1))
+    pixels, ks = np.meshgrid(np.arange(p_first, p_last + 1), np.arange(k_first, k_last + 1))
+    every = bool(ifmap_valid(layer, pixels.ravel(), ks.ravel()).all())
+    assert bk._ranges_inside(_shape_vector(layer), p_first, p_last, k_first, k_last) == every
+
+
+def test_user_mode_refuses_oversized_prefetch_sequences(monkeypatch):
+    monkeypatch.setattr(buffers_module, "MAX_PREFETCH_WORDS", 100)
+    with pytest.raises(UnsupportedOpError, match="USER-mode prefetch sequence"):
+        simulate_buffers(ScaleSimLayer("big", 12, 12, 3, 3, 4, 4), rows=4, cols=4, dataflow="ws",
+                         sram_words=(1024,) * 3, interface="USER")
+
+
+def test_reused_scratch_memory_gives_identical_reports():
+    """Scratch buffers persist between calls: a big layer, then a small one, then the big one again."""
+    big, small = ScaleSimLayer("big", 14, 14, 3, 3, 6, 10), ScaleSimLayer("small", 6, 5, 2, 2, 3, 4)
+    for interface in ("CALC", "USER"):
+        run = [simulate_buffers(layer, rows=4, cols=3, dataflow="ws", sram_words=(300, 300, 80), interface=interface)
+               for layer in (big, small, big)]
+        assert run[0] == run[2]
+        ref = memory_ref(small, 4, 3, "ws", (300, 300, 80), interface=interface)
+        assert (run[1].stall_cycles, run[1].total_cycles) == (ref["stalls"], ref["total"])
+        assert [d[2] for d in run[1].dram] == [d[2] for d in ref["dram"]]

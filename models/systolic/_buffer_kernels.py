@@ -1,18 +1,28 @@
-"""Numba port of SCALE-Sim 3.0.0's memory system in CALC mode (behaviour, not code).
+"""Numba port of SCALE-Sim 3.0.0's memory system (behaviour, not code).
 
 Demand rows are generated on the fly (one per simulated cycle, fold after fold, row folds inner);
 each row's addresses go, left to right, through:
 
-* the ifmap/filter *estimate* read buffers: distinct addresses are grouped in first-touch order into
-  sets of ``floor(words / 100)``; an address seen in a set at or after the window start is a hit,
-  otherwise it joins the current set (one DRAM read). When 50 new sets have filled, the window slides
-  by 50 sets; the first batch is fetched at 10 words/cycle ending two cycles before the first
-  request, later batches are spread over the cycles since the previous one. They never stall.
+* CALC: the ifmap/filter *estimate* read buffers: distinct addresses are grouped in first-touch
+  order into sets of ``floor(words / 100)``; an address seen in a set at or after the window start
+  is a hit, otherwise it joins the current set (one DRAM read). When 50 new sets have filled, the
+  window slides by 50 sets; the first batch is fetched at 10 words/cycle ending two cycles before
+  the first request, later batches are spread over the cycles since the previous one. They never stall.
+* USER: the prefetch read buffers: the operand's prefetch order is cut into sets of
+  ``ceil(words / 100)``; a circular window of half the sets is resident; a miss slides it by the
+  other half, fetching at the bank bandwidth, and stalls the row (``_user_row``).
 * the ofmap write buffer: words are packed into lines of ``drain bandwidth`` words; once more than
   half the buffer is used, the lines written so far (up to half a buffer) drain at one line per
   cycle; a write into a full buffer while a drain is running waits for the drain's end (a stall).
 
-State vectors are int64 arrays indexed by the ``_RB_*`` / ``_WB_*`` constants below.
+Speed (the work is O(demanded words), so the constant is everything): a row's addresses are affine
+in the array column and are generated inside the buffer loops (no gather pass); whole rows and folds
+are checked against the ifmap edge in O(1) so the common loop has no per-word bounds test; indices
+are unsigned (no wraparound branch); each address mode is a literal at its call site so it compiles
+to its own loop; ofmap rows cost O(1); large arrays are allocated untouched or int32, because page
+faults cost ~3-4 us each on the benchmark VM (measured).
+
+State vectors are int64 arrays indexed by the ``_RB_*`` / ``_WB_*`` / ``_UR_*`` constants below.
 """
 
 from __future__ import annotations
@@ -401,6 +411,8 @@ def _user_row(state, where, entries, how, ptab, ktab, height, width, a, b, c, d,
     offset = 1
     valid = 0
     num_sets, active, prefetch = state[_UR_SETS], state[_UR_ACTIVE], state[_UR_PREFETCH]
+    lines, bw = state[_UR_LINES], state[_UR_BW]
+    start, last_fetch, access = state[_UR_START], state[_UR_LAST], state[_UR_ACCESS]   # locals: no reloads
     for j in range(lo, hi + 1):
         column = _column_address(how, ptab, ktab, height, width, a, b, c, d, j)
         if column < 0:
@@ -408,9 +420,9 @@ def _user_row(state, where, entries, how, ptab, ktab, height, width, a, b, c, d,
         valid += 1
         addr = uint64(column)
         if where[addr, 3] < 0:
-            return NEVER, valid
+            offset = NEVER
+            break
         while True:
-            start = state[_UR_START]
             if _in_window(where[addr, 0], start, active, num_sets):
                 break
             if _in_window(where[addr, 1], start, active, num_sets):
@@ -419,23 +431,31 @@ def _user_row(state, where, entries, how, ptab, ktab, height, width, a, b, c, d,
             if _find_in_window(where, entries, addr, start, active, num_sets):
                 break
             if prefetch == 0:
-                return NEVER, valid
-            state[_UR_START] = (start + prefetch) % num_sets
-            state[_UR_LAST] += state[_UR_LINES] + 1
-            state[_UR_ACCESS] += state[_UR_LINES] * state[_UR_BW]
-            potential = state[_UR_LAST] - (cycle + offset)
+                offset = NEVER
+                break
+            start = (start + prefetch) % num_sets
+            last_fetch += lines + 1
+            access += lines * bw
+            potential = last_fetch - (cycle + offset)
             offset += potential
             if potential > 0:
                 offset += potential
+        if offset == NEVER:
+            break
+    state[_UR_START], state[_UR_LAST], state[_UR_ACCESS] = start, last_fetch, access
     return offset, valid
 
 
-@njit(cache=True, inline="always")
-def _chain_pass(sequence, per_set, where, entries, link):
-    """One pass over the prefetch sequence (-1 = padding; the i-th valid word is in set
-    ``i // per_set``): count the distinct (address, set) copies, or (``link``) append them as entries
-    chained per address. Scratch columns: 0 last set seen, 2 last entry, 3 first entry. Returns
-    (copies, valid words)."""
+@njit(cache=True)
+def _user_tables_kernel(sequence, per_set, where, entries):
+    """Fill the per-address rows ``where`` (space x 4) and the entry chains ``entries`` (at least one
+    row per valid word) of one operand in one pass over its prefetch sequence; returns the valid words.
+
+    The sequence is -1 for padding; its i-th valid word belongs to set ``i // per_set``. Each new
+    (address, set) copy becomes an entry linked after the address's previous one. While building,
+    ``where`` columns are: 0 last set seen, 2 last entry, 3 first entry.
+    """
+    where[:] = -1
     set_id, in_set, valid, copies = 0, 0, 0, 0
     for i in range(sequence.size):
         x = sequence[i]
@@ -444,39 +464,24 @@ def _chain_pass(sequence, per_set, where, entries, link):
         xu = uint64(x)
         if where[xu, 0] != set_id:
             where[xu, 0] = set_id
-            if link:
-                entries[copies, 0], entries[copies, 1], entries[copies, 2] = set_id, -1, NO_SET
-                previous = where[xu, 2]
-                if previous >= 0:
-                    entries[previous, 1], entries[previous, 2] = copies, set_id
-                else:
-                    where[xu, 3] = copies
-                where[xu, 2] = copies
+            entries[copies, 0], entries[copies, 1], entries[copies, 2] = set_id, -1, NO_SET
+            previous = where[xu, 2]
+            if previous >= 0:
+                entries[previous, 1], entries[previous, 2] = copies, set_id
+            else:
+                where[xu, 3] = copies
+            where[xu, 2] = copies
             copies += 1
         valid += 1
         in_set += 1
         if in_set == per_set:
             in_set = 0
             set_id += 1
-    return copies, valid
-
-
-@njit(cache=True)
-def _user_tables_kernel(sequence, per_set, space):
-    """The per-address rows and the entry chains of one operand; returns (where, entries, valid words).
-
-    Tables take the sequence's integer type (int32: half the memory and page faults of int64).
-    """
-    where = np.full((space, 4), -1, dtype=sequence.dtype)
-    copies, _ = _chain_pass(sequence, per_set, where, where, False)
-    entries = np.empty((max(copies, 1), 3), dtype=sequence.dtype)
-    where[:, 0] = -1
-    _, valid = _chain_pass(sequence, per_set, where, entries, True)
-    for a in range(space):
+    for a in range(where.shape[0]):
         first = where[a, 3]
         if first >= 0:
             _take_entry(where, entries, a, first)
-    return where, entries, valid
+    return valid
 
 
 @njit(cache=True)
@@ -591,18 +596,19 @@ def new_write_state(size_words, drain_words_per_cycle):
 
 
 @njit(cache=True)
-def _calc_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, size_i, size_f, size_o, ofmap_words):
-    """CALC mode end to end: buffer states and tables built here, so a layer costs one dispatch.
+def _calc_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, size_i, size_f, size_o, table_i, table_f,
+                 lines):
+    """CALC mode end to end in one dispatch: buffer states built here, the latest-set tables
+    (any contents) and the ofmap line counts passed in so they can be reused scratch memory.
 
     Returns (stalls, windows, ifmap state, filter state, ofmap state); see ``_memory_kernel``.
     """
     read_i = new_read_state(size_i, CALC_FILL_WORDS_PER_CYCLE)
     read_f = new_read_state(size_f, CALC_FILL_WORDS_PER_CYCLE)
-    table_i = np.full(shape[H] * shape[W] * shape[CH], -1, dtype=np.int32)
-    table_f = np.full(shape[FR] * shape[FS] * shape[CH] * shape[NF], -1, dtype=np.int32)
-    unused, unused_where = np.zeros((1, 3), dtype=np.int64), np.zeros((1, 4), dtype=np.int64)
+    table_i[:] = -1
+    table_f[:] = -1
+    unused, unused_where = np.zeros((1, 3), dtype=np.int32), np.zeros((1, 4), dtype=np.int32)
     wb = new_write_state(size_o, cols)
-    lines = np.empty(ofmap_words + 2, dtype=np.int64)
     windows = np.empty(7, dtype=np.int64)
     stalls = _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, 0, read_i, table_i, unused_where,
                             unused, read_f, table_f, unused_where, unused, wb, lines, windows)
@@ -646,9 +652,10 @@ def _prefetch_matrix(shape, ptab, ktab, df, operand, rows, cols, sr, sc, block_r
 
 @njit(cache=True)
 def _prefetch_kernel(shape, ptab, ktab, df, operand, rows, cols, sr, sc, block_rows, total_rows, width,
-                     diagonal, out):
-    """SCALE-Sim's prefetch order of that matrix: row by row, or anti-diagonals bottom-left to top-right."""
-    matrix = out.reshape((total_rows, width)) if not diagonal else np.empty((total_rows, width), dtype=out.dtype)
+                     diagonal, out, scratch):
+    """SCALE-Sim's prefetch order of that matrix: row by row, or anti-diagonals bottom-left to top-right
+    (the matrix is built in ``scratch``, at least ``out``'s size, first)."""
+    matrix = (out if not diagonal else scratch[:out.size]).reshape((total_rows, width))
     _prefetch_matrix(shape, ptab, ktab, df, operand, rows, cols, sr, sc, block_rows, matrix)
     if not diagonal:
         return

@@ -1,12 +1,15 @@
 """SCALE-Sim 3.0.0 memory-system port: DRAM counts, DRAM start/stop cycles and stalls of one layer.
 
-The behaviour (described in ``_buffer_kernels.py``) is simulated per demand row in Numba, so the
-cost is O(cycles x valid words) but about three orders of magnitude below SCALE-Sim's Python loop.
+The behaviour (described in ``_buffer_kernels.py``) is simulated per demand row in Numba: the cost
+is O(demanded words), ~1-3 ns per word, three to four orders of magnitude below SCALE-Sim's Python
+loop (``benchmarks/bench_systolic_vs_scalesim.py``).
 Ported: CALC mode (estimate read buffers + ofmap write buffer) and USER mode (prefetch-order
 read buffers over a circular window, double-counted potential stalls, ofmap drain at Bandwidth[0]).
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 
@@ -25,6 +28,25 @@ def _shape_vector(layer: ScaleSimLayer) -> np.ndarray:
 
 
 MAX_PREFETCH_WORDS = 1 << 30       # int32 tables; SCALE-Sim itself would need days for such a layer
+SCRATCH_MAX_BYTES = 256 << 20      # scratch buffers up to this size are kept for the next layer
+_SCRATCH = threading.local()
+
+
+def _scratch(key: str, size: int, dtype=np.int32) -> np.ndarray:
+    """A reusable flat array of ``size`` elements (contents undefined), one pool per thread.
+
+    A fresh large array costs a page fault per 4 kB on first touch (~3-4 us each on the benchmark VM,
+    a third of a ResNet layer's USER-mode run); kept buffers make that a one-off per process.
+    """
+    pool = getattr(_SCRATCH, "pool", None)
+    if pool is None:
+        pool = _SCRATCH.pool = {}
+    array = pool.get(key)
+    if array is None or array.size < size or array.dtype != dtype:
+        array = np.empty(max(size, 1), dtype=dtype)
+        if array.nbytes <= SCRATCH_MAX_BYTES:
+            pool[key] = array
+    return array[:size]
 
 # (df, operand) -> prefetch matrix blocks: (blocks over row folds?, block rows, width, anti-diagonal?)
 _PREFETCH = {("ws", 0): ("row", "t", "rows", True), ("ws", 1): ("col", "sr", "cols", False),
@@ -46,12 +68,15 @@ def _user_state(layer: ScaleSimLayer, operand: int, *, rows: int, cols: int, dat
         raise UnsupportedOpError(f"layer {layer.name!r}: the USER-mode prefetch sequence ({total_rows * width} words) or "
                                  f"operand ({space} words) exceeds {MAX_PREFETCH_WORDS}; use the CALC interface or the "
                                  "closed forms")
-    seq = np.empty(total_rows * width, dtype=np.int32)
+    seq = _scratch("sequence", total_rows * width)
     bk._prefetch_kernel(shape=tables[0], ptab=tables[1], ktab=tables[2], df=DATAFLOW_CODES[dataflow],
                         operand=operand, rows=rows, cols=cols, sr=sr, sc=sc, block_rows=block_rows,
-                        total_rows=total_rows, width=width, diagonal=diagonal, out=seq)
+                        total_rows=total_rows, width=width, diagonal=diagonal, out=seq,
+                        scratch=_scratch("prefetch matrix", seq.size))
     per_set = -(-size_words // 100)
-    where, entries, valid = bk._user_tables_kernel(sequence=seq, per_set=per_set, space=space)
+    where = _scratch(f"where {operand}", space * 4).reshape(space, 4)
+    entries = _scratch(f"entries {operand}", seq.size * 3).reshape(seq.size, 3)
+    valid = bk._user_tables_kernel(sequence=seq, per_set=per_set, where=where, entries=entries)
     num_sets = valid // per_set + 1
     active_words = -(-size_words // 2)
     prefetch_words = size_words - active_words
@@ -82,14 +107,17 @@ def simulate_buffers(layer: ScaleSimLayer, *, rows: int, cols: int, dataflow: st
     if interface != "USER":
         stalls, windows, read_i, read_f, wb = bk._calc_kernel(
             shape=shape, ptab=ptab, ktab=ktab, rows=rows, cols=cols, df=df, t=t, sr=sr, sc=sc, per_fold=per_fold,
-            size_i=sram_words[0], size_f=sram_words[1], size_o=sram_words[2], ofmap_words=cc.ofmap_words)
+            size_i=sram_words[0], size_f=sram_words[1], size_o=sram_words[2],
+            table_i=_scratch("latest ifmap", layer.ifmap_h * layer.ifmap_w * layer.channels),
+            table_f=_scratch("latest filter", layer.window * layer.num_filters),
+            lines=_scratch("ofmap lines", cc.ofmap_words + 2, np.int64))
         return _report(layer, cc, rows, cols, int(stalls), windows, _dram_blocks(False, read_i, read_f, wb))
     (read_i, where_i, sets_i), (read_f, where_f, sets_f) = (
         _user_state(layer, op, rows=rows, cols=cols, dataflow=dataflow, size_words=sram_words[op],
                     bw=fill_words_per_cycle[op], tables=(shape, ptab, ktab)) for op in (0, 1))
     drain = drain_words_per_cycle or cols
     wb = bk.new_write_state(sram_words[2], drain)
-    lines = np.empty(cc.ofmap_words + 2, dtype=np.int64)           # written as lines close
+    lines = _scratch("ofmap lines", cc.ofmap_words + 2, np.int64)   # written as lines close
     windows = np.empty(7, dtype=np.int64)
     unused = np.zeros(1, dtype=np.int32)                            # the CALC latest-set tables
     stalls = int(bk._memory_kernel(
