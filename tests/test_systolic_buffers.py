@@ -156,19 +156,20 @@ def test_user_tables_chain_every_address_through_its_sets(sequence, per_set):
     for i, x in enumerate(valid):
         if i // per_set not in expected.setdefault(x, []):
             expected[x].append(i // per_set)
-    where = np.full((12, 4), 7, dtype=np.int32)                   # reused memory: any contents
-    entries = np.full((max(len(sequence), 1), 3), 7, dtype=np.int32)
-    count = bk._user_tables_kernel(np.array(sequence, dtype=np.int32), per_set, where, entries)
+    where = np.full((12, 2), 7, dtype=np.int32)                   # reused memory: any contents
+    first = np.full(12, 7, dtype=np.int32)
+    entries = np.full((max(len(sequence), 1), 2), 7, dtype=np.int32)
+    count = bk._user_tables_kernel(np.array(sequence, dtype=np.int32), per_set, where, first, entries)
     assert count == len(valid)
     for address in range(12):
-        chain, e = [], where[address, 3]
+        chain, e = [], first[address]
         while e >= 0:
             chain.append(int(entries[e, 0]))
-            assert entries[e, 2] == (entries[entries[e, 1], 0] if entries[e, 1] >= 0 else bk.NO_SET)
             e = entries[e, 1]
         assert chain == expected.get(address, [])
-        if chain:                                   # the cached current/next copies start at the head
-            assert (where[address, 0], where[address, 1]) == (chain[0], chain[1] if len(chain) > 1 else bk.NO_SET)
+        # the cached current copy starts at the head, linked to the second
+        head = (chain[0], entries[first[address], 1]) if chain else (bk.NO_SET, -1)
+        assert tuple(where[address]) == head
 
 
 @settings(deadline=None, max_examples=200)

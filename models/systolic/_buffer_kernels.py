@@ -357,11 +357,12 @@ def _row_ifmap_inside(shape, a, b, c, d, lo, hi):
 
 
 # USER-mode tables. Each address's copies in the prefetch sequence form a chain of entries in
-# sequence order, entry = (set id, next entry, set id of the next entry). The per-address row
-# ``where[a] = (current set, next set, next entry, first entry)`` caches the copy last found and
-# the one after it: the window walks the prefetch order, so a lookup is nearly always one of
-# those two (no search), and the entry read to advance lies near the window (cache friendly).
-NO_SET = (1 << 31) - 1      # "no further copy": outside every window while there are < 2**30 sets
+# sequence order, entry = (set id, next entry). The per-address row ``where[a] = (set of the
+# current copy, next entry)``, 8 bytes so the table stays cache resident, caches the copy last found
+# and the link to the one after it: the window walks the prefetch order, so a lookup is nearly
+# always one of those two (no search), and the entry read to advance lies near the window.
+# ``first[a]`` heads the chain (-1: the address is never prefetched).
+NO_SET = (1 << 31) - 1      # "no copy": outside every window while there are < 2**30 sets
 
 
 @njit(cache=True, inline="always")
@@ -375,18 +376,18 @@ def _in_window(set_id, start, active, num_sets):
 def _take_entry(where, entries, addr, e):
     """Make entry ``e`` (a copy of ``addr``) the current one."""
     where[addr, 0] = entries[e, 0]
-    where[addr, 1] = entries[e, 2]
-    where[addr, 2] = entries[e, 1]
+    where[addr, 1] = entries[e, 1]
 
 
 @njit(cache=True)
-def _find_in_window(where, entries, addr, start, active, num_sets):
+def _find_in_window(where, first, entries, addr, start, active, num_sets):
     """Whether any copy of ``addr`` lies in the window (walks its chain; the rare path)."""
     end = start + active
     wrapped = end > num_sets
-    e = where[addr, 3]
-    if not wrapped and where[addr, 1] < start:      # the chain is sorted: skip what precedes "next"
-        e = where[addr, 2]
+    e = first[addr]
+    following = where[addr, 1]
+    if not wrapped and following >= 0 and entries[following, 0] < start:
+        e = following                             # the chain is sorted: skip what precedes it
     while e >= 0:
         set_id = entries[e, 0]
         if _in_window(set_id, start, active, num_sets):
@@ -399,7 +400,7 @@ def _find_in_window(where, entries, addr, start, active, num_sets):
 
 
 @njit(cache=True, inline="always")
-def _user_row(state, where, entries, how, ptab, ktab, height, width, a, b, c, d, lo, hi, cycle):
+def _user_row(state, where, first, entries, how, ptab, ktab, height, width, a, b, c, d, lo, hi, cycle):
     """USER mode: columns ``lo..hi`` of one row (addresses as in ``_rb_row``) against the circular
     prefetch window; returns (offset, valid addresses).
 
@@ -419,19 +420,17 @@ def _user_row(state, where, entries, how, ptab, ktab, height, width, a, b, c, d,
             continue
         valid += 1
         addr = uint64(column)
-        if where[addr, 3] < 0:
-            offset = NEVER
-            break
         while True:
             if _in_window(where[addr, 0], start, active, num_sets):
                 break
-            if _in_window(where[addr, 1], start, active, num_sets):
-                _take_entry(where, entries, addr, uint64(where[addr, 2]))
+            following = where[addr, 1]
+            if following >= 0 and _in_window(entries[following, 0], start, active, num_sets):
+                _take_entry(where, entries, addr, following)
                 break
-            if _find_in_window(where, entries, addr, start, active, num_sets):
-                break
-            if prefetch == 0:
+            if first[addr] < 0 or prefetch == 0:
                 offset = NEVER
+                break
+            if _find_in_window(where, first, entries, addr, start, active, num_sets):
                 break
             start = (start + prefetch) % num_sets
             last_fetch += lines + 1
@@ -447,15 +446,17 @@ def _user_row(state, where, entries, how, ptab, ktab, height, width, a, b, c, d,
 
 
 @njit(cache=True)
-def _user_tables_kernel(sequence, per_set, where, entries):
-    """Fill the per-address rows ``where`` (space x 4) and the entry chains ``entries`` (at least one
-    row per valid word) of one operand in one pass over its prefetch sequence; returns the valid words.
+def _user_tables_kernel(sequence, per_set, where, first, entries):
+    """Fill the per-address rows ``where`` (space x 2), the chain heads ``first`` (space) and the
+    entry chains ``entries`` (at least one row per valid word) of one operand in one pass over its
+    prefetch sequence; returns the valid words. Any previous contents are overwritten.
 
     The sequence is -1 for padding; its i-th valid word belongs to set ``i // per_set``. Each new
     (address, set) copy becomes an entry linked after the address's previous one. While building,
-    ``where`` columns are: 0 last set seen, 2 last entry, 3 first entry.
+    ``where`` holds (last set seen, last entry).
     """
     where[:] = -1
+    first[:] = -1
     set_id, in_set, valid, copies = 0, 0, 0, 0
     for i in range(sequence.size):
         x = sequence[i]
@@ -464,13 +465,13 @@ def _user_tables_kernel(sequence, per_set, where, entries):
         xu = uint64(x)
         if where[xu, 0] != set_id:
             where[xu, 0] = set_id
-            entries[copies, 0], entries[copies, 1], entries[copies, 2] = set_id, -1, NO_SET
-            previous = where[xu, 2]
+            entries[copies, 0], entries[copies, 1] = set_id, -1
+            previous = where[xu, 1]
             if previous >= 0:
-                entries[previous, 1], entries[previous, 2] = copies, set_id
+                entries[previous, 1] = copies
             else:
-                where[xu, 3] = copies
-            where[xu, 2] = copies
+                first[xu] = copies
+            where[xu, 1] = copies
             copies += 1
         valid += 1
         in_set += 1
@@ -478,20 +479,22 @@ def _user_tables_kernel(sequence, per_set, where, entries):
             in_set = 0
             set_id += 1
     for a in range(where.shape[0]):
-        first = where[a, 3]
-        if first >= 0:
-            _take_entry(where, entries, a, first)
+        if first[a] >= 0:
+            _take_entry(where, entries, a, first[a])
+        else:
+            where[a, 0], where[a, 1] = NO_SET, -1
     return valid
 
 
 @njit(cache=True)
-def _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, user, read_i, table_i, where_i, sets_i,
-                   read_f, table_f, where_f, sets_f, wb, lines, windows):
+def _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, user, read_i, table_i, where_i, first_i,
+                   sets_i, read_f, table_f, where_f, first_f, sets_f, wb, lines, windows):
     """Run every demand row through the ifmap/filter read buffers and the ofmap write buffer.
 
     CALC (``user=0``): ``read_*`` are estimate-buffer states and ``table_*`` the per-address latest
-    set; USER: ``read_*`` are prefetch-window states, ``where_*``/``sets_*`` the per-address rows and
-    entry chains of ``_user_tables_kernel``. The other mode's arrays are unused placeholders.
+    set; USER: ``read_*`` are prefetch-window states, ``where_*``/``first_*``/``sets_*`` the per-address
+    rows, chain heads and entry chains of ``_user_tables_kernel``. The other mode's arrays are unused
+    placeholders.
     ``windows`` receives the first/last serviced cycle with a valid address per operand and the
     last ofmap cycle (reported total). Returns the stall cycles, or -1 if SCALE-Sim never finishes.
     """
@@ -531,14 +534,14 @@ def _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, user,
                         how = ADDR_IFMAP_CHECKED
                     if user:
                         if how == ADDR_IFMAP:                  # literal modes: each compiles to its own loop
-                            offset, n = _user_row(read_i, where_i, sets_i, ADDR_IFMAP, ptab, ktab, height, width, a, b,
-                                                  c, d, lo, hi, cycle)
-                        elif how == ADDR_IFMAP_CHECKED:
-                            offset, n = _user_row(read_i, where_i, sets_i, ADDR_IFMAP_CHECKED, ptab, ktab, height,
+                            offset, n = _user_row(read_i, where_i, first_i, sets_i, ADDR_IFMAP, ptab, ktab, height,
                                                   width, a, b, c, d, lo, hi, cycle)
+                        elif how == ADDR_IFMAP_CHECKED:
+                            offset, n = _user_row(read_i, where_i, first_i, sets_i, ADDR_IFMAP_CHECKED, ptab, ktab,
+                                                  height, width, a, b, c, d, lo, hi, cycle)
                         else:
-                            offset, n = _user_row(read_f, where_f, sets_f, ADDR_AFFINE, ptab, ktab, height, width, a,
-                                                  b, c, d, lo, hi, cycle)
+                            offset, n = _user_row(read_f, where_f, first_f, sets_f, ADDR_AFFINE, ptab, ktab, height,
+                                                  width, a, b, c, d, lo, hi, cycle)
                         if offset == NEVER:
                             return -1
                         if n == 0:
@@ -607,11 +610,11 @@ def _calc_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, size_i,
     read_f = new_read_state(size_f, CALC_FILL_WORDS_PER_CYCLE)
     table_i[:] = -1
     table_f[:] = -1
-    unused, unused_where = np.zeros((1, 3), dtype=np.int32), np.zeros((1, 4), dtype=np.int32)
+    unused_rows, unused = np.zeros((1, 2), dtype=np.int32), np.zeros(1, dtype=np.int32)
     wb = new_write_state(size_o, cols)
     windows = np.empty(7, dtype=np.int64)
-    stalls = _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, 0, read_i, table_i, unused_where,
-                            unused, read_f, table_f, unused_where, unused, wb, lines, windows)
+    stalls = _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, 0, read_i, table_i, unused_rows,
+                            unused, unused_rows, read_f, table_f, unused_rows, unused, unused_rows, wb, lines, windows)
     return stalls, windows, read_i, read_f, wb
 
 

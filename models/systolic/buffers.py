@@ -74,9 +74,10 @@ def _user_state(layer: ScaleSimLayer, operand: int, *, rows: int, cols: int, dat
                         total_rows=total_rows, width=width, diagonal=diagonal, out=seq,
                         scratch=_scratch("prefetch matrix", seq.size))
     per_set = -(-size_words // 100)
-    where = _scratch(f"where {operand}", space * 4).reshape(space, 4)
-    entries = _scratch(f"entries {operand}", seq.size * 3).reshape(seq.size, 3)
-    valid = bk._user_tables_kernel(sequence=seq, per_set=per_set, where=where, entries=entries)
+    where = _scratch(f"where {operand}", space * 2).reshape(space, 2)
+    first = _scratch(f"first {operand}", space)
+    entries = _scratch(f"entries {operand}", seq.size * 2).reshape(seq.size, 2)
+    valid = bk._user_tables_kernel(sequence=seq, per_set=per_set, where=where, first=first, entries=entries)
     num_sets = valid // per_set + 1
     active_words = -(-size_words // 2)
     prefetch_words = size_words - active_words
@@ -86,7 +87,7 @@ def _user_state(layer: ScaleSimLayer, operand: int, *, rows: int, cols: int, dat
     state[[bk._UR_SETS, bk._UR_ACTIVE, bk._UR_PREFETCH, bk._UR_LAST, bk._UR_ACCESS, bk._UR_LINES, bk._UR_BW,
            bk._UR_DSTART]] = (num_sets, active, min(-(-prefetch_words // per_set), num_sets - active), -1,
                               first_lines * bw, -(-prefetch_words // bw), bw, -first_lines)
-    return state, where, entries
+    return state, where, first, entries
 
 
 def simulate_buffers(layer: ScaleSimLayer, *, rows: int, cols: int, dataflow: str,
@@ -112,7 +113,7 @@ def simulate_buffers(layer: ScaleSimLayer, *, rows: int, cols: int, dataflow: st
             table_f=_scratch("latest filter", layer.window * layer.num_filters),
             lines=_scratch("ofmap lines", cc.ofmap_words + 2, np.int64))
         return _report(layer, cc, rows, cols, int(stalls), windows, _dram_blocks(False, read_i, read_f, wb))
-    (read_i, where_i, sets_i), (read_f, where_f, sets_f) = (
+    (read_i, where_i, first_i, sets_i), (read_f, where_f, first_f, sets_f) = (
         _user_state(layer, op, rows=rows, cols=cols, dataflow=dataflow, size_words=sram_words[op],
                     bw=fill_words_per_cycle[op], tables=(shape, ptab, ktab)) for op in (0, 1))
     drain = drain_words_per_cycle or cols
@@ -122,8 +123,8 @@ def simulate_buffers(layer: ScaleSimLayer, *, rows: int, cols: int, dataflow: st
     unused = np.zeros(1, dtype=np.int32)                            # the CALC latest-set tables
     stalls = int(bk._memory_kernel(
         shape=shape, ptab=ptab, ktab=ktab, rows=rows, cols=cols, df=df, t=t, sr=sr, sc=sc, per_fold=per_fold,
-        user=1, read_i=read_i, table_i=unused, where_i=where_i, sets_i=sets_i, read_f=read_f, table_f=unused,
-        where_f=where_f, sets_f=sets_f, wb=wb, lines=lines, windows=windows))
+        user=1, read_i=read_i, table_i=unused, where_i=where_i, first_i=first_i, sets_i=sets_i, read_f=read_f,
+        table_f=unused, where_f=where_f, first_f=first_f, sets_f=sets_f, wb=wb, lines=lines, windows=windows))
     if stalls < 0:
         raise UnsupportedOpError(f"layer {layer.name!r}: SCALE-Sim 3.0.0 never finishes this layer in USER mode "
                                  "(a demanded address is never prefetched)")
