@@ -1,8 +1,8 @@
 """SCALE-Sim 3.0.0 memory-system port: DRAM counts, DRAM start/stop cycles and stalls of one layer.
 
 The behaviour (described in ``_buffer_kernels.py``) is simulated per demand row in Numba: the cost
-is O(demanded words), ~1-3 ns per word, three to four orders of magnitude below SCALE-Sim's Python
-loop (``benchmarks/bench_systolic_vs_scalesim.py``).
+is O(demanded words), ~2-3 ns per word in CALC and ~10 ns in USER, three orders of magnitude below
+SCALE-Sim's Python loop (``benchmarks/bench_systolic_vs_scalesim.py``).
 Ported: CALC mode (estimate read buffers + ofmap write buffer) and USER mode (prefetch-order
 read buffers over a circular window, double-counted potential stalls, ofmap drain at Bandwidth[0]).
 """
