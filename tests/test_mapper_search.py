@@ -29,18 +29,23 @@ def test_search_energy_matches_engine_and_price(preset):
     assert result.cycles == counts.cycles
 
 
+def _greedy_plans(arch):
+    """The evaluator of CONV on ``arch`` and greedy plans over 3 spatial choices x 3 loop orders."""
+    problem = problem_from_layer(CONV, arch)
+    plans = [greedy_plan(problem, arch, spatial_choice, order=order)
+             for _, spatial_choice in spatial_candidates(problem, arch, limit=3) for order in ("W", "O", "I")]
+    return Evaluator(problem, arch), plans
+
+
 @pytest.mark.parametrize("preset", ["eyeriss", "simba_like", "shidiannao_like", "nvdla_full"])
 def test_fast_evaluator_equals_price_of_engine_counts(preset):
     arch = load_arch(preset)
-    problem = problem_from_layer(CONV, arch)
-    evaluator = Evaluator(problem, arch)
-    for _, spatial_choice in spatial_candidates(problem, arch, limit=3):
-        for order in ("W", "O", "I"):
-            plan = greedy_plan(problem, arch, spatial_choice, order=order)
-            energy, cycles = evaluator.score(plan)
-            counts = spatial.evaluate(CONV, arch, plan.to_mapping(arch))
-            assert cycles == counts.cycles
-            assert energy == pytest.approx(price(counts, arch).total_pj, rel=1e-9)
+    evaluator, plans = _greedy_plans(arch)
+    for plan in plans:
+        energy, cycles = evaluator.score(plan)
+        counts = spatial.evaluate(CONV, arch, plan.to_mapping(arch))
+        assert cycles == counts.cycles
+        assert energy == pytest.approx(price(counts, arch).total_pj, rel=1e-9)
 
 
 def test_search_is_never_worse_than_the_default_mapping():
@@ -114,16 +119,13 @@ def test_padding_helps_prime_dims():
 def test_plan_loop_arrays_equal_the_engine_flattening(preset):
     from hwsim.models.spatial.nest import flatten
     arch = load_arch(preset)
-    problem = problem_from_layer(CONV, arch)
-    evaluator = Evaluator(problem, arch)
-    for _, spatial_choice in spatial_candidates(problem, arch, limit=3):
-        for order in ("W", "O", "I"):
-            plan = greedy_plan(problem, arch, spatial_choice, order=order)
-            dims, bounds, levels, is_spatial, keep = evaluator.arrays(plan)
-            nest = flatten(plan.to_mapping(arch))
-            assert dims.tolist() == nest.loop_dim.tolist() and bounds.tolist() == nest.loop_bound.tolist()
-            assert levels.tolist() == nest.loop_level.tolist()
-            assert is_spatial.tolist() == nest.loop_spatial.tolist() and (keep == nest.keep).all()
+    evaluator, plans = _greedy_plans(arch)
+    for plan in plans:
+        dims, bounds, levels, is_spatial, keep = evaluator.arrays(plan)
+        nest = flatten(plan.to_mapping(arch))
+        assert dims.tolist() == nest.loop_dim.tolist() and bounds.tolist() == nest.loop_bound.tolist()
+        assert levels.tolist() == nest.loop_level.tolist()
+        assert is_spatial.tolist() == nest.loop_spatial.tolist() and (keep == nest.keep).all()
 
 
 def test_search_mapper_keeps_the_fixed_dataflow_on_other_engines():
