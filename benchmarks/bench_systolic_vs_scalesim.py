@@ -11,7 +11,10 @@ Every layer runs in SCALE-Sim's two memory interfaces, 64 kB SRAMs, ws dataflow,
 Per layer: SCALE-Sim's CPU time (its ``run_scale`` call only, measured inside the peer process),
 hwsim's compat mode with the Numba buffer port (the same report: stalls, DRAM counts and cycles),
 and hwsim's stall-free closed forms; ratios printed. Both sides are timed in CPU seconds
-(``time.process_time``), hwsim as best of several warm runs, so a busy shared machine skews neither.
+(``time.process_time``), hwsim timeit's way (loops of calls lasting >= 0.2 s, best of 5 loops, after a
+warm-up call), so a busy shared machine skews neither and the timer's own cost does not swamp a
+microsecond call. A layer object is built once, as a topology row is: its derived sizes (ofmap
+height/width, window) are cached on it, ~1 us that its first simulated call pays and the warm ones do not.
 Layers SCALE-Sim would need more than its budget for (estimated from its measured cost per demand
 row: ~45-145 us in CALC, ``shared/research/scalesim.md`` §9, ~575 us in USER) are skipped on its
 side. Also times a whole ResNet-50 on a 32x32 array (physical and compat closed-form modes, warm).
@@ -27,6 +30,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+import timeit
 from pathlib import Path
 
 from hwsim.interop.scalesim import ScaleSimConfig, write_config
@@ -80,16 +84,14 @@ def random_layers(rng: random.Random, count: int) -> list[ScaleSimLayer]:
         layer.num_filters, layer.stride_h, layer.stride_h) for layer in out]
 
 
-def time_call(fn, repeats: int) -> float:
-    """Best-of-``repeats`` CPU seconds of ``fn()`` after one warm-up call (timeit's convention: the
-    minimum is the run least disturbed by the rest of a shared machine)."""
+def time_call(fn) -> float:
+    """CPU seconds per call of ``fn``, timeit's way: loops of enough calls to last >= 0.2 s (so the
+    timer's own ~0.5 us cost and its resolution vanish from microsecond calls), best of 5 loops
+    (the one least disturbed by the rest of a shared machine), after one warm-up call."""
     fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.process_time()
-        fn()
-        samples.append(time.process_time() - start)
-    return min(samples)
+    timer = timeit.Timer(fn, timer=time.process_time)
+    number, _ = timer.autorange()
+    return min(timer.repeat(repeat=5, number=number)) / number
 
 
 def scalesim_seconds(python: str, layer: ScaleSimLayer, rows: int, cols: int, interface: str,
@@ -132,8 +134,8 @@ def bench_layer(python: str | None, layer: ScaleSimLayer, rows: int, cols: int, 
                                 **kwargs)
 
     report = run()
-    sim_s = time_call(run, 5)
-    closed_s = time_call(lambda: compat_compute(layer, rows=rows, cols=cols, dataflow="ws"), 200)
+    sim_s = time_call(run)
+    closed_s = time_call(lambda: compat_compute(layer, rows=rows, cols=cols, dataflow="ws"))
     peer_s = scalesim_seconds(python, layer, rows, cols, interface, workdir) if python else None
     return {"layer": layer.name, "array": f"{rows}x{cols}", "interface": interface, "macs": layer.macs,
             "cycles": report.total_cycles, "stalls": report.stall_cycles,
@@ -156,8 +158,8 @@ def bench_resnet50() -> dict:
     def run(spec):
         return sum(systolic.evaluate(layer, spec, systolic.default_mapping(layer, spec)).cycles for layer in layers)
 
-    return {"layers": len(layers), "physical_ms": 1e3 * time_call(lambda: run(arch), 5),
-            "compat_closed_ms": 1e3 * time_call(lambda: run(compat_arch), 5)}
+    return {"layers": len(layers), "physical_ms": 1e3 * time_call(lambda: run(arch)),
+            "compat_closed_ms": 1e3 * time_call(lambda: run(compat_arch))}
 
 
 def main() -> None:

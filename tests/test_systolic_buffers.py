@@ -13,7 +13,7 @@ from hwsim.models import systolic
 from hwsim.models.systolic import _buffer_kernels as bk
 from hwsim.models.systolic import buffers as buffers_module
 from hwsim.models.systolic._kernels import DATAFLOW_CODES
-from hwsim.models.systolic.buffers import _PREFETCH, _shape_vector, simulate_buffers, simulate_calc
+from hwsim.models.systolic.buffers import _shape_vector, simulate_buffers, simulate_calc
 from hwsim.models.systolic.compat import ScaleSimLayer, ifmap_valid
 from hwsim.models.systolic.compat_engine import compat_report
 from hwsim.models.systolic.report import sram_trace_rows
@@ -134,16 +134,13 @@ def test_edge_arrays_port(rows, cols):
        dataflow=st.sampled_from(["ws", "os", "is"]), operand=st.integers(0, 1))
 def test_prefetch_kernel_matches_reference_order(layer, rows, cols, dataflow, operand):
     sr, sc, t = layer.spatial_dims(dataflow)
-    blocks, block_rows, width, diagonal = _PREFETCH[(dataflow, operand)]
-    extents = {"t": t, "sr": sr, "rows": rows, "cols": cols, "row": -(-sr // rows), "col": -(-sc // cols)}
-    block_rows, width = extents[block_rows], extents[width]
-    total_rows = extents[blocks] * block_rows
+    df = DATAFLOW_CODES[dataflow]
+    block_rows, total_rows, width, diagonal = bk._prefetch_layout(df, operand, rows, cols, sr, sc, t)
     shape = _shape_vector(layer)
     ptab, ktab = bk.ifmap_tables(shape)
-    out = np.empty(total_rows * width, dtype=np.int32)
-    scratch = np.full(out.size + 5, 99, dtype=np.int32)          # reused memory: any contents, any larger size
-    bk._prefetch_kernel(shape, ptab, ktab, DATAFLOW_CODES[dataflow], operand, rows, cols, sr, sc, block_rows,
-                        total_rows, width, diagonal, out, scratch)
+    out = np.full(total_rows * width, 99, dtype=np.int32)       # reused memory: any contents
+    bk._prefetch_kernel(shape, ptab, ktab, df, operand, rows, cols, sr, sc, block_rows,
+                        total_rows, width, diagonal, out)
     assert out.tolist() == prefetch_sequence_ref(layer, rows, cols, dataflow, operand)
 
 
@@ -185,11 +182,16 @@ def test_range_inside_test_agrees_with_every_element(layer, data):
     assert bk._ranges_inside(_shape_vector(layer), p_first, p_last, k_first, k_last) == every
 
 
-def test_user_mode_refuses_oversized_prefetch_sequences(monkeypatch):
-    monkeypatch.setattr(buffers_module, "MAX_PREFETCH_WORDS", 100)
-    with pytest.raises(UnsupportedOpError, match="USER-mode prefetch sequence"):
-        simulate_buffers(ScaleSimLayer("big", 12, 12, 3, 3, 4, 4), rows=4, cols=4, dataflow="ws",
-                         sram_words=(1024,) * 3, interface="USER")
+def test_port_refuses_layers_beyond_its_int32_tables(monkeypatch):
+    """ifmap 576 words, filter 144, USER ifmap prefetch sequence 9 row folds x 100 rows x 4 = 3600."""
+    layer = ScaleSimLayer("big", 12, 12, 3, 3, 4, 4)
+    monkeypatch.setattr(buffers_module, "MAX_TABLE_WORDS", 1000)
+    with pytest.raises(UnsupportedOpError, match=r"'big': the USER-mode prefetch sequence \(3600 words\)"):
+        simulate_buffers(layer, rows=4, cols=4, dataflow="ws", sram_words=(1024,) * 3, interface="USER")
+    simulate_buffers(layer, rows=4, cols=4, dataflow="ws", sram_words=(1024,) * 3)      # CALC needs no sequence
+    monkeypatch.setattr(buffers_module, "MAX_TABLE_WORDS", 500)
+    with pytest.raises(UnsupportedOpError, match=r"'big': the ifmap \(576 words\)"):
+        simulate_buffers(layer, rows=4, cols=4, dataflow="ws", sram_words=(1024,) * 3)
 
 
 def test_reused_scratch_memory_gives_identical_reports():

@@ -48,24 +48,23 @@ CALC_FILL_WORDS_PER_CYCLE = 10
 def ifmap_tables(shape: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-pixel and per-window-index address parts: rows (base, y, x), so addr = base_p + base_k.
 
-    Precomputed once per layer so the kernels do no integer division per demanded word.
+    Precomputed once per layer so the kernels do no integer division per demanded word. int32 (half
+    the cache footprint of int64): ``buffers.py`` refuses larger layers.
     """
-    words = int(shape[H]) * int(shape[W]) * int(shape[CH])
-    dtype = np.int32 if words < 2**31 else np.int64          # int32 halves the cache footprint
-    ptab = np.empty((3, int(shape[EH]) * int(shape[EW])), dtype=dtype)
-    ktab = np.empty((3, int(shape[FR]) * int(shape[FS]) * int(shape[CH])), dtype=dtype)
-    _ifmap_tables_kernel(shape, ptab, ktab)
-    return ptab, ktab
+    return _ifmap_tables(shape)
 
 
 @njit(cache=True)
-def _ifmap_tables_kernel(shape, ptab, ktab):
+def _ifmap_tables(shape):
+    ptab = np.empty((3, shape[EH] * shape[EW]), dtype=np.int32)
+    ktab = np.empty((3, shape[FR] * shape[FS] * shape[CH]), dtype=np.int32)
     for p in range(ptab.shape[1]):
         py, px = p // shape[EW] * shape[SH], p % shape[EW] * shape[SW]
         ptab[0, p], ptab[1, p], ptab[2, p] = (py * shape[W] + px) * shape[CH], py, px
     for k in range(ktab.shape[1]):
         fy, fx, c = k // (shape[FS] * shape[CH]), k // shape[CH] % shape[FS], k % shape[CH]
         ktab[0, k], ktab[1, k], ktab[2, k] = (fy * shape[W] + fx) * shape[CH] + c, fy, fx
+    return ptab, ktab
 
 
 @njit(cache=True, inline="always")
@@ -385,9 +384,8 @@ def _find_in_window(where, first, entries, addr, start, active, num_sets):
     end = start + active
     wrapped = end > num_sets
     e = first[addr]
-    following = where[addr, 1]
-    if not wrapped and following >= 0 and entries[following, 0] < start:
-        e = following                             # the chain is sorted: skip what precedes it
+    if not wrapped and where[addr, 0] < start:
+        e = where[addr, 1]                        # the chain is sorted: every copy up to the current one precedes the window
     while e >= 0:
         set_id = entries[e, 0]
         if _in_window(set_id, start, active, num_sets):
@@ -599,13 +597,41 @@ def new_write_state(size_words, drain_words_per_cycle):
 
 
 @njit(cache=True)
-def _calc_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, size_i, size_f, size_o, table_i, table_f,
-                 lines):
-    """CALC mode end to end in one dispatch: buffer states built here, the latest-set tables
-    (any contents) and the ofmap line counts passed in so they can be reused scratch memory.
+def _layer_shape(ifmap_h, ifmap_w, filter_h, filter_w, channels, num_filters, stride_h, stride_w, ofmap_h, ofmap_w):
+    """The layer shape vector (indices ``H .. EW``) the kernels take."""
+    shape = np.empty(10, dtype=np.int64)
+    shape[H], shape[W], shape[FR], shape[FS], shape[CH] = ifmap_h, ifmap_w, filter_h, filter_w, channels
+    shape[NF], shape[SH], shape[SW], shape[EH], shape[EW] = num_filters, stride_h, stride_w, ofmap_h, ofmap_w
+    return shape
 
-    Returns (stalls, windows, ifmap state, filter state, ofmap state); see ``_memory_kernel``.
+
+# the packed result of one layer (``_calc_layer``/``_user_layer``): stall cycles, the 7 ``windows``
+# cycles of ``_memory_kernel``, then (DRAM start, stop, count) of ifmap reads, filter reads, ofmap writes
+RESULT_STALLS, RESULT_WINDOWS, RESULT_DRAM, RESULT_SIZE = 0, 1, 8, 17
+
+
+@njit(cache=True)
+def _pack_result(stalls, windows, read_i, read_f, wb, user):
+    out = np.empty(RESULT_SIZE, dtype=np.int64)
+    out[RESULT_STALLS] = stalls
+    out[RESULT_WINDOWS:RESULT_DRAM] = windows
+    start, stop, count = (_UR_DSTART, _UR_LAST, _UR_ACCESS) if user else (_RB_DSTART, _RB_DEND, _RB_ACCESS)
+    out[8], out[9], out[10] = read_i[start], read_i[stop], read_i[count]
+    out[11], out[12], out[13] = read_f[start], read_f[stop], read_f[count]
+    out[14], out[15], out[16] = wb[_WB_DSTART], wb[_WB_DSTOP], wb[_WB_ACCESS]
+    return out
+
+
+@njit(cache=True)
+def _calc_layer(shape, rows, cols, df, t, sr, sc, per_fold, size_i, size_f, size_o, scratch, lines):
+    """CALC mode end to end in one dispatch. ``scratch`` (int32, ifmap + filter words, any contents)
+    holds the latest-set tables and ``lines`` the ofmap line counts, so both can be reused memory.
+    Returns the packed result (``RESULT_*``).
     """
+    ptab, ktab = _ifmap_tables(shape)
+    ifmap_words = shape[H] * shape[W] * shape[CH]
+    table_i = scratch[:ifmap_words]
+    table_f = scratch[ifmap_words:ifmap_words + shape[FR] * shape[FS] * shape[CH] * shape[NF]]
     read_i = new_read_state(size_i, CALC_FILL_WORDS_PER_CYCLE)
     read_f = new_read_state(size_f, CALC_FILL_WORDS_PER_CYCLE)
     table_i[:] = -1
@@ -615,55 +641,167 @@ def _calc_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, size_i,
     windows = np.empty(7, dtype=np.int64)
     stalls = _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, 0, read_i, table_i, unused_rows,
                             unused, unused_rows, read_f, table_f, unused_rows, unused, unused_rows, wb, lines, windows)
-    return stalls, windows, read_i, read_f, wb
+    return _pack_result(stalls, windows, read_i, read_f, wb, False)
 
 
 @njit(cache=True)
-def _prefetch_matrix(shape, ptab, ktab, df, operand, rows, cols, sr, sc, block_rows, matrix):
-    """The stacked per-fold prefetch matrix: row g is row ``g % block_rows`` of fold block
-    ``g // block_rows``; -1 = padding (past the operand's extent or the ifmap edge).
+def _prefetch_layout(df, operand, rows, cols, sr, sc, t):
+    """SCALE-Sim's prefetch matrix of one read operand: (block rows, total rows, width, anti-diagonal order).
 
-    Along a row the operand indices are affine in the column j, as in the demand rows.
+    The matrix stacks one block per row fold (ws/os ifmap, is filter; ``rows`` wide) or per column
+    fold (``cols`` wide). A streamed operand's block has ``t`` rows and is prefetched along
+    anti-diagonals; the stationary one (ws filter, is ifmap) has ``sr`` rows, prefetched row by row.
+    """
+    if (operand == 0) == (df != 2):
+        blocks, width = (sr + rows - 1) // rows, rows
+    else:
+        blocks, width = (sc + cols - 1) // cols, cols
+    stationary = (df == 0 and operand == 1) or (df == 2 and operand == 0)
+    block_rows = sr if stationary else t
+    return block_rows, blocks * block_rows, width, not stationary
+
+
+@njit(cache=True)
+def _user_read_state(size_words, bw, valid, sequence_words):
+    """Initial USER prefetch-window state of an SRAM of ``size_words`` over ``valid`` prefetched words.
+
+    Sets of ``ceil(size/100)`` words; half the buffer (rounded up) is the active window, the rest is
+    refilled ``lines`` lines of ``bw`` words at a time; the first fill precedes cycle 0.
+    """
+    per_set = -(-size_words // 100)
+    num_sets = valid // per_set + 1
+    active_words = -(-size_words // 2)
+    prefetch_words = size_words - active_words
+    active = min(-(-active_words // per_set), num_sets)
+    first_lines = min(-(-active_words // bw), -(-sequence_words // bw))
+    state = np.zeros(9, dtype=np.int64)
+    state[_UR_SETS], state[_UR_ACTIVE] = num_sets, active
+    state[_UR_PREFETCH] = min(-(-prefetch_words // per_set), num_sets - active)
+    state[_UR_LAST], state[_UR_ACCESS] = -1, first_lines * bw
+    state[_UR_LINES], state[_UR_BW], state[_UR_DSTART] = -(-prefetch_words // bw), bw, -first_lines
+    return state
+
+
+@njit(cache=True, inline="always")
+def _user_operand(shape, ptab, ktab, df, operand, rows, cols, sr, sc, t, size_words, bw, sequence, where, first,
+                  entries):
+    """Prefetch order and address -> copies tables of one operand; returns its window state."""
+    block_rows, total_rows, width, diagonal = _prefetch_layout(df, operand, rows, cols, sr, sc, t)
+    seq = sequence[:total_rows * width]
+    _prefetch_kernel(shape, ptab, ktab, df, operand, rows, cols, sr, sc, block_rows, total_rows, width, diagonal, seq)
+    valid = _user_tables_kernel(seq, -(-size_words // 100), where, first, entries)
+    return _user_read_state(size_words, bw, valid, seq.size)
+
+
+@njit(cache=True)
+def _user_scratch_words(shape, df, rows, cols, sr, sc, t):
+    """(int32 scratch words ``_user_layer`` needs, words of the longer prefetch sequence)."""
+    sequence = 0
+    for operand in range(2):
+        _, total_rows, width, _ = _prefetch_layout(df, operand, rows, cols, sr, sc, t)
+        sequence = max(sequence, total_rows * width)
+    ifmap_words = shape[H] * shape[W] * shape[CH]
+    filter_words = shape[FR] * shape[FS] * shape[CH] * shape[NF]
+    return 5 * sequence + 3 * (ifmap_words + filter_words), sequence
+
+
+@njit(cache=True, inline="always")
+def _carve_tables(scratch, space, entries):
+    """One operand's ``where`` (space x 2), ``first`` (space) and ``entries`` (entries x 2) from the
+    front of ``scratch``; returns them and the rest."""
+    where, first = scratch[:2 * space].reshape((space, 2)), scratch[2 * space:3 * space]
+    end = 3 * space + 2 * entries
+    return where, first, scratch[3 * space:end].reshape((entries, 2)), scratch[end:]
+
+
+@njit(cache=True)
+def _user_layer(shape, rows, cols, df, t, sr, sc, per_fold, size_i, size_f, size_o, bw_i, bw_f, drain, scratch,
+                lines):
+    """USER mode end to end in one dispatch. ``scratch`` (int32, ``_user_scratch_words``, any contents)
+    holds the prefetch sequence and both operands' tables; ``lines`` the ofmap line counts.
+    Returns the packed result; stalls -1 = SCALE-Sim never finishes.
+    """
+    ptab, ktab = _ifmap_tables(shape)
+    _, n = _user_scratch_words(shape, df, rows, cols, sr, sc, t)
+    ifmap_words = shape[H] * shape[W] * shape[CH]
+    filter_words = shape[FR] * shape[FS] * shape[CH] * shape[NF]
+    sequence = scratch[:n]
+    where_i, first_i, entries_i, rest = _carve_tables(scratch[n:], ifmap_words, n)
+    where_f, first_f, entries_f, _ = _carve_tables(rest, filter_words, n)
+    read_i = _user_operand(shape, ptab, ktab, df, 0, rows, cols, sr, sc, t, size_i, bw_i, sequence, where_i, first_i,
+                           entries_i)
+    read_f = _user_operand(shape, ptab, ktab, df, 1, rows, cols, sr, sc, t, size_f, bw_f, sequence, where_f, first_f,
+                           entries_f)
+    wb = new_write_state(size_o, drain)
+    windows = np.empty(7, dtype=np.int64)
+    unused = np.zeros(1, dtype=np.int32)                            # the CALC latest-set tables
+    stalls = _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, 1, read_i, unused, where_i,
+                            first_i, entries_i, read_f, unused, where_f, first_f, entries_f, wb, lines, windows)
+    return _pack_result(stalls, windows, read_i, read_f, wb, True)
+
+
+@njit(cache=True, inline="always")
+def _prefetch_row(df, operand, rows, cols, sr, sc, window, b, i):
+    """Row ``i`` of fold block ``b`` of the stacked prefetch matrix, affine in the column j: ifmap
+    pixel ``pa + pb*j`` and window index ``ka + kb*j`` (filter: address ``pa + pb*j``), as in the
+    demand rows; columns ``j >= end`` are padding (past the operand's extent).
+    Returns (pa, pb, ka, kb, end).
+    """
+    if operand == 0:
+        if df == 0:
+            pa, pb, ka, kb, base, limit = i, 0, b * rows, 1, b * rows, sr
+        elif df == 1:
+            pa, pb, ka, kb, base, limit = b * rows, 1, i, 0, b * rows, sr
+        else:
+            pa, pb, ka, kb, base, limit = b * cols, 1, i, 0, b * cols, sc
+    elif df == 2:
+        pa, pb, ka, kb, base, limit = i * window + b * rows, 1, 0, 0, b * rows, sr
+    else:
+        pa, pb, ka, kb, base, limit = b * cols * window + i, window, 0, 0, b * cols, sc
+    return pa, pb, ka, kb, limit - base
+
+
+@njit(cache=True, inline="always")
+def _prefetch_word(ptab, ktab, height, width, operand, pa, pb, ka, kb, end, j):
+    """Word at column j of a prefetch-matrix row (``_prefetch_row``); -1 = padding or past the ifmap edge."""
+    if j >= end:
+        return -1
+    if operand == 1:
+        return pa + pb * j
+    pu, ku = uint64(pa + pb * j), uint64(ka + kb * j)
+    if ptab[1, pu] + ktab[1, ku] < height and ptab[2, pu] + ktab[2, ku] < width:
+        return ptab[0, pu] + ktab[0, ku]
+    return -1
+
+
+@njit(cache=True, inline="always")
+def _prefetch_kernel(shape, ptab, ktab, df, operand, rows, cols, sr, sc, block_rows, total_rows, width, diagonal,
+                     out):
+    """SCALE-Sim's prefetch order of one operand into ``out`` (``total_rows * width`` words): the
+    stacked per-fold matrix row by row, or along its anti-diagonals bottom-left to top-right.
+
+    Each word is generated where it goes (no matrix is built): along an anti-diagonal the row
+    steps back by one, so the fold block and its row are tracked without a division per word.
     """
     window = shape[FR] * shape[FS] * shape[CH]
-    height, width = shape[H], shape[W]
-    for g in range(matrix.shape[0]):
-        b, i = g // block_rows, g % block_rows
-        if operand == 0:                                   # pixel pa + pb*j, window index ka + kb*j
-            if df == 0:
-                pa, pb, ka, kb, base, limit = i, 0, b * rows, 1, b * rows, sr
-            elif df == 1:
-                pa, pb, ka, kb, base, limit = b * rows, 1, i, 0, b * rows, sr
-            else:
-                pa, pb, ka, kb, base, limit = b * cols, 1, i, 0, b * cols, sc
-        elif df == 2:                                      # filter address pa + pb*j
-            pa, pb, ka, kb, base, limit = i * window + b * rows, 1, 0, 0, b * rows, sr
-        else:
-            pa, pb, ka, kb, base, limit = b * cols * window + i, window, 0, 0, b * cols, sc
-        end = min(matrix.shape[1], limit - base)
-        for j in range(matrix.shape[1]):
-            value = -1
-            if j < end:
-                if operand == 1:
-                    value = pa + pb * j
-                else:
-                    pu, ku = uint64(pa + pb * j), uint64(ka + kb * j)
-                    if ptab[1, pu] + ktab[1, ku] < height and ptab[2, pu] + ktab[2, ku] < width:
-                        value = ptab[0, pu] + ktab[0, ku]
-            matrix[g, j] = value
-
-
-@njit(cache=True)
-def _prefetch_kernel(shape, ptab, ktab, df, operand, rows, cols, sr, sc, block_rows, total_rows, width,
-                     diagonal, out, scratch):
-    """SCALE-Sim's prefetch order of that matrix: row by row, or anti-diagonals bottom-left to top-right
-    (the matrix is built in ``scratch``, at least ``out``'s size, first)."""
-    matrix = (out if not diagonal else scratch[:out.size]).reshape((total_rows, width))
-    _prefetch_matrix(shape, ptab, ktab, df, operand, rows, cols, sr, sc, block_rows, matrix)
+    height, ifmap_width = shape[H], shape[W]
     if not diagonal:
+        for g in range(total_rows):
+            pa, pb, ka, kb, end = _prefetch_row(df, operand, rows, cols, sr, sc, window, g // block_rows,
+                                                g % block_rows)
+            for j in range(width):
+                out[uint64(g * width + j)] = _prefetch_word(ptab, ktab, height, ifmap_width, operand, pa, pb, ka, kb,
+                                                            end, j)
         return
     idx = 0
     for d in range(total_rows + width - 1):
-        for g in range(min(d, total_rows - 1), max(0, d - width + 1) - 1, -1):
-            out[uint64(idx)] = matrix[g, d - g]
+        g = min(d, total_rows - 1)
+        b, i = g // block_rows, g % block_rows
+        for j in range(d - g, min(d, width - 1) + 1):          # row g = d - j, stepping back
+            pa, pb, ka, kb, end = _prefetch_row(df, operand, rows, cols, sr, sc, window, b, i)
+            out[uint64(idx)] = _prefetch_word(ptab, ktab, height, ifmap_width, operand, pa, pb, ka, kb, end, j)
             idx += 1
+            i -= 1
+            if i < 0:
+                i = block_rows - 1
+                b -= 1

@@ -39,8 +39,8 @@ traces are identical. Known remaining differences:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
@@ -52,7 +52,10 @@ from hwsim.models.systolic._kernels import DATAFLOW_CODES, _compat_layer_kernel
 
 @dataclass(frozen=True)
 class ScaleSimLayer:
-    """One row of a SCALE-Sim topology (conv view); ``repeats`` serial identical copies."""
+    """One row of a SCALE-Sim topology (conv view); ``repeats`` serial identical copies.
+
+    Derived sizes are cached properties: a layer is built once and read on every simulated call.
+    """
 
     name: str
     ifmap_h: int
@@ -65,23 +68,23 @@ class ScaleSimLayer:
     stride_w: int = 1
     repeats: int = 1
 
-    @property
+    @cached_property
     def ofmap_h(self) -> int:
-        return math.ceil((self.ifmap_h - self.filter_h + self.stride_h) / self.stride_h)
+        return -(-(self.ifmap_h - self.filter_h + self.stride_h) // self.stride_h)
 
-    @property
+    @cached_property
     def ofmap_w(self) -> int:
-        return math.ceil((self.ifmap_w - self.filter_w + self.stride_w) / self.stride_w)
+        return -(-(self.ifmap_w - self.filter_w + self.stride_w) // self.stride_w)
 
-    @property
+    @cached_property
     def pixels(self) -> int:
         return self.ofmap_h * self.ofmap_w
 
-    @property
+    @cached_property
     def window(self) -> int:
         return self.filter_h * self.filter_w * self.channels
 
-    @property
+    @cached_property
     def macs(self) -> int:
         """MACs of one copy (SCALE-Sim's ``num_compute``)."""
         return self.pixels * self.num_filters * self.window
