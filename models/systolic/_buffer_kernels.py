@@ -685,7 +685,10 @@ def _user_read_state(size_words, bw, valid, sequence_words):
 @njit(cache=True, inline="always")
 def _user_operand(shape, ptab, ktab, df, operand, rows, cols, sr, sc, t, size_words, bw, sequence, where, first,
                   entries):
-    """Prefetch order and address -> copies tables of one operand; returns its window state."""
+    """Prefetch order and address -> copies tables of one operand; returns its window state.
+
+    Inlined (with ``_prefetch_kernel``) so the literal ``operand`` of each call site folds its branches.
+    """
     block_rows, total_rows, width, diagonal = _prefetch_layout(df, operand, rows, cols, sr, sc, t)
     seq = sequence[:total_rows * width]
     _prefetch_kernel(shape, ptab, ktab, df, operand, rows, cols, sr, sc, block_rows, total_rows, width, diagonal, seq)
