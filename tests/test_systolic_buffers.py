@@ -139,9 +139,19 @@ def test_prefetch_kernel_matches_reference_order(layer, rows, cols, dataflow, op
     shape = _shape_vector(layer)
     ptab, ktab = bk.ifmap_tables(shape)
     out = np.full(total_rows * width, 99, dtype=np.int32)       # reused memory: any contents
+    unit_valid = np.full(total_rows + width, 99, dtype=np.int32)
     bk._prefetch_kernel(shape, ptab, ktab, df, operand, rows, cols, sr, sc, block_rows,
-                        total_rows, width, diagonal, out)
-    assert out.tolist() == prefetch_sequence_ref(layer, rows, cols, dataflow, operand)
+                        total_rows, width, diagonal, out, unit_valid)
+    expected = prefetch_sequence_ref(layer, rows, cols, dataflow, operand)
+    assert out.tolist() == expected
+    # units: the matrix rows in row order, else its anti-diagonals (row g + column j = d)
+    lengths = ([width] * total_rows if not diagonal else
+               [min(d, width - 1) - max(0, d - total_rows + 1) + 1 for d in range(total_rows + width - 1)])
+    prefix, position = [0], 0
+    for length in lengths:
+        prefix.append(prefix[-1] + sum(word >= 0 for word in expected[position:position + length]))
+        position += length
+    assert unit_valid[:len(prefix)].tolist() == prefix
 
 
 @settings(deadline=None, max_examples=80)
@@ -167,6 +177,23 @@ def test_user_tables_chain_every_address_through_its_sets(sequence, per_set):
         # the cached current copy starts at the head, linked to the second
         head = (chain[0], entries[first[address], 1]) if chain else (bk.NO_SET, -1)
         assert tuple(where[address]) == head
+
+
+@settings(deadline=None, max_examples=300)
+@given(counts=st.lists(st.integers(0, 9), min_size=1, max_size=12), per_set=st.integers(1, 7), data=st.data())
+def test_unit_resident_iff_every_set_of_its_words_is_in_the_window(counts, per_set, data):
+    """A unit (row or anti-diagonal of the prefetch matrix) is resident iff every set holding one of
+    its valid words lies in the circular window [start, start + active) (mod the number of sets)."""
+    unit_valid = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    num_sets = int(unit_valid[-1]) // per_set + 1
+    start, active = data.draw(st.integers(0, num_sets - 1)), data.draw(st.integers(1, num_sets))
+    state = bk._user_read_state(per_set * 100, 1, int(unit_valid[-1]), int(unit_valid[-1]))
+    assert (state[bk._UR_PER_SET], state[bk._UR_SETS]) == (per_set, num_sets)
+    state[bk._UR_START], state[bk._UR_ACTIVE] = start, active
+    window = {(start + i) % num_sets for i in range(active)}
+    for u, count in enumerate(counts):
+        sets = {word // per_set for word in range(unit_valid[u], unit_valid[u] + count)}
+        assert bk._unit_resident(state, unit_valid, u) == (bool(sets) and sets <= window)
 
 
 @settings(deadline=None, max_examples=200)

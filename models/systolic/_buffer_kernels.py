@@ -10,7 +10,9 @@ each row's addresses go, left to right, through:
   the first request, later batches are spread over the cycles since the previous one. They never stall.
 * USER: the prefetch read buffers: the operand's prefetch order is cut into sets of
   ``ceil(words / 100)``; a circular window of half the sets is resident; a miss slides it by the
-  other half, fetching at the bank bandwidth, and stalls the row (``_user_row``).
+  other half, fetching at the bank bandwidth, and stalls the row (``_user_row``). A demand row's
+  addresses are words of one row or anti-diagonal of the prefetch matrix, so a row whose unit lies
+  wholly in the window hits everywhere and is skipped in O(1) (``_unit_resident``; nearly all rows).
 * the ofmap write buffer: words are packed into lines of ``drain bandwidth`` words; once more than
   half the buffer is used, the lines written so far (up to half a buffer) drain at one line per
   cycle; a write into a full buffer while a drain is running waits for the drain's end (a stall).
@@ -40,6 +42,7 @@ _WB_TOTAL, _WB_DRAIN, _WB_BW, _WB_FREE, _WB_FILL, _WB_LINES, _WB_DLINE, _WB_DEND
 _WB_ACCESS, _WB_DSTART, _WB_DSTOP, _WB_HAS = range(8, 12)
 # USER-mode read-buffer state
 _UR_SETS, _UR_ACTIVE, _UR_PREFETCH, _UR_START, _UR_LAST, _UR_ACCESS, _UR_LINES, _UR_BW, _UR_DSTART = range(9)
+_UR_PER_SET = 9
 SETS_PER_HALF = 50
 NEVER = -(1 << 62)
 CALC_FILL_WORDS_PER_CYCLE = 10
@@ -355,6 +358,15 @@ def _row_ifmap_inside(shape, a, b, c, d, lo, hi):
     return _ranges_inside(shape, min(p_lo, p_hi), max(p_lo, p_hi), min(k_lo, k_hi), max(k_lo, k_hi))
 
 
+@njit(cache=True, inline="always")
+def _row_has_ifmap_word(ptab, ktab, height, width, a, b, c, d, lo, hi):
+    """1 if some column of a demand row (pixel a + b*j, window index c + d*j) lies inside the ifmap, else 0."""
+    for j in range(lo, hi + 1):
+        if _column_address(ADDR_IFMAP_CHECKED, ptab, ktab, height, width, a, b, c, d, j) >= 0:
+            return 1
+    return 0
+
+
 # USER-mode tables. Each address's copies in the prefetch sequence form a chain of entries in
 # sequence order, entry = (set id, next entry). The per-address row ``where[a] = (set of the
 # current copy, next entry)``, 8 bytes so the table stays cache resident, caches the copy last found
@@ -443,6 +455,38 @@ def _user_row(state, where, first, entries, how, ptab, ktab, height, width, a, b
     return offset, valid
 
 
+@njit(cache=True, inline="always")
+def _unit_base(df, operand, fr, fc, rows, cols, sr, sc, t):
+    """Prefetch unit of fold (fr, fc)'s demand rows of one read operand, less the row's ``base``.
+
+    Skewed stream: the rows of fold block B (t rows each) form anti-diagonal ``B*t + base``;
+    stationary tile: row ``B*sr + fr*rows + base`` (its tile row). B is the block the operand's
+    prefetch matrix stacks per fold: per row fold for ws/os ifmap and is filter, else per column fold.
+    """
+    block_rows, _, _, diagonal = _prefetch_layout(df, operand, rows, cols, sr, sc, t)
+    block = fr if (operand == 0) == (df != 2) else fc
+    return block * block_rows + (0 if diagonal else fr * rows)
+
+
+@njit(cache=True, inline="always")
+def _unit_resident(state, unit_valid, u):
+    """Whether every set holding a valid word of prefetch unit ``u`` (an anti-diagonal or row of the
+    prefetch matrix; ``unit_valid`` is the prefix count of valid words per unit) lies in the window.
+
+    A demand row's addresses are valid words of one unit (a skewed stream's row is an anti-diagonal
+    of the prefetch matrix, a stationary tile's row a row of it), so then every lookup would hit.
+    """
+    first, last = unit_valid[u], unit_valid[u + 1] - 1
+    if last < first:
+        return False
+    per_set, num_sets, active = state[_UR_PER_SET], state[_UR_SETS], state[_UR_ACTIVE]
+    low = first // per_set
+    distance = low - state[_UR_START]
+    if distance < 0:
+        distance += num_sets
+    return distance + last // per_set - low < active or active == num_sets
+
+
 @njit(cache=True)
 def _user_tables_kernel(sequence, per_set, where, first, entries):
     """Fill the per-address rows ``where`` (space x 2), the chain heads ``first`` (space) and the
@@ -486,13 +530,13 @@ def _user_tables_kernel(sequence, per_set, where, first, entries):
 
 @njit(cache=True)
 def _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, user, read_i, table_i, where_i, first_i,
-                   sets_i, read_f, table_f, where_f, first_f, sets_f, wb, lines, windows):
+                   sets_i, units_i, read_f, table_f, where_f, first_f, sets_f, units_f, wb, lines, windows):
     """Run every demand row through the ifmap/filter read buffers and the ofmap write buffer.
 
     CALC (``user=0``): ``read_*`` are estimate-buffer states and ``table_*`` the per-address latest
     set; USER: ``read_*`` are prefetch-window states, ``where_*``/``first_*``/``sets_*`` the per-address
-    rows, chain heads and entry chains of ``_user_tables_kernel``. The other mode's arrays are unused
-    placeholders.
+    rows, chain heads and entry chains of ``_user_tables_kernel`` and ``units_*`` the valid words per
+    prefetch unit (``_prefetch_kernel``). The other mode's arrays are unused placeholders.
     ``windows`` receives the first/last serviced cycle with a valid address per operand and the
     last ofmap cycle (reported total). Returns the stall cycles, or -1 if SCALE-Sim never finishes.
     """
@@ -504,6 +548,7 @@ def _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, user,
     window = shape[FR] * shape[FS] * shape[CH]
     height, width = shape[H], shape[W]
     windows[:] = -1
+    unit_base = np.zeros(2, dtype=np.int64)
     stalls = 0
     row = 0
     last_out = 0
@@ -512,6 +557,9 @@ def _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, user,
         for fr in range((sr + rows - 1) // rows):
             ur = min(rows, sr - fr * rows)
             inside = _fold_ifmap_inside(shape, df, fr, fc, rows, cols, t, ur, uc)
+            if user:
+                for operand in range(2):
+                    unit_base[operand] = _unit_base(df, operand, fr, fc, rows, cols, sr, sc, t)
             for r in range(per_fold):
                 cycle = row + stalls
                 read_stall = 0
@@ -531,7 +579,12 @@ def _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, user,
                     else:
                         how = ADDR_IFMAP_CHECKED
                     if user:
-                        if how == ADDR_IFMAP:                  # literal modes: each compiles to its own loop
+                        if _unit_resident(read_i if operand == 0 else read_f, units_i if operand == 0 else units_f,
+                                          base + unit_base[operand]):
+                            offset = 1                               # every address hits: nothing changes
+                            n = 1 if how != ADDR_IFMAP_CHECKED else _row_has_ifmap_word(ptab, ktab, height, width, a,
+                                                                                        b, c, d, lo, hi)
+                        elif how == ADDR_IFMAP:                  # literal modes: each compiles to its own loop
                             offset, n = _user_row(read_i, where_i, first_i, sets_i, ADDR_IFMAP, ptab, ktab, height,
                                                   width, a, b, c, d, lo, hi, cycle)
                         elif how == ADDR_IFMAP_CHECKED:
@@ -640,7 +693,8 @@ def _calc_layer(shape, rows, cols, df, t, sr, sc, per_fold, size_i, size_f, size
     wb = new_write_state(size_o, cols)
     windows = np.empty(7, dtype=np.int64)
     stalls = _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, 0, read_i, table_i, unused_rows,
-                            unused, unused_rows, read_f, table_f, unused_rows, unused, unused_rows, wb, lines, windows)
+                            unused, unused_rows, unused, read_f, table_f, unused_rows, unused, unused_rows, unused, wb,
+                            lines, windows)
     return _pack_result(stalls, windows, read_i, read_f, wb, False)
 
 
@@ -674,8 +728,8 @@ def _user_read_state(size_words, bw, valid, sequence_words):
     prefetch_words = size_words - active_words
     active = min(-(-active_words // per_set), num_sets)
     first_lines = min(-(-active_words // bw), -(-sequence_words // bw))
-    state = np.zeros(9, dtype=np.int64)
-    state[_UR_SETS], state[_UR_ACTIVE] = num_sets, active
+    state = np.zeros(10, dtype=np.int64)
+    state[_UR_SETS], state[_UR_ACTIVE], state[_UR_PER_SET] = num_sets, active, per_set
     state[_UR_PREFETCH] = min(-(-prefetch_words // per_set), num_sets - active)
     state[_UR_LAST], state[_UR_ACCESS] = -1, first_lines * bw
     state[_UR_LINES], state[_UR_BW], state[_UR_DSTART] = -(-prefetch_words // bw), bw, -first_lines
@@ -684,37 +738,41 @@ def _user_read_state(size_words, bw, valid, sequence_words):
 
 @njit(cache=True, inline="always")
 def _user_operand(shape, ptab, ktab, df, operand, rows, cols, sr, sc, t, size_words, bw, sequence, where, first,
-                  entries):
-    """Prefetch order and address -> copies tables of one operand; returns its window state.
+                  entries, unit_valid):
+    """Prefetch order, valid words per prefetch unit and address -> copies tables of one operand;
+    returns its window state.
 
     Inlined (with ``_prefetch_kernel``) so the literal ``operand`` of each call site folds its branches.
     """
     block_rows, total_rows, width, diagonal = _prefetch_layout(df, operand, rows, cols, sr, sc, t)
     seq = sequence[:total_rows * width]
-    _prefetch_kernel(shape, ptab, ktab, df, operand, rows, cols, sr, sc, block_rows, total_rows, width, diagonal, seq)
+    _prefetch_kernel(shape, ptab, ktab, df, operand, rows, cols, sr, sc, block_rows, total_rows, width, diagonal, seq,
+                     unit_valid)
     valid = _user_tables_kernel(seq, -(-size_words // 100), where, first, entries)
     return _user_read_state(size_words, bw, valid, seq.size)
 
 
 @njit(cache=True)
 def _user_scratch_words(shape, df, rows, cols, sr, sc, t):
-    """(int32 scratch words ``_user_layer`` needs, words of the longer prefetch sequence)."""
-    sequence = 0
+    """(int32 scratch words ``_user_layer`` needs, words of the longer prefetch sequence, most units
+    (rows or anti-diagonals) of a prefetch matrix plus one)."""
+    sequence, units = 0, 0
     for operand in range(2):
         _, total_rows, width, _ = _prefetch_layout(df, operand, rows, cols, sr, sc, t)
-        sequence = max(sequence, total_rows * width)
+        sequence, units = max(sequence, total_rows * width), max(units, total_rows + width)
     ifmap_words = shape[H] * shape[W] * shape[CH]
     filter_words = shape[FR] * shape[FS] * shape[CH] * shape[NF]
-    return 5 * sequence + 3 * (ifmap_words + filter_words), sequence
+    return 5 * sequence + 3 * (ifmap_words + filter_words) + 2 * units, sequence, units
 
 
 @njit(cache=True, inline="always")
-def _carve_tables(scratch, space, entries):
-    """One operand's ``where`` (space x 2), ``first`` (space) and ``entries`` (entries x 2) from the
-    front of ``scratch``; returns them and the rest."""
+def _carve_tables(scratch, space, entries, units):
+    """One operand's ``where`` (space x 2), ``first`` (space), ``entries`` (entries x 2) and unit
+    counts (units) from the front of ``scratch``; returns them and the rest."""
     where, first = scratch[:2 * space].reshape((space, 2)), scratch[2 * space:3 * space]
     end = 3 * space + 2 * entries
-    return where, first, scratch[3 * space:end].reshape((entries, 2)), scratch[end:]
+    return (where, first, scratch[3 * space:end].reshape((entries, 2)), scratch[end:end + units],
+            scratch[end + units:])
 
 
 @njit(cache=True)
@@ -725,21 +783,22 @@ def _user_layer(shape, rows, cols, df, t, sr, sc, per_fold, size_i, size_f, size
     Returns the packed result; stalls -1 = SCALE-Sim never finishes.
     """
     ptab, ktab = _ifmap_tables(shape)
-    _, n = _user_scratch_words(shape, df, rows, cols, sr, sc, t)
+    _, n, units = _user_scratch_words(shape, df, rows, cols, sr, sc, t)
     ifmap_words = shape[H] * shape[W] * shape[CH]
     filter_words = shape[FR] * shape[FS] * shape[CH] * shape[NF]
     sequence = scratch[:n]
-    where_i, first_i, entries_i, rest = _carve_tables(scratch[n:], ifmap_words, n)
-    where_f, first_f, entries_f, _ = _carve_tables(rest, filter_words, n)
+    where_i, first_i, entries_i, units_i, rest = _carve_tables(scratch[n:], ifmap_words, n, units)
+    where_f, first_f, entries_f, units_f, _ = _carve_tables(rest, filter_words, n, units)
     read_i = _user_operand(shape, ptab, ktab, df, 0, rows, cols, sr, sc, t, size_i, bw_i, sequence, where_i, first_i,
-                           entries_i)
+                           entries_i, units_i)
     read_f = _user_operand(shape, ptab, ktab, df, 1, rows, cols, sr, sc, t, size_f, bw_f, sequence, where_f, first_f,
-                           entries_f)
+                           entries_f, units_f)
     wb = new_write_state(size_o, drain)
     windows = np.empty(7, dtype=np.int64)
     unused = np.zeros(1, dtype=np.int32)                            # the CALC latest-set tables
     stalls = _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, 1, read_i, unused, where_i,
-                            first_i, entries_i, read_f, unused, where_f, first_f, entries_f, wb, lines, windows)
+                            first_i, entries_i, units_i, read_f, unused, where_f, first_f, entries_f, units_f, wb,
+                            lines, windows)
     return _pack_result(stalls, windows, read_i, read_f, wb, True)
 
 
@@ -779,32 +838,41 @@ def _prefetch_word(ptab, ktab, height, width, operand, pa, pb, ka, kb, end, j):
 
 @njit(cache=True, inline="always")
 def _prefetch_kernel(shape, ptab, ktab, df, operand, rows, cols, sr, sc, block_rows, total_rows, width, diagonal,
-                     out):
+                     out, unit_valid):
     """SCALE-Sim's prefetch order of one operand into ``out`` (``total_rows * width`` words): the
     stacked per-fold matrix row by row, or along its anti-diagonals bottom-left to top-right.
+    ``unit_valid[u]`` receives the valid words before unit ``u`` (row or anti-diagonal), and one more.
 
     Each word is generated where it goes (no matrix is built): along an anti-diagonal the row
     steps back by one, so the fold block and its row are tracked without a division per word.
     """
     window = shape[FR] * shape[FS] * shape[CH]
     height, ifmap_width = shape[H], shape[W]
+    valid = 0
     if not diagonal:
         for g in range(total_rows):
+            unit_valid[g] = valid
             pa, pb, ka, kb, end = _prefetch_row(df, operand, rows, cols, sr, sc, window, g // block_rows,
                                                 g % block_rows)
             for j in range(width):
-                out[uint64(g * width + j)] = _prefetch_word(ptab, ktab, height, ifmap_width, operand, pa, pb, ka, kb,
-                                                            end, j)
+                word = _prefetch_word(ptab, ktab, height, ifmap_width, operand, pa, pb, ka, kb, end, j)
+                out[uint64(g * width + j)] = word
+                valid += word >= 0
+        unit_valid[total_rows] = valid
         return
     idx = 0
     for d in range(total_rows + width - 1):
+        unit_valid[d] = valid
         g = min(d, total_rows - 1)
         b, i = g // block_rows, g % block_rows
         for j in range(d - g, min(d, width - 1) + 1):          # row g = d - j, stepping back
             pa, pb, ka, kb, end = _prefetch_row(df, operand, rows, cols, sr, sc, window, b, i)
-            out[uint64(idx)] = _prefetch_word(ptab, ktab, height, ifmap_width, operand, pa, pb, ka, kb, end, j)
+            word = _prefetch_word(ptab, ktab, height, ifmap_width, operand, pa, pb, ka, kb, end, j)
+            out[uint64(idx)] = word
+            valid += word >= 0
             idx += 1
             i -= 1
             if i < 0:
                 i = block_rows - 1
                 b -= 1
+    unit_valid[total_rows + width - 1] = valid

@@ -76,7 +76,7 @@ def simulate_buffers(layer: ScaleSimLayer, *, rows: int, cols: int, dataflow: st
         result = bk._calc_layer(shape, rows, cols, df, t, sr, sc, per_fold, sram_words[0], sram_words[1],
                                 sram_words[2], _scratch("tables", ifmap_words + filter_words), lines)
         return _report(layer, cc, rows, cols, result)
-    words, sequence = bk._user_scratch_words(shape, df, rows, cols, sr, sc, t)
+    words, sequence, _ = bk._user_scratch_words(shape, df, rows, cols, sr, sc, t)
     _check_size(layer, "USER-mode prefetch sequence", sequence)
     result = bk._user_layer(shape, rows, cols, df, t, sr, sc, per_fold, sram_words[0], sram_words[1], sram_words[2],
                             fill_words_per_cycle[0], fill_words_per_cycle[1], drain_words_per_cycle or cols,
