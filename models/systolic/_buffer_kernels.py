@@ -21,8 +21,9 @@ Speed (the work is O(demanded words), so the constant is everything): a row's ad
 in the array column and are generated inside the buffer loops (no gather pass); whole rows and folds
 are checked against the ifmap edge in O(1) so the common loop has no per-word bounds test; indices
 are unsigned (no wraparound branch); each address mode is a literal at its call site so it compiles
-to its own loop; ofmap rows cost O(1); large arrays are allocated untouched or int32, because page
-faults cost ~3-4 us each on the benchmark VM (measured).
+to its own loop; ofmap rows cost O(1), and so do USER rows whose prefetch unit is resident; the
+prefetch order is generated in the same affine pieces as demand rows; large arrays are allocated
+untouched or int32, because page faults cost ~3-4 us each on the benchmark VM (measured).
 
 State vectors are int64 arrays indexed by the ``_RB_*`` / ``_WB_*`` / ``_UR_*`` constants below.
 """
@@ -803,37 +804,43 @@ def _user_layer(shape, rows, cols, df, t, sr, sc, per_fold, size_i, size_f, size
 
 
 @njit(cache=True, inline="always")
-def _prefetch_row(df, operand, rows, cols, sr, sc, window, b, i):
-    """Row ``i`` of fold block ``b`` of the stacked prefetch matrix, affine in the column j: ifmap
-    pixel ``pa + pb*j`` and window index ``ka + kb*j`` (filter: address ``pa + pb*j``), as in the
-    demand rows; columns ``j >= end`` are padding (past the operand's extent).
-    Returns (pa, pb, ka, kb, end).
-    """
-    if operand == 0:
-        if df == 0:
-            pa, pb, ka, kb, base, limit = i, 0, b * rows, 1, b * rows, sr
-        elif df == 1:
-            pa, pb, ka, kb, base, limit = b * rows, 1, i, 0, b * rows, sr
-        else:
-            pa, pb, ka, kb, base, limit = b * cols, 1, i, 0, b * cols, sc
-    elif df == 2:
-        pa, pb, ka, kb, base, limit = i * window + b * rows, 1, 0, 0, b * rows, sr
-    else:
-        pa, pb, ka, kb, base, limit = b * cols * window + i, window, 0, 0, b * cols, sc
-    return pa, pb, ka, kb, limit - base
+def _prefetch_words(how, ptab, ktab, height, width, a, b, c, d, lo, hi, out, idx):
+    """Columns ``lo..hi`` of one prefetch segment (affine, as a demand row) into ``out[idx:]``;
+    returns the valid words."""
+    valid = 0
+    for j in range(lo, hi + 1):
+        word = _column_address(how, ptab, ktab, height, width, a, b, c, d, j)
+        out[uint64(idx + j - lo)] = word
+        valid += word >= 0
+    return valid
 
 
 @njit(cache=True, inline="always")
-def _prefetch_word(ptab, ktab, height, width, operand, pa, pb, ka, kb, end, j):
-    """Word at column j of a prefetch-matrix row (``_prefetch_row``); -1 = padding or past the ifmap edge."""
-    if j >= end:
-        return -1
+def _prefetch_segment(shape, ptab, ktab, df, operand, rows, cols, window, block, inside, base, lo, hi, end, out,
+                      idx):
+    """Columns ``lo..hi`` of one unit inside fold block ``block`` (row ``base - j`` of the block
+    along an anti-diagonal, row ``base`` of a stationary block) into ``out[idx:]``; columns from
+    ``end`` on are padding (past the operand's extent). Returns the valid words.
+
+    The words are those of a demand row with the same ``base`` (``_row_affine``), so the address
+    mode is picked as for demand rows: unchecked if the whole block (``inside``) or the segment
+    lies inside the ifmap.
+    """
+    real = min(hi, end - 1)
+    for j in range(max(lo, end), hi + 1):
+        out[uint64(idx + j - lo)] = -1
+    if real < lo:
+        return 0
+    if (operand == 0) == (df != 2):
+        a, b, c, d = _row_affine(df, operand, base, block, 0, rows, cols, window)
+    else:
+        a, b, c, d = _row_affine(df, operand, base, 0, block, rows, cols, window)
+    height, width = shape[H], shape[W]
     if operand == 1:
-        return pa + pb * j
-    pu, ku = uint64(pa + pb * j), uint64(ka + kb * j)
-    if ptab[1, pu] + ktab[1, ku] < height and ptab[2, pu] + ktab[2, ku] < width:
-        return ptab[0, pu] + ktab[0, ku]
-    return -1
+        return _prefetch_words(ADDR_AFFINE, ptab, ktab, height, width, a, b, c, d, lo, real, out, idx)
+    if inside or _row_ifmap_inside(shape, a, b, c, d, lo, real):
+        return _prefetch_words(ADDR_IFMAP, ptab, ktab, height, width, a, b, c, d, lo, real, out, idx)
+    return _prefetch_words(ADDR_IFMAP_CHECKED, ptab, ktab, height, width, a, b, c, d, lo, real, out, idx)
 
 
 @njit(cache=True, inline="always")
@@ -843,36 +850,38 @@ def _prefetch_kernel(shape, ptab, ktab, df, operand, rows, cols, sr, sc, block_r
     stacked per-fold matrix row by row, or along its anti-diagonals bottom-left to top-right.
     ``unit_valid[u]`` receives the valid words before unit ``u`` (row or anti-diagonal), and one more.
 
-    Each word is generated where it goes (no matrix is built): along an anti-diagonal the row
-    steps back by one, so the fold block and its row are tracked without a division per word.
+    No matrix is built: a unit is cut where it crosses fold blocks, and each piece is affine in the
+    column j like a demand row (``_prefetch_segment``).
     """
     window = shape[FR] * shape[FS] * shape[CH]
-    height, ifmap_width = shape[H], shape[W]
-    valid = 0
-    if not diagonal:
-        for g in range(total_rows):
-            unit_valid[g] = valid
-            pa, pb, ka, kb, end = _prefetch_row(df, operand, rows, cols, sr, sc, window, g // block_rows,
-                                                g % block_rows)
-            for j in range(width):
-                word = _prefetch_word(ptab, ktab, height, ifmap_width, operand, pa, pb, ka, kb, end, j)
-                out[uint64(g * width + j)] = word
-                valid += word >= 0
-        unit_valid[total_rows] = valid
-        return
-    idx = 0
-    for d in range(total_rows + width - 1):
-        unit_valid[d] = valid
-        g = min(d, total_rows - 1)
-        b, i = g // block_rows, g % block_rows
-        for j in range(d - g, min(d, width - 1) + 1):          # row g = d - j, stepping back
-            pa, pb, ka, kb, end = _prefetch_row(df, operand, rows, cols, sr, sc, window, b, i)
-            word = _prefetch_word(ptab, ktab, height, ifmap_width, operand, pa, pb, ka, kb, end, j)
-            out[uint64(idx)] = word
-            valid += word >= 0
-            idx += 1
-            i -= 1
-            if i < 0:
-                i = block_rows - 1
-                b -= 1
-    unit_valid[total_rows + width - 1] = valid
+    per_row_fold = (operand == 0) == (df != 2)
+    extent = sr if per_row_fold else sc
+    inside = np.zeros(total_rows // block_rows, dtype=np.bool_)       # block's ifmap words all inside
+    for block in range(inside.size if operand == 0 else 0):
+        used = min(width, extent - block * width)
+        if per_row_fold:                                   # ws/os: a row fold streams t = block_rows rows
+            inside[block] = _fold_ifmap_inside(shape, df, block, 0, rows, cols, block_rows, used, 0)
+        else:                                              # is: a column fold's stationary tile of sr rows
+            inside[block] = _fold_ifmap_inside(shape, df, 0, block, rows, cols, block_rows, block_rows, used)
+    units = total_rows + width - 1 if diagonal else total_rows
+    valid, idx = 0, 0
+    for u in range(units):
+        unit_valid[u] = valid
+        if not diagonal:
+            block = u // block_rows
+            valid += _prefetch_segment(shape, ptab, ktab, df, operand, rows, cols, window, block, inside[block],
+                                       u % block_rows, 0, width - 1, extent - block * width, out, idx)
+            idx += width
+            continue
+        row = min(u, total_rows - 1)
+        lo, hi = u - row, min(u, width - 1)                    # column j holds row u - j
+        block = row // block_rows
+        while lo <= hi:
+            base = u - block * block_rows                      # the block's row at column j is base - j
+            top = min(hi, base)
+            valid += _prefetch_segment(shape, ptab, ktab, df, operand, rows, cols, window, block, inside[block],
+                                       base, lo, top, extent - block * width, out, idx)
+            idx += top - lo + 1
+            lo = top + 1
+            block -= 1
+    unit_valid[units] = valid
