@@ -462,10 +462,10 @@ def _unit_base(df, operand, fr, fc, rows, cols, sr, sc, t):
 
     Skewed stream: the rows of fold block B (t rows each) form anti-diagonal ``B*t + base``;
     stationary tile: row ``B*sr + fr*rows + base`` (its tile row). B is the block the operand's
-    prefetch matrix stacks per fold: per row fold for ws/os ifmap and is filter, else per column fold.
+    prefetch matrix stacks per fold (``_per_row_fold``).
     """
     block_rows, _, _, diagonal = _prefetch_layout(df, operand, rows, cols, sr, sc, t)
-    block = fr if (operand == 0) == (df != 2) else fc
+    block = fr if _per_row_fold(df, operand) else fc
     return block * block_rows + (0 if diagonal else fr * rows)
 
 
@@ -699,6 +699,13 @@ def _calc_layer(shape, rows, cols, df, t, sr, sc, per_fold, size_i, size_f, size
     return _pack_result(stalls, windows, read_i, read_f, wb, False)
 
 
+@njit(cache=True, inline="always")
+def _per_row_fold(df, operand):
+    """Whether the operand's prefetch matrix stacks one block per row fold (ws/os ifmap, is filter)
+    rather than per column fold."""
+    return (operand == 0) == (df != 2)
+
+
 @njit(cache=True)
 def _prefetch_layout(df, operand, rows, cols, sr, sc, t):
     """SCALE-Sim's prefetch matrix of one read operand: (block rows, total rows, width, anti-diagonal order).
@@ -707,7 +714,7 @@ def _prefetch_layout(df, operand, rows, cols, sr, sc, t):
     fold (``cols`` wide). A streamed operand's block has ``t`` rows and is prefetched along
     anti-diagonals; the stationary one (ws filter, is ifmap) has ``sr`` rows, prefetched row by row.
     """
-    if (operand == 0) == (df != 2):
+    if _per_row_fold(df, operand):
         blocks, width = (sr + rows - 1) // rows, rows
     else:
         blocks, width = (sc + cols - 1) // cols, cols
@@ -831,7 +838,7 @@ def _prefetch_segment(shape, ptab, ktab, df, operand, rows, cols, window, block,
         out[uint64(idx + j - lo)] = -1
     if real < lo:
         return 0
-    if (operand == 0) == (df != 2):
+    if _per_row_fold(df, operand):
         a, b, c, d = _row_affine(df, operand, base, block, 0, rows, cols, window)
     else:
         a, b, c, d = _row_affine(df, operand, base, 0, block, rows, cols, window)
@@ -854,7 +861,7 @@ def _prefetch_kernel(shape, ptab, ktab, df, operand, rows, cols, sr, sc, block_r
     column j like a demand row (``_prefetch_segment``).
     """
     window = shape[FR] * shape[FS] * shape[CH]
-    per_row_fold = (operand == 0) == (df != 2)
+    per_row_fold = _per_row_fold(df, operand)
     extent = sr if per_row_fold else sc
     inside = np.zeros(total_rows // block_rows, dtype=np.bool_)       # block's ifmap words all inside
     for block in range(inside.size if operand == 0 else 0):
