@@ -78,15 +78,24 @@ def layer_result(layer: Layer, counts: LayerCounts, arch: ArchSpec) -> LayerResu
 
 
 def simulate_graph(graph: LayerGraph, arch: ArchSpec, *, mapper: Mapper | None = None,
-                   progress: Callable[[int, int, str], None] | None = None) -> NetworkResult:
-    """Run every layer of ``graph`` on ``arch`` in topological order."""
+                   progress: Callable[[int, int, str], None] | None = None,
+                   layer_cache: dict[Layer, LayerResult] | None = None) -> NetworkResult:
+    """Run every layer of ``graph`` on ``arch`` in topological order.
+
+    ``layer_cache`` (one dict per (arch, mapper)) reuses the result of an identical layer record, so
+    searches that edit a few layers of a graph re-simulate only those.
+    """
     from hwsim.models.energy import area_mm2
 
     layers = graph.layers()
     results = []
     for index, layer in enumerate(layers):
-        counts = evaluate_layer(layer, arch, mapper=mapper)
-        results.append(layer_result(layer, counts, arch))
+        cached = layer_cache.get(layer) if layer_cache is not None else None
+        if cached is None:
+            cached = layer_result(layer, evaluate_layer(layer, arch, mapper=mapper), arch)
+            if layer_cache is not None:
+                layer_cache[layer] = cached
+        results.append(cached)
         if progress is not None:
             progress(index + 1, len(layers), layer.name)
     return NetworkResult(

@@ -20,7 +20,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 err_console = Console(stderr=True)
 
 # Command modules; each has ``register(app)``. Optional ones may be absent in a partial checkout.
-_COMMAND_MODULES = ("hwsim.cli.core", "hwsim.cli.scalesim", "hwsim.cli.compress", "hwsim.cli.dse")
+_COMMAND_MODULES = ("hwsim.cli.core", "hwsim.cli.scalesim", "hwsim.cli.compress", "hwsim.cli.dse",
+                    "hwsim.cli.autocompress")
 
 
 def _register_commands() -> None:
