@@ -18,20 +18,33 @@ MIXED = Policy({"features.0.0": LayerPolicy(weight_bits=4),
                 "features.3.0": LayerPolicy(prune="nm", n=2, m=4, weight_bits=4),
                 "classifier.1": LayerPolicy(prune="channel", sparsity=0.5),
                 "classifier.3": LayerPolicy(weight_bits=6)})
+# low-rank factors, also of a layer whose input channels were removed
+LOWRANK = Policy({"features.0.0": LayerPolicy(prune="channel", sparsity=0.25),
+                  "features.1.0": LayerPolicy(prune="lowrank", budget=0.5, weight_bits=4),
+                  "classifier.1": LayerPolicy(prune="lowrank", budget=0.3)})
 
 
-@pytest.fixture(scope="module")
-def edited_and_real():
+def _edited_and_real(policy):
     from hwsim import zoo
     from hwsim.compress.pipeline import compressed_graph
     from hwsim.compress.policy_stats import measure_layer_stats
     from hwsim.lower import load_graph
 
     model = zoo.create("digits_cnn", seed=0)
-    stats = measure_layer_stats(model, {path: [lp] for path, lp in MIXED.layers.items()})
-    edited = apply_policy(load_graph("digits_cnn"), MIXED, stats)
-    real = compressed_graph("digits_cnn", policy_recipe(MIXED))
-    return edited, real
+    stats = measure_layer_stats(model, {path: [lp] for path, lp in policy.layers.items()})
+    return apply_policy(load_graph("digits_cnn"), policy, stats), compressed_graph("digits_cnn", policy_recipe(policy))
+
+
+@pytest.fixture(scope="module")
+def edited_and_real():
+    return _edited_and_real(MIXED)
+
+
+def test_lowrank_edit_is_the_factorized_and_lowered_graph():
+    edited, real = _edited_and_real(LOWRANK)
+    assert [layer.to_json() for layer in edited.layers()] == [layer.to_json() for layer in real.layers()]
+    assert sorted(edited.graph.edges) == sorted(real.graph.edges)
+    assert edited["features.1.0.0"].C == 12 and edited["features.1.0.1"].R == 1   # 16 -> 12 channels, then 1x1
 
 
 def test_edited_graph_is_the_compressed_and_lowered_graph(edited_and_real):
@@ -93,7 +106,7 @@ def test_engine_defaults_and_refusals():
     assert load_space(None, load_arch("sparse_tc_2_4")).prune == ["none", "nm:2:4"]
     assert "unstructured:0.9" in load_space(None, load_arch("scnn")).prune
     assert load_space(None, load_arch("bit_fusion")).weight_bits == [2, 4, 6, 8]
-    assert load_space(None, load_arch("edge_tpu_like")).prune == ["none", "channel:0.25", "channel:0.5"]
+    assert load_space(None, load_arch("edge_tpu_like")).prune == ["none", "channel:0.25", "channel:0.5", "lowrank:0.5"]
     with pytest.raises(ConfigError, match="binary engines"):
         load_space(None, load_arch("xnor_bnn"))
     assert parse_prune("nm:1:4") == {"prune": "nm", "n": 1, "m": 4}

@@ -9,12 +9,14 @@ graph matches the compressed-and-lowered one.
 
 from __future__ import annotations
 
+import copy
 from types import SimpleNamespace
 from typing import Any, Iterable, Mapping
 
 import torch
 
 from hwsim.compress.channel_prune import _consumer_columns, _l1_select, find_chains
+from hwsim.compress.lowrank import svd_factorize
 from hwsim.compress.prune import _keep_top, nm_mask
 from hwsim.compress.quantize import act_facts, calibrate_act, layer_inputs, quantize_weight
 from hwsim.dse.policy import LayerPolicy, LayerStats, channel_ratio, weight_key
@@ -39,6 +41,21 @@ def compressed_weight(weight: torch.Tensor, lp: LayerPolicy) -> torch.Tensor:
     if lp.weight_bits is not None:
         quantize_weight(SimpleNamespace(weight=w), lp.weight_bits, per_channel=True, symmetric=True)
     return w
+
+
+def _facts(w: torch.Tensor) -> Any:
+    return weight_facts((w != 0).reshape(w.shape[0], -1).cpu().numpy(), keep_mask=True)
+
+
+def _with_weight(module: Any, weight: torch.Tensor) -> Any:
+    """A copy of a Conv2d/Linear ``module`` holding ``weight`` (fewer input channels after channel removal)."""
+    copy_ = copy.deepcopy(module)
+    copy_.weight = torch.nn.Parameter(weight.detach().clone())
+    if isinstance(copy_, torch.nn.Linear):
+        copy_.in_features = weight.shape[1]
+    else:
+        copy_.in_channels = weight.shape[1] * copy_.groups
+    return copy_
 
 
 def _kept_filters(model: Any, chain: Any, ratio: float) -> torch.Tensor:
@@ -74,8 +91,12 @@ def measure_layer_stats(model: Any, choices: Mapping[str, Iterable[LayerPolicy]]
                     producer = next(p for p, c in chains.items() if c.consumer == path)
                     keep = _kept_filters(model, chains[producer], in_ratio)
                     weight = weight[:, _consumer_columns(module, keep, model.get_submodule(producer).weight.shape[0])]
-                w = compressed_weight(weight, lp)
-                stats.weights[key] = weight_facts((w != 0).reshape(w.shape[0], -1).cpu().numpy(), keep_mask=True)
+                if lp.prune == "lowrank":
+                    factors, _, _ = svd_factorize(_with_weight(module, weight), budget=lp.budget, where=path)
+                    stats.weights[key] = tuple(_facts(compressed_weight(f.weight, LayerPolicy(weight_bits=lp.weight_bits)))
+                                               for f in factors)
+                else:
+                    stats.weights[key] = _facts(compressed_weight(weight, lp))
     bits = sorted(set(act_bits))
     if bits and calib is not None:
         for path, x in layer_inputs(model, sorted(options), calib).items():

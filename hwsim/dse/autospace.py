@@ -8,7 +8,7 @@
     group_by: layer               # or an int: layers sharing the first N path components share a choice
     weight_bits: [2, 4, 8]
     act_bits: [8]                 # [] leaves activations unquantized
-    prune: [none, "unstructured:0.5", "nm:2:4", "channel:0.25"]
+    prune: [none, "unstructured:0.5", "nm:2:4", "channel:0.25", "lowrank:0.5"]
 
 Defaults follow what the engine can exploit (bits on bit-serial units, N:M on N:M arrays,
 unstructured sparsity on skipping engines, channels on dense arrays).
@@ -37,9 +37,12 @@ def parse_prune(choice: str) -> dict[str, Any]:
             return {"prune": parts[0], "sparsity": float(parts[1])}
         if parts[0] == "nm" and len(parts) == 3:
             return {"prune": "nm", "n": int(parts[1]), "m": int(parts[2])}
+        if parts[0] == "lowrank" and len(parts) == 2:
+            return {"prune": "lowrank", "budget": float(parts[1])}
     except ValueError:
         pass
-    raise ConfigError(f"prune choice {choice!r}: expected none, unstructured:<ratio>, nm:<n>:<m> or channel:<ratio>")
+    raise ConfigError(f"prune choice {choice!r}: expected none, unstructured:<ratio>, nm:<n>:<m>, channel:<ratio> "
+                      "or lowrank:<weight budget>")
 
 
 class PolicySpace(BaseModel):
@@ -94,7 +97,7 @@ def default_space(arch: Any) -> PolicySpace:
     if engine == "binary":
         raise ConfigError(f"{arch.name}: autocompress has no policy space for binary engines (they run binarized "
                           "layers); rank the binarize recipes with `hwsim rank` instead")
-    return PolicySpace(weight_bits=[native], prune=["none", "channel:0.25", "channel:0.5"])
+    return PolicySpace(weight_bits=[native], prune=["none", "channel:0.25", "channel:0.5", "lowrank:0.5"])
 
 
 def load_space(source: str | Path | dict[str, Any] | PolicySpace | None, arch: Any) -> PolicySpace:
@@ -151,6 +154,8 @@ def valid_prune_choices(layer: Layer, choices: list[str], channel_prunable: set[
         if fields["prune"] == "nm" and layer.op is Op.DEPTHWISE:
             continue
         if fields["prune"] == "channel" and (layer.source or layer.name) not in channel_prunable:
+            continue
+        if fields["prune"] == "lowrank" and (layer.op not in (Op.CONV, Op.LINEAR) or layer.G != 1):
             continue
         out.append(choice)
     return out

@@ -10,13 +10,14 @@ not a compression and a ``torch.export``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from hwsim.errors import ConfigError
 from hwsim.ir import Layer, LayerGraph, Op, PackedMask, Sparsity
 
-PRUNE_KINDS = ("none", "unstructured", "nm", "channel")
+PRUNE_KINDS = ("none", "unstructured", "nm", "channel", "lowrank")
 
 
 @dataclass(frozen=True)
@@ -25,8 +26,9 @@ class LayerPolicy:
 
     weight_bits: int | None = None
     act_bits: int | None = None
-    prune: str = "none"            # none | unstructured | nm | channel
+    prune: str = "none"            # none | unstructured | nm | channel | lowrank
     sparsity: float = 0.0          # fraction removed (unstructured weights, or channels)
+    budget: float = 1.0            # lowrank: fraction of the layer's weights the two SVD factors keep
     n: int = 2                     # N:M pattern (prune == "nm")
     m: int = 4
 
@@ -37,6 +39,8 @@ class LayerPolicy:
             raise ConfigError(f"sparsity must be in [0, 1), got {self.sparsity!r}")
         if self.prune == "nm" and not 1 <= self.n <= self.m:
             raise ConfigError(f"N:M needs 1 <= n <= m, got {self.n}:{self.m}")
+        if not 0.0 < self.budget <= 1.0:
+            raise ConfigError(f"lowrank budget must be in (0, 1], got {self.budget!r}")
 
     @property
     def mask_key(self) -> tuple[Any, ...]:
@@ -45,6 +49,8 @@ class LayerPolicy:
             return ("unstructured", round(self.sparsity, 6))
         if self.prune == "nm":
             return ("nm", self.n, self.m)
+        if self.prune == "lowrank":
+            return ("lowrank", round(self.budget, 6))
         return ("none",)
 
     def describe(self) -> str:
@@ -55,6 +61,8 @@ class LayerPolicy:
             parts.append(f"{self.n}:{self.m}")
         elif self.prune == "channel" and self.sparsity > 0:
             parts.append(f"channels -{self.sparsity:.0%}")
+        elif self.prune == "lowrank":
+            parts.append(f"SVD {self.budget:.0%} of weights")
         return " ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -63,6 +71,8 @@ class LayerPolicy:
             out["sparsity"] = self.sparsity
         if self.prune == "nm":
             out.update(n=self.n, m=self.m)
+        if self.prune == "lowrank":
+            out["budget"] = self.budget
         return out
 
 
@@ -171,9 +181,14 @@ def apply_policy(graph: LayerGraph, policy: Policy, stats: LayerStats | None = N
                 change.update(stats.acts[(path, lp.act_bits)])
         if lp.weight_bits is not None or lp.act_bits is not None:
             change["number_format"] = "int"
-        if tags := _tags(lp):
+        if lp.prune != "lowrank" and (tags := _tags(lp)):
             change["compression"] = tuple(change.get("compression", layer.compression)) + tags
-    return graph.map_layers(lambda layer: _edited(layer, edits.get(layer.name)))
+    out = graph.map_layers(lambda layer: _edited(layer, edits.get(layer.name)))
+    for path, lp in policy.layers.items():
+        if lp.prune == "lowrank":
+            key = weight_key(path, lp, in_ratio.get(path, 0.0))
+            _factorize(out, by_source[path].name, lp, stats.weights.get(key))
+    return out
 
 
 def _edited(layer: Layer, change: dict[str, Any] | None) -> Layer:
@@ -186,7 +201,38 @@ def _edited(layer: Layer, change: dict[str, Any] | None) -> Layer:
     return edited
 
 
+def svd_rank(layer: Layer, budget: float) -> int:
+    """The rank ``hwsim.compress.lowrank_math.choose_rank`` picks for a parameter ``budget`` of ``layer``."""
+    rows, cols = layer.K, layer.weight_elems // layer.K
+    chosen = int(math.floor(float(budget) * (rows * cols) / (rows + cols)))
+    return max(1, min(chosen, min(rows, cols)))
+
+
+def _factorize(graph: LayerGraph, name: str, lp: LayerPolicy, facts: Any) -> None:
+    """Replace layer ``name`` by its two SVD factors (RxS conv with r filters, then 1x1; or two linears)."""
+    layer = graph[name]
+    rank = svd_rank(layer, lp.budget)
+    tags = (*layer.compression, f"svd(r={rank})", *_tags(lp))
+    common = {"weight_density": 1.0, "sparsity": Sparsity(), "weight_mask": None, "compression": tags}
+    first = layer.with_changes(name=f"{name}.0", source=f"{layer.source or name}.0", K=rank, **common)
+    second_shape = ({"R": 1, "S": 1, "stride": (1, 1), "dilation": (1, 1), "padding": (0, 0),
+                     "input_size": None} if layer.op is Op.CONV else {})
+    second = layer.with_changes(name=f"{name}.1", source=f"{layer.source or name}.1", C=rank, **second_shape, **common)
+    if facts is not None:
+        (d0, s0, m0), (d1, s1, m1) = facts
+        first = first.with_changes(weight_density=d0, sparsity=s0, weight_mask=m0)
+        second = second.with_changes(weight_density=d1, sparsity=s1, weight_mask=m1)
+    inputs, outputs = graph.predecessors(name), list(graph.graph.successors(name))
+    graph.graph.remove_node(name)
+    graph.add_layer(first, inputs=inputs)
+    graph.add_layer(second, inputs=[first.name])
+    for dst in outputs:
+        graph.graph.add_edge(second.name, dst)
+
+
 def _weight_facts(key: tuple[Any, ...], lp: LayerPolicy, stats: LayerStats) -> dict[str, Any]:
+    if lp.prune == "lowrank":
+        return {}
     if key in stats.weights:
         density, sparsity, mask = stats.weights[key]
         return {"weight_density": density, "sparsity": sparsity, "weight_mask": mask}
@@ -249,8 +295,16 @@ def policy_recipe(policy: Policy, *, name: str = "autocompress", model: str | No
             lambda ratio: {"method": "magnitude_prune", "sparsity": ratio, "scope": "layer"})
     grouped(lambda lp: (lp.n, lp.m) if lp.prune == "nm" else None,
             lambda nm: {"method": "nm_prune", "n": nm[0], "m": nm[1]})
-    weight_bits = {p: lp.weight_bits for p, lp in sorted(policy.layers.items()) if lp.weight_bits is not None}
-    act_bits = {p: lp.act_bits for p, lp in sorted(policy.layers.items()) if lp.act_bits is not None}
+    grouped(lambda lp: lp.budget if lp.prune == "lowrank" else None,
+            lambda budget: {"method": "svd", "budget": budget})
+
+    def modules(path: str, lp: LayerPolicy) -> list[str]:   # SVD turns a layer into path.0 and path.1
+        return [f"{path}.0", f"{path}.1"] if lp.prune == "lowrank" else [path]
+
+    weight_bits = {m: lp.weight_bits for p, lp in sorted(policy.layers.items()) if lp.weight_bits is not None
+                   for m in modules(p, lp)}
+    act_bits = {m: lp.act_bits for p, lp in sorted(policy.layers.items()) if lp.act_bits is not None
+                for m in modules(p, lp)}
     if weight_bits or act_bits:
         step: dict[str, Any] = {"method": "mixed_precision", "layers": sorted(weight_bits.keys() | act_bits.keys())}
         if weight_bits:
