@@ -153,3 +153,27 @@ def test_pareto_recipe_replays_to_the_same_hardware_numbers(small_search, one_to
     graph = compressed_graph("digits_cnn", point["recipe"])
     total = simulate_graph(graph, load_arch("bit_fusion")).total
     assert total["latency_s"] == pytest.approx(point["latency_s"], rel=1e-12)
+
+
+def test_cli_autocompress_writes_json_and_outputs(tmp_path):
+    from typer.testing import CliRunner
+
+    from hwsim.cli import app
+
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(app, ["autocompress", "digits_cnn", "--arch", "sparse_tc_2_4", "--trials", "3",
+                                      "--finetune-epochs", "0", "--no-rank-baseline", "--json", str(out),
+                                      "-o", str(tmp_path / "o"), "--budget", "latency_ms=1"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert "uniform 2:4" in data["baselines"] and data["trials"] == 3
+    assert "accuracy" in result.output and (tmp_path / "o" / "report.html").is_file()
+    bad = CliRunner().invoke(app, ["autocompress", "digits_cnn", "--budget", "speed=1", "--trials", "1"])
+    assert bad.exit_code != 0
+
+
+@pytest.mark.slow
+def test_rank_baseline_is_the_best_ranked_recipe():
+    result = autocompress("digits_cnn", "scnn", trials=2, finetune_epochs=0, rank_baseline=True)
+    best = [name for name in result.baselines if name.startswith("best fixed recipe")]
+    assert len(best) == 1 and 0.0 <= result.baselines[best[0]]["accuracy"] <= 1.0

@@ -29,6 +29,8 @@ def autocompress_command(
     store: Optional[Path] = typer.Option(None, "--store", help="SQLite file: keep trials, resume a killed search"),
     json_path: Optional[Path] = typer.Option(None, "--json", help="write baselines and the Pareto set as JSON"),
     outdir: Optional[Path] = typer.Option(None, "-o", "--outdir", help="write result.json, recipes, report.html"),
+    rank_baseline: bool = typer.Option(True, "--rank-baseline/--no-rank-baseline",
+                                       help="also run `hwsim rank` and show its best fixed recipe as a baseline"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
     """Search per-layer bits / pruning for MODEL on ARCH; print the Pareto set against uniform baselines."""
@@ -49,7 +51,7 @@ def autocompress_command(
     with progress:
         result = autocompress(model, arch, space=space, objectives=[o.strip() for o in objectives.split(",") if o],
                               budgets=budget, trials=trials, seed=seed, store=store, finetune_epochs=finetune_epochs,
-                              progress=report)
+                              rank_baseline=rank_baseline, progress=report)
     _print(result)
     if json_path:
         json_path.write_text(json.dumps(result.to_json(), indent=1))

@@ -126,10 +126,13 @@ class PolicyEvaluator:
 
     def final(self, policy: Policy, epochs: int) -> float:
         """Test-split accuracy after prune -> fine-tune ``epochs`` with masks held -> quantize."""
-        key = (json.dumps(policy.to_dict(), sort_keys=True), int(epochs))
+        return self.final_steps(policy_recipe(policy)["steps"], epochs)
+
+    def final_steps(self, steps: list[dict[str, Any]], epochs: int) -> float:
+        """``final`` for any recipe's steps: its pruning steps, fine-tuning, then the rest."""
+        key = (json.dumps(steps, sort_keys=True, default=str), int(epochs))
         if key in self._final:
             return self._final[key]
-        steps = policy_recipe(policy)["steps"]
         if self.data is None:
             self._final[key] = self._score(self._compressed(steps), self.calib, None)
             return self._final[key]

@@ -181,15 +181,16 @@ def study_name(model: str, arch: Any, space: PolicySpace, objectives: list[str],
 
 def autocompress(model: str, arch: Any, *, space: Any = None, objectives: list[str] | None = None,
                  budgets: Any = None, trials: int = 64, seed: int = 0, store: str | Path | None = None,
-                 finetune_epochs: int = 2, max_final: int = 8, data: Any = None,
+                 finetune_epochs: int = 2, max_final: int = 8, data: Any = None, rank_baseline: bool = False,
                  progress: Callable[[str, int, int], None] | None = None) -> SearchResult:
     """Search per-layer compression policies for ``model`` on ``arch`` (see the module docstring).
 
     ``objectives`` from accuracy/latency/energy/power (default all but power); ``budgets`` like
     ``["latency_ms=2", "accuracy_drop=0.01"]`` are constraints (a trial over budget is infeasible);
     ``store`` an SQLite file to keep trials in and resume from; ``max_final`` caps the Pareto candidates
-    that get fine-tuned real accuracy. ``progress(stage, done, total)`` reports the search and the
-    final evaluations.
+    that get fine-tuned real accuracy. ``rank_baseline`` adds the best fixed recipe of ``hwsim rank``
+    (by mean rank) as a baseline. ``progress(stage, done, total)`` reports the search and the final
+    evaluations.
     """
     import optuna
 
@@ -197,7 +198,7 @@ def autocompress(model: str, arch: Any, *, space: Any = None, objectives: list[s
     from hwsim.models.arch import load_arch
 
     start = time.perf_counter()
-    arch = load_arch(arch)
+    arch_source, arch = arch, load_arch(arch)
     objectives = list(objectives or ["accuracy", "latency", "energy"])
     if bad := [o for o in objectives if o not in OBJECTIVES]:
         raise ConfigError(f"unknown objective(s) {bad}; choose from {list(OBJECTIVES)}")
@@ -271,10 +272,36 @@ def autocompress(model: str, arch: Any, *, space: Any = None, objectives: list[s
         baselines[name] = _final(evaluator, policy, cost(policy), finetune_epochs, model, arch)
         if progress:
             progress("final", len(front) + j + 2, total_final)
+    if rank_baseline:
+        if not isinstance(arch_source, (str, Path)):
+            raise ConfigError("rank_baseline needs the arch as a preset name or YAML path (hwsim rank reads it)")
+        baselines.update(_best_ranked_recipe(evaluator, model, arch_source, finetune_epochs))
     pareto = _final_front(finals, budgets, baselines["dense"]["accuracy"])
     return SearchResult(model=model, arch=arch.name, accuracy_kind=evaluator.accuracy_kind(finetune_epochs),
                         baselines=baselines, pareto=pareto, trials=records, wall_s=time.perf_counter() - start,
                         hardware_evaluations=cost.evaluations, hardware_s=cost.seconds, space=space.model_dump())
+
+
+def _best_ranked_recipe(evaluator: Any, model: str, arch: str | Path, epochs: int) -> dict[str, dict[str, Any]]:
+    """``{"best fixed recipe (<name>)": ...}``: the top of ``hwsim rank``, re-evaluated like the other baselines."""
+    from hwsim.compress.recipe import load_recipe
+    from hwsim.dse.rank import BASELINE, _recipe_path, rank_recipes
+    from hwsim.simulate import simulate
+
+    rows = [r for r in rank_recipes(model, arch) if r["status"] == "ok" and r["recipe"] != BASELINE]
+    if not rows:
+        return {}
+    best = rows[0]["recipe"]
+    path = _recipe_path(best)
+    recipe = load_recipe(path)
+    steps = [{"method": s.method, **s.params, "layers": list(s.layers),
+              **({"ops": list(s.ops)} if s.ops else {}), **({"index": s.index_range} if s.index_range is not None else {}),
+              **({"exclude": list(s.exclude)} if s.exclude else {}), **({"overrides": s.overrides} if s.overrides else {})}
+             for s in recipe.steps]
+    total = simulate(model, arch, recipe=path).total
+    return {f"best fixed recipe ({best})": {"accuracy": evaluator.final_steps(steps, epochs),
+                                            "latency_s": total["latency_s"], "energy_pj": total["energy_pj"],
+                                            "power_mw": total["power_mw"], "recipe": str(path)}}
 
 
 def _trial_record(trial: Any) -> dict[str, Any]:
