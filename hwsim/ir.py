@@ -158,6 +158,9 @@ class Layer:
     sparsity: Sparsity = field(default_factory=Sparsity)
     weight_mask: PackedMask | None = None
     act_essential_bits: float | None = None  # mean non-zero bits per activation (Bit-Pragmatic)
+    # widths no recipe set ("weight_bits", "act_bits", "out_bits"): they run at the hardware's native
+    # width (hwsim.models.datapath.resolve_layer); the fields above then hold placeholders
+    native_bits: tuple[str, ...] = ()
     source: str = ""                     # module path in the original model
     compression: tuple[str, ...] = ()    # steps that produced this layer, e.g. ("nm_prune(2:4)",)
 
@@ -169,6 +172,7 @@ class Layer:
         if self.input_size is not None:
             object.__setattr__(self, "input_size", _pair(self.input_size))
         object.__setattr__(self, "compression", tuple(self.compression))
+        object.__setattr__(self, "native_bits", tuple(self.native_bits))
         if isinstance(self.sparsity, dict):
             object.__setattr__(self, "sparsity", Sparsity(**self.sparsity))
         self._validate()
@@ -190,8 +194,11 @@ class Layer:
         if min(self.padding) < 0:
             raise ValueError(f"{where}: padding must be >= 0, got {self.padding}")
         for name in ("weight_bits", "act_bits", "out_bits", "acc_bits"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{where}: {name} must be >= 1, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or not 1 <= value <= 64:
+                raise ValueError(f"{where}: {name} must be an integer in [1, 64], got {value!r}")
+        if bad := sorted(set(self.native_bits) - {"weight_bits", "act_bits", "out_bits"}):
+            raise ValueError(f"{where}: native_bits names unknown width(s) {bad}")
         for name in ("weight_density", "act_density"):
             value = getattr(self, name)
             if not (0.0 <= value <= 1.0) or math.isnan(value):
@@ -286,7 +293,7 @@ class Layer:
             "block": list(self.sparsity.block) if self.sparsity.block else None,
         }
         data["weight_mask"] = self.weight_mask.to_json() if self.weight_mask else None
-        for key in ("stride", "dilation", "padding", "compression"):
+        for key in ("stride", "dilation", "padding", "compression", "native_bits"):
             data[key] = list(getattr(self, key))
         data["input_size"] = list(self.input_size) if self.input_size else None
         return data

@@ -15,6 +15,7 @@ from hwsim.ir import Layer, LayerGraph
 from hwsim.models import get_engine
 from hwsim.models.arch import ArchSpec, load_arch
 from hwsim.models.counts import LayerCounts
+from hwsim.models.datapath import apply_datapath, clamp_to_datapath, resolve_layer
 from hwsim.results import LayerResult, NetworkResult
 
 
@@ -49,20 +50,27 @@ def resolve_graph(model: Any, *, batch: int | None = None, input_shape: tuple[in
 
 
 def evaluate_layer(layer: Layer, arch: ArchSpec, *, mapper: Mapper | None = None) -> LayerCounts:
-    """Counts for one layer: MAC layers on the arch's engine, the rest on the vector unit."""
+    """Counts for one layer: MAC layers on the arch's engine, the rest on the vector unit.
+
+    ``layer`` is taken at the hardware's widths (``resolve_layer``); the engine's counts then go
+    through the hardware's datapath (``apply_datapath``: native-width MACs, passes for wider operands).
+    """
+    layer = resolve_layer(layer, arch)
     if not layer.op.has_macs:
         from hwsim.models.vector import evaluate_vector
 
         return evaluate_vector(layer, arch)
     engine = get_engine(arch.engine)
-    mapping = mapper.map(layer, arch) if mapper is not None else engine.default_mapping(layer, arch)
-    return engine.evaluate(layer, arch, mapping)
+    run = clamp_to_datapath(layer, arch)
+    mapping = mapper.map(run, arch) if mapper is not None else engine.default_mapping(run, arch)
+    return apply_datapath(layer, arch, engine.evaluate(run, arch, mapping))
 
 
 def layer_result(layer: Layer, counts: LayerCounts, arch: ArchSpec) -> LayerResult:
     """Price one layer's counts and pack them as a ``LayerResult``."""
     from hwsim.models.energy import price
 
+    layer = resolve_layer(layer, arch)
     energy = price(counts, arch, cycles=counts.cycles)
     note = "free data movement (no compute)" if counts.detail("free_data_movement") else ""
     return LayerResult(

@@ -13,7 +13,7 @@ import copy
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt,
@@ -76,22 +76,46 @@ class MemoryLevel(_Strict):
         return (self.width_bits or self.word_bits) // self.word_bits
 
 
+Bits = Annotated[int, Field(gt=0, le=64)]
+
+
 class ComputeSpec(_Strict):
-    """The compute units at the leaves of the tree."""
+    """The compute units at the leaves of the tree: the datapath the hardware has.
+
+    ``units`` is the chip's multiplier count at its native width, defined per engine (and checked):
+    systolic rows x cols x cores; sparse pes x multipliers_per_pe; binary xnor_width x popcount_units;
+    bit-serial lanes / weight_bits (Stripes, Pragmatic), lanes / (weight_bits x act_bits) (Loom),
+    fusion_units (Bit Fusion); spatial the MACs under the innermost level. ``precision`` says what
+    a MAC does with operands narrower or wider than ``weight_bits``/``act_bits`` (``hwsim.models.datapath``).
+    """
 
     kind: Literal["mac", "bitserial", "xnor"] = "mac"
-    units: PositiveInt                                # total MAC units (or lanes) in the chip
-    weight_bits: PositiveInt = 8
-    act_bits: PositiveInt = 8
-    acc_bits: PositiveInt = 32
+    units: Annotated[int, Field(gt=0, le=1 << 24)] | None = None   # None: derived from the engine section
+    weight_bits: Bits = 8
+    act_bits: Bits = 8
+    acc_bits: Bits = 32
     number_format: Literal["int", "fp", "flex"] = "int"
+    # fixed: a narrower operand pays the native MAC; gated: it saves ``gated_saving`` of the difference
+    # to a native-width MAC of its own width; scalable: the engine models every width (bit-serial units)
+    precision: Literal["fixed", "gated", "scalable"] = "fixed"
+    gated_saving: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    wider: Literal["multipass", "refuse"] = "multipass"   # an operand wider than native: passes, or an error
+
+    @model_validator(mode="after")
+    def _check_compute(self) -> "ComputeSpec":
+        if self.acc_bits < max(self.weight_bits, self.act_bits):
+            raise ValueError(f"acc_bits={self.acc_bits} is narrower than the operands "
+                             f"({self.weight_bits}x{self.act_bits} bits)")
+        if self.gated_saving and self.precision != "gated":
+            raise ValueError("gated_saving is only used with precision: gated")
+        return self
 
 
 class SystolicParams(_Strict):
-    rows: PositiveInt
-    cols: PositiveInt
+    rows: Annotated[int, Field(gt=0, le=65536)]
+    cols: Annotated[int, Field(gt=0, le=65536)]
     dataflow: Literal["ws", "os", "is"] = "ws"
-    cores: PositiveInt = 1
+    cores: Annotated[int, Field(gt=0, le=4096)] = 1
     # "scalesim": reproduce SCALE-Sim 3.0.0 numbers; "physical": hwsim's own model (models/systolic)
     mode: Literal["physical", "scalesim"] = "physical"
     # SCALE-Sim [run_presets] InterfaceBandwidth: CALC estimates DRAM bandwidth, USER uses fixed fills
@@ -215,6 +239,14 @@ class ArchSpec(_Strict):
             raise ValueError(f"the outermost memory level must be dram, got {self.memory[0].kind!r}")
         if unknown := sorted(set(self.energy.levels) - set(names)):
             raise ValueError(f"energy.levels names unknown memory level(s) {unknown} (levels: {names})")
+        from hwsim.models.fields import check_engine_fields, multiplier_count
+
+        if self.compute.units is None:
+            derived = multiplier_count(self)
+            if derived is None:
+                raise ValueError(f"compute.units: required for the {self.engine} engine (its multiplier count)")
+            object.__setattr__(self, "compute", self.compute.model_copy(update={"units": derived}))
+        check_engine_fields(self)
         return self
 
     # ----- derived views ----------------------------------------------------------------------
@@ -244,8 +276,16 @@ class ArchSpec(_Strict):
         raise KeyError(f"no memory level {name!r}; levels: {[lvl.name for lvl in self.memory]}")
 
     def with_overrides(self, overrides: dict[str, Any], *, origin: str = "override") -> "ArchSpec":
-        """A new spec with dotted-path overrides applied (``systolic.rows``, ``memory.GLB.size_bytes``)."""
+        """A new spec with dotted-path overrides applied (``systolic.rows``, ``memory.GLB.size_bytes``).
+
+        ``compute.units`` follows the engine section (e.g. doubling ``systolic.cols`` doubles it) unless
+        the overrides set it too.
+        """
+        from hwsim.models.fields import multiplier_count
+
         data = copy.deepcopy(self.model_dump(mode="python"))
+        if "compute.units" not in overrides and multiplier_count(self) is not None:
+            data["compute"]["units"] = None     # derived again from the overridden engine section
         for dotted, value in overrides.items():
             _set_dotted(data, dotted, value, origin=origin)
         return validate_arch(data, origin=origin)

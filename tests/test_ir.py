@@ -50,7 +50,7 @@ def test_effectual_macs_scale_with_densities():
         ({"C": -3}, r"C must be a positive integer"),
         ({"C": 6, "G": 4, "K": 8}, r"C=6 is not divisible by groups G=4"),
         ({"weight_density": 1.5}, r"weight_density must be in \[0, 1\], got 1.5"),
-        ({"act_bits": 0}, r"act_bits must be >= 1, got 0"),
+        ({"act_bits": 0}, r"act_bits must be an integer in \[1, 64\], got 0"),
         ({"stride": (0, 1)}, r"stride must be >= 1"),
     ],
 )

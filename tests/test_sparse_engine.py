@@ -182,9 +182,9 @@ def test_intersection_scan_costs_cycles():
     arch = load_arch("eie").with_overrides({"sparse.pes": 2})
     free = run(layer, arch)
     scan = run(layer, arch.with_overrides({"sparse.intersection_width": 16}))
-    assert scan.cycles >= 64 * 4 > free.cycles
+    assert scan.compute_cycles >= 64 * 4 > free.compute_cycles      # memory stalls are not the point here
     stat = run(layer, arch.with_overrides({"sparse.intersection_width": 16}), mode="statistical")
-    assert stat.cycles >= 64 * 4
+    assert stat.compute_cycles >= 64 * 4
 
 
 def test_uniform_density_model_has_no_imbalance():
@@ -194,7 +194,7 @@ def test_uniform_density_model_has_no_imbalance():
     uniform = run(layer, arch.with_overrides({"sparse.density_model": "uniform"}), mode="statistical")
     # uniform: every 576-long row holds exactly 0.3 * 576 = 172.8 -> 173 non-zeros, 11 cycles per round,
     # 4 rounds of 16 rows, 64 pixels
-    assert uniform.cycles == 11 * 4 * 64 <= hyper.cycles
+    assert uniform.compute_cycles == 11 * 4 * 64 <= hyper.compute_cycles
 
 
 def test_grouped_layer_runs_on_every_dataflow():

@@ -125,7 +125,12 @@ def test_difference_stalls_from_dram_bandwidth():
     assert slow.stall_cycles > 0
     assert fast.stall_cycles == math.ceil(16 * 16 / 1000.0)                  # only the first weight tile
     no_overlap = run(layer, make_arch(16, 16, dram_bw=1.0, double_buffered=False))
-    assert no_overlap.stall_cycles == math.ceil(no_overlap.detail("dram_bytes") / 1.0)
+    # separate read and write ports (both declared): the slower direction sets the stall
+    reads = sum(no_overlap.detail(f"dram_{k}_bytes") for k in ("W_read", "I_read", "O_read"))
+    assert no_overlap.stall_cycles == math.ceil(max(reads, no_overlap.detail("dram_O_write_bytes")) / 1.0)
+    shared = run(layer, make_arch(16, 16, dram_bw=1.0, double_buffered=False).with_overrides(
+        {"memory.DRAM.write_bw_bytes_per_cycle": None}))
+    assert shared.stall_cycles == math.ceil(shared.detail("dram_bytes") / 1.0) > no_overlap.stall_cycles
 
 
 @pytest.mark.parametrize("rows, cols", [(1, 1), (64, 64), (5, 3)])

@@ -16,7 +16,7 @@ from hwsim.ir import Layer
 from hwsim.models.arch import ArchSpec, BinaryParams
 from hwsim.models.counts import LayerCounts
 from hwsim.models.sparse.engine import as_gemm_layer
-from hwsim.models.sparse.traffic import Operand, layer_traffic
+from hwsim.models.memory.traffic import Operand, layer_traffic
 
 
 @dataclass(frozen=True)
@@ -64,10 +64,12 @@ def evaluate(layer: Layer, arch: ArchSpec, mapping: BinaryMapping) -> LayerCount
         reduce_width = max(1, math.isqrt(lanes))
     weights = Operand(float(g_layer.second_operand_elems or g_layer.weight_elems), bits)
     inputs = Operand(float(g_layer.input_elems), bits)
-    accesses = layer_traffic(g_layer, arch, weights=weights, inputs=inputs,
-                             act_deliveries=float(g_layer.input_elems), performed_macs=float(g_layer.macs),
-                             pe_output_updates=float(outputs * math.ceil(kred / reduce_width)))
-    return LayerCounts(compute_cycles=int(cycles), mac_ops=float(g_layer.macs), weight_bits=bits, act_bits=bits,
-                       mac_kind=kind, accesses=accesses,
-                       utilization=g_layer.macs / (cycles * lanes) if cycles else 0.0, engine="binary",
-                       details=(("xnor_path", float(mapping.path == "xnor")), ("lanes", float(lanes))))
+    traffic = layer_traffic(g_layer, arch, weights=weights, inputs=inputs,
+                            act_deliveries=float(g_layer.input_elems), performed_macs=float(g_layer.macs),
+                            compute_cycles=int(cycles), pe_output_updates=float(outputs * math.ceil(kred / reduce_width)))
+    total = int(cycles) + traffic.stall_cycles
+    return LayerCounts(compute_cycles=int(cycles), stall_cycles=traffic.stall_cycles, mac_ops=float(g_layer.macs),
+                       weight_bits=bits, act_bits=bits, mac_kind=kind, accesses=traffic.accesses,
+                       utilization=g_layer.macs / (total * lanes) if total else 0.0, engine="binary",
+                       details=(("xnor_path", float(mapping.path == "xnor")), ("lanes", float(lanes)),
+                                *traffic.details()))

@@ -24,7 +24,7 @@ from hwsim.ir import Layer
 from hwsim.models.arch import ArchSpec, BitSerialParams
 from hwsim.models.counts import LayerCounts
 from hwsim.models.sparse.engine import as_gemm_layer
-from hwsim.models.sparse.traffic import Operand, layer_traffic
+from hwsim.models.memory.traffic import Operand, layer_traffic
 
 DESIGNS = ("stripes", "loom", "pragmatic", "bit_fusion")
 # A fetched weight serves 16 windows and a 16-input adder tree reduces before each accumulator
@@ -124,14 +124,17 @@ def evaluate(layer: Layer, arch: ArchSpec, mapping: BitSerialMapping) -> LayerCo
     weights = Operand(float(g_layer.second_operand_elems or g_layer.weight_elems), stored_w)
     inputs = Operand(float(g_layer.input_elems), layer.act_bits)
     kred = g_layer.gemm_shape[2]
-    accesses = layer_traffic(g_layer, arch, weights=weights, inputs=inputs,
-                             act_deliveries=float(g_layer.input_elems), performed_macs=float(g_layer.macs),
-                             pe_weight_reads=g_layer.macs / REUSE,
-                             pe_output_updates=float(g_layer.output_elems * math.ceil(kred / REUSE)))
+    traffic = layer_traffic(g_layer, arch, weights=weights, inputs=inputs,
+                            act_deliveries=float(g_layer.input_elems), performed_macs=float(g_layer.macs),
+                            compute_cycles=int(cycles), pe_weight_reads=g_layer.macs / REUSE,
+                            pe_output_updates=float(g_layer.output_elems * math.ceil(kred / REUSE)))
     kind = "int" if bp.design == "bit_fusion" else "bitserial"
-    details = {"bitserial_parallel_bits": float(w_bits), "dense_macs": float(g_layer.macs), **extra}
+    details = {"bitserial_parallel_bits": float(w_bits), "dense_macs": float(g_layer.macs), **extra,
+               **dict(traffic.details())}
     busy = details.pop("busy_lane_cycles", actions)
-    return LayerCounts(compute_cycles=int(cycles), mac_ops=actions, weight_bits=w_bits if kind == "int" else
-                       layer.weight_bits, act_bits=a_bits if kind == "int" else layer.act_bits, mac_kind=kind,
-                       accesses=accesses, utilization=min(1.0, busy / (cycles * bp.lanes)) if cycles else 0.0,
+    total = int(cycles) + traffic.stall_cycles
+    return LayerCounts(compute_cycles=int(cycles), stall_cycles=traffic.stall_cycles, mac_ops=actions,
+                       weight_bits=w_bits if kind == "int" else layer.weight_bits,
+                       act_bits=a_bits if kind == "int" else layer.act_bits, mac_kind=kind, accesses=traffic.accesses,
+                       utilization=min(1.0, busy / (total * bp.lanes)) if total else 0.0,
                        engine="bitserial", details=tuple(details.items()))

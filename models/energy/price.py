@@ -156,8 +156,9 @@ def _mac_quote(ctx: _Context, counts: LayerCounts) -> Quote:
     if counts.mac_kind == "bitserial":
         parallel = int(counts.detail("bitserial_parallel_bits", counts.weight_bits))
         return comp.bitserial_step_energy(table, parallel, target_nm=nm, voltage_v=volt)
-    fmt = "fp" if counts.mac_kind == "fp" else "int"
+    fmt = mac_format(ctx.arch)
     model = comp.mac_energy(table, counts.weight_bits, counts.act_bits, number_format=fmt, target_nm=nm, voltage_v=volt)
+    model = _gated(ctx, counts, model, fmt)
     spec = ctx.arch.energy
     if spec.mac_pj is None:
         return model
@@ -166,6 +167,25 @@ def _mac_quote(ctx: _Context, counts: LayerCounts) -> Quote:
     ratio = model.pj / native.pj if native.pj > 0 else 1.0
     note = "" if abs(ratio - 1.0) < 1e-12 else f" x {ratio:.4f} (bit-width ratio from {table.name})"
     return Quote(_pinned(ctx, spec.mac_pj) * ratio, f"arch {ctx.arch.name}: energy.mac_pj{note} ({spec.mac_source})")
+
+
+def mac_format(arch: ArchSpec) -> str:
+    """The energy-table MAC family of the hardware's datapath (``compute.number_format``), whatever the
+    layer's format: ``flex`` (Flexpoint, Köster et al. NIPS 2017) multiplies 16-bit integer mantissas."""
+    return "fp" if arch.compute.number_format == "fp" else "int"
+
+
+def _gated(ctx: _Context, counts: LayerCounts, native: Quote, fmt: str) -> Quote:
+    """Operand gating (``compute.precision: gated``): save ``gated_saving`` of the gap to a narrower MAC."""
+    compute = ctx.arch.compute
+    w, a = counts.detail("layer_weight_bits"), counts.detail("layer_act_bits")
+    if compute.precision != "gated" or w is None or (w >= counts.weight_bits and a >= counts.act_bits):
+        return native
+    narrow = comp.mac_energy(ctx.table, int(min(w, counts.weight_bits)), int(min(a, counts.act_bits)),
+                             number_format=fmt, target_nm=ctx.target_nm, voltage_v=ctx.voltage_v)
+    saved = compute.gated_saving * max(0.0, native.pj - narrow.pj)
+    return Quote(native.pj - saved, f"{native.source}; operand gating saves {compute.gated_saving:g} of the gap to "
+                                    f"{int(w)}x{int(a)}b ({ctx.arch.name}: compute.gated_saving)")
 
 
 def _compute_items(ctx: _Context, counts: LayerCounts) -> list[EnergyItem]:

@@ -20,7 +20,7 @@ from hwsim.models.counts import LayerCounts
 from hwsim.models.sparse import partition as part
 from hwsim.models.sparse import statistical as stat
 from hwsim.models.sparse.formats import check_format, footprint, rle_entries
-from hwsim.models.sparse.traffic import Operand, layer_traffic
+from hwsim.models.memory.traffic import Operand, layer_traffic
 
 
 @dataclass(frozen=True)
@@ -164,13 +164,15 @@ def evaluate(layer: Layer, arch: ArchSpec, mapping: SparseMapping) -> LayerCount
     cycles = int(math.ceil(work.cycles - 1e-9))
     weights = _weight_operand(g_layer, sp, mask, nnz)
     inputs = _input_operand(g_layer, sp)
-    accesses = layer_traffic(g_layer, arch, weights=weights, inputs=inputs, act_deliveries=work.act_reads,
-                             performed_macs=performed)
+    traffic = layer_traffic(g_layer, arch, weights=weights, inputs=inputs, act_deliveries=work.act_reads,
+                            performed_macs=performed, compute_cycles=cycles)
     details = (("effectual_macs", g_layer.macs * w_d * layer.act_density), ("dense_macs", float(g_layer.macs)),
                ("ideal_cycles", g_layer.macs * w_d * layer.act_density / lanes),
                ("statistical", float(mapping.mode == "statistical")), ("synthetic_mask", float(synthetic)),
-               ("weight_payload_words", weights.payload_words), ("weight_metadata_words", weights.metadata_words))
-    return LayerCounts(compute_cycles=cycles, mac_ops=performed, gated_mac_ops=work.performed - performed,
-                       weight_bits=layer.weight_bits, act_bits=layer.act_bits, mac_kind="int",
-                       accesses=accesses, utilization=(performed / (cycles * lanes)) if cycles else 0.0,
-                       engine="sparse", details=details)
+               ("weight_payload_words", weights.payload_words), ("weight_metadata_words", weights.metadata_words),
+               *traffic.details())
+    total = cycles + traffic.stall_cycles
+    return LayerCounts(compute_cycles=cycles, stall_cycles=traffic.stall_cycles, mac_ops=performed,
+                       gated_mac_ops=work.performed - performed, weight_bits=layer.weight_bits, act_bits=layer.act_bits,
+                       mac_kind="int", accesses=traffic.accesses,
+                       utilization=(performed / (total * lanes)) if total else 0.0, engine="sparse", details=details)

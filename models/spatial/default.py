@@ -196,15 +196,30 @@ def greedy_plan(problem: Problem, arch: ArchSpec, spatial: Spatial, *, order: st
 
 def greedy_mapping(problem: Problem, arch: ArchSpec) -> Mapping:
     """The engine's default mapping: best-utilization unrolling, greedy tiling, the order that moves the
-    fewest bits across the outermost level."""
+    fewest bits across the outermost level.
+
+    When the best unrolling leaves a tile that some buffer cannot hold, it degrades to the next
+    unrollings (smaller spatial tiles, finally none) and raises only when no candidate is legal.
+    """
+    from hwsim.errors import InvalidMappingError
     from hwsim.models.spatial import analyze  # local: the package imports this module lazily
-    spatial = spatial_candidates(problem, arch, limit=1)[0][1]
-    factors = greedy_factors(problem, arch, spatial, default_keep(arch))
-    best, best_bits = None, math.inf
-    for order in ORDERS:
-        mapping = greedy_plan(problem, arch, spatial, order=order, factors=factors).to_mapping(arch, source="default")
-        stats = analyze(problem, arch, mapping).stats
-        moved = sum(int(stats[0, t, :3].sum()) * problem.bits[t] for t in range(3))
-        if moved < best_bits:
-            best, best_bits = mapping, moved
-    return best
+
+    candidates = [s for _, s in spatial_candidates(problem, arch, limit=32)]
+    candidates.append(tuple(((), ()) for _ in arch.memory))   # nothing unrolled: the smallest tiles
+    last_error: InvalidMappingError | None = None
+    for spatial in candidates:
+        factors = greedy_factors(problem, arch, spatial, default_keep(arch))
+        best, best_bits = None, math.inf
+        for order in ORDERS:
+            mapping = greedy_plan(problem, arch, spatial, order=order, factors=factors).to_mapping(arch, source="default")
+            try:
+                stats = analyze(problem, arch, mapping).stats
+            except InvalidMappingError as err:
+                last_error = err
+                continue
+            moved = sum(int(stats[0, t, :3].sum()) * problem.bits[t] for t in range(3))
+            if moved < best_bits:
+                best, best_bits = mapping, moved
+        if best is not None:
+            return best
+    raise last_error

@@ -28,6 +28,8 @@ Every difference from the SCALE-Sim compatibility mode (``compat.py``), and why:
 8. **Stalls from DRAM bandwidth**: the first stationary tile is an exposed prologue, the rest of the
    traffic overlaps compute when the SRAM is double-buffered; stall = prologue + max(0, transfer -
    compute). Without double buffering nothing overlaps. Traffic is assumed uniform over folds.
+   Output writes use the DRAM write port when ``write_bw_bytes_per_cycle`` is declared (separate
+   direction, overlapping the reads), else they share the read port (``hwsim.models.memory``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import math
 from hwsim.ir import Layer
 from hwsim.models.arch import ArchSpec, MemoryLevel
 from hwsim.models.counts import Access, LayerCounts
+from hwsim.models.memory import partition_capacity_bytes, stall_cycles, transfer_cycles
 from hwsim.models.systolic._kernels import _physical_cycles_kernel
 
 # tensor roles per dataflow: stationary (Sr x Sc), row-streamed (Sr x T), column side (Sc x T)
@@ -79,17 +82,6 @@ def sram_counts(m: int, kred: int, ncols: int, groups: int, *, rows: int, cols: 
             "col": col_side, "psum_reads": psum_reads, "row_folds": row_folds, "col_folds": col_folds}
 
 
-def partition_capacity_bytes(level: MemoryLevel, tensor: str) -> float:
-    """Bytes one tensor may hold in ``level`` (half when double-buffered; shared buffers split 3 ways)."""
-    if level.kind == "dram":
-        return math.inf
-    if level.partition_bytes:
-        size = level.partition_bytes.get(tensor, 0)
-    else:
-        size = (level.size_bytes or 0) / 3
-    return size / 2 if level.double_buffered else size
-
-
 def tensor_bytes(layer: Layer) -> dict[str, float]:
     """Compulsory DRAM bytes per tensor (unpadded input, weights once, final outputs once)."""
     weight_elems = layer.second_operand_elems
@@ -122,18 +114,6 @@ def dram_traffic_bytes(layer: Layer, sram: MemoryLevel, *, dataflow: str, row_fo
     return best
 
 
-def stall_cycles(traffic_bytes: float, first_tile_bytes: float, compute_cycles: int, *,
-                 bw_bytes_per_cycle: float | None, double_buffered: bool) -> int:
-    """Cycles the array waits for DRAM (0 with unlimited bandwidth)."""
-    if not bw_bytes_per_cycle:
-        return 0
-    if not double_buffered:
-        return math.ceil(traffic_bytes / bw_bytes_per_cycle)
-    prologue = math.ceil(first_tile_bytes / bw_bytes_per_cycle)
-    rest = math.ceil(max(0.0, traffic_bytes - first_tile_bytes) / bw_bytes_per_cycle)
-    return prologue + max(0, rest - compute_cycles)
-
-
 def _core_split(m: int, cores: int) -> list[tuple[int, int]]:
     """``[(pixels, how many cores get that many)]`` for an even split of M over the cores."""
     share, extra = divmod(m, cores)
@@ -160,8 +140,9 @@ def evaluate_physical(layer: Layer, arch: ArchSpec, mapping) -> LayerCounts:
     sr, sc, _ = spatial_dims(split[0][0], kred, ncols, dataflow)
     stat_tensor = ROLES[dataflow][0]
     first_tile = 0.0 if stat_tensor == "O" else min(rows, sr) * min(cols, sc) * _bits(layer, stat_tensor) / 8
-    stalls = stall_cycles(sum(traffic.values()), first_tile, cycles,
-                          bw_bytes_per_cycle=dram.read_bw_bytes_per_cycle, double_buffered=sram.double_buffered)
+    reads = traffic["W_read"] + traffic["I_read"] + traffic["O_read"]
+    stalls = stall_cycles(transfer_cycles(dram, reads, traffic["O_write"]), transfer_cycles(dram, first_tile, 0.0),
+                          cycles, double_buffered=sram.double_buffered)
     accesses = _sram_accesses(layer, sram.name, dataflow, counts) + _dram_accesses(layer, dram.name, traffic)
     peak = rows * cols * mapping.cores
     details = (("folds", float(folds)), ("row_folds", float(first["row_folds"])),
