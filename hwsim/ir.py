@@ -22,6 +22,8 @@ import networkx as nx
 import numpy as np
 
 IR_VERSION = 1
+# a saved layer must state its loop bounds: a missing K silently defaulting to 1 would lose MACs
+REQUIRED_LAYER_FIELDS = ("name", "op", "N", "K", "C", "P", "Q", "R", "S", "G")
 
 
 class Op(str, Enum):
@@ -300,10 +302,14 @@ class Layer:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Layer":
+        if not isinstance(data, dict):
+            raise ValueError(f"a layer must be a JSON object, got {type(data).__name__}")
         data = dict(data)
         valid = {f.name for f in fields(cls)}
         if unknown := sorted(data.keys() - valid):
             raise ValueError(f"layer {data.get('name')!r}: unknown field(s) {unknown}")
+        if missing := [key for key in REQUIRED_LAYER_FIELDS if key not in data]:
+            raise ValueError(f"layer {data.get('name', '<unnamed>')!r}: missing required field(s) {missing}")
         sparsity = data.pop("sparsity", None) or {}
         if sparsity.get("block") is not None:
             sparsity["block"] = tuple(sparsity["block"])
@@ -403,10 +409,14 @@ class LayerGraph:
         if data.get("hwsim_ir_version") != IR_VERSION:
             raise ValueError(f"not an hwsim layer graph (hwsim_ir_version={data.get('hwsim_ir_version')!r}, "
                              f"expected {IR_VERSION})")
+        if not isinstance(data.get("layers"), list) or not data["layers"]:
+            raise ValueError("the graph has no layers (a layer graph needs at least one layer)")
         graph = cls(data.get("name", "model"), input_shape=data.get("input_shape"), meta=data.get("meta"))
-        pending = [dict(entry) for entry in data["layers"]]
+        pending = [dict(entry) if isinstance(entry, dict) else entry for entry in data["layers"]]
         edges = []
         for entry in pending:
+            if not isinstance(entry, dict):
+                raise ValueError(f"a layer must be a JSON object, got {type(entry).__name__}")
             inputs = entry.pop("inputs", [])
             graph.add_layer(Layer.from_json(entry))
             edges.extend((src, entry["name"]) for src in inputs)
@@ -428,6 +438,10 @@ class LayerGraph:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as err:
             raise ValueError(f"{path.name}: not valid JSON ({err.msg} at line {err.lineno})") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"{path.name}: not a text (UTF-8 JSON) file") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path.name}: a layer graph is a JSON object, got {type(data).__name__}")
         return cls.from_json(data)
 
     def __eq__(self, other: object) -> bool:

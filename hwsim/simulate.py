@@ -19,6 +19,10 @@ from hwsim.models.datapath import apply_datapath, clamp_to_datapath, resolve_lay
 from hwsim.results import LayerResult, NetworkResult
 
 
+NO_ESSENTIAL_BITS = ("no essential-bit profile: Pragmatic ran every activation at its full width "
+                     "(the same cycles as Stripes); lower from a torch model with calibration data to measure one")
+
+
 class Mapper(Protocol):
     def map(self, layer: Layer, arch: ArchSpec) -> Any: ...
 
@@ -73,6 +77,8 @@ def layer_result(layer: Layer, counts: LayerCounts, arch: ArchSpec) -> LayerResu
     layer = resolve_layer(layer, arch)
     energy = price(counts, arch, cycles=counts.cycles)
     note = "free data movement (no compute)" if counts.detail("free_data_movement") else ""
+    if counts.detail("essential_bits_known") == 0.0:
+        note = NO_ESSENTIAL_BITS
     return LayerResult(
         name=layer.name, op=layer.op.value, macs=layer.macs, compute_cycles=counts.compute_cycles,
         stall_cycles=counts.stall_cycles, energy_pj=energy.total_pj, utilization=counts.utilization,
@@ -96,6 +102,8 @@ def simulate_graph(graph: LayerGraph, arch: ArchSpec, *, mapper: Mapper | None =
     from hwsim.models.energy import area_mm2
 
     layers = graph.layers()
+    if not layers:
+        raise ConfigError(f"graph {graph.name!r} has no layers: nothing to simulate")
     results = []
     for index, layer in enumerate(layers):
         cached = layer_cache.get(layer) if layer_cache is not None else None
@@ -109,8 +117,18 @@ def simulate_graph(graph: LayerGraph, arch: ArchSpec, *, mapper: Mapper | None =
     return NetworkResult(
         model=graph.name, arch=arch.name, layers=tuple(results), clock_hz=arch.clock_hz,
         peak_macs_per_cycle=arch.peak_macs_per_cycle, technology_nm=arch.technology_nm,
-        area_by_component_mm2=dict(area_mm2(arch)), meta={"skipped": graph.meta.get("skipped", [])},
+        area_by_component_mm2=dict(area_mm2(arch)),
+        meta={"skipped": graph.meta.get("skipped", []), "notes": _network_notes(results)},
     )
+
+
+def _network_notes(results: list[LayerResult]) -> list[str]:
+    """Warnings that hold for some layers of a run, once each with how many layers they concern."""
+    counts: dict[str, int] = {}
+    for result in results:
+        if result.note == NO_ESSENTIAL_BITS:
+            counts[result.note] = counts.get(result.note, 0) + 1
+    return [f"{note} ({n} layer{'s' * (n != 1)})" for note, n in counts.items()]
 
 
 def simulate(model: Any, arch: str | Path | ArchSpec = "edge_tpu_like", *, batch: int | None = None,

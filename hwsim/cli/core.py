@@ -209,6 +209,8 @@ def simulate_command(
     if not quiet:
         out_console.print(result_table(result))
     out_console.print(summary_table(result))
+    for note in result.meta.get("notes", []):
+        err_console.print(f"[yellow]note:[/] {note}", highlight=False)
     if json_path is not None:
         result.write_json(json_path)
         err_console.print(f"wrote {json_path}")

@@ -181,6 +181,9 @@ def apply_policy(graph: LayerGraph, policy: Policy, stats: LayerStats | None = N
                 change.update(stats.acts[(path, lp.act_bits)])
         if lp.weight_bits is not None or lp.act_bits is not None:
             change["number_format"] = "int"
+            set_now = {name for name, bits in (("weight_bits", lp.weight_bits), ("act_bits", lp.act_bits))
+                       if bits is not None}
+            change["native_bits"] = tuple(f for f in layer.native_bits if f not in set_now)
         if lp.prune != "lowrank" and (tags := _tags(lp)):
             change["compression"] = tuple(change.get("compression", layer.compression)) + tags
     out = graph.map_layers(lambda layer: _edited(layer, edits.get(layer.name)))

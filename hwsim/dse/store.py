@@ -62,12 +62,17 @@ class ResultStore:
 
     def __init__(self, path: str | Path = "hwsim-results.sqlite", *, timeout_s: float = 60.0):
         self.path = str(path)
-        self.conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
-        self.conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
-        if self.path != ":memory:":
-            self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.executescript(SCHEMA)       # CREATE ... IF NOT EXISTS: safe when several processes race
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
+            self.conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+            if self.path != ":memory:":
+                self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.executescript(SCHEMA)   # CREATE ... IF NOT EXISTS: safe when several processes race
+        except sqlite3.DatabaseError as err:
+            from hwsim.errors import ConfigError
+
+            raise ConfigError(f"{self.path}: not an hwsim results store (SQLite says: {err})") from None
 
     def _write(self, fn) -> Any:
         """Run ``fn(conn)`` inside one immediate transaction (serialized across processes)."""

@@ -149,6 +149,7 @@ class _OnnxWalker:
             mask = (weight != 0).reshape(weight.shape[0], -1)
             density, sparsity, packed = weight_facts(mask, keep_mask=self.keep_masks)
             fields.update(weight_density=density, sparsity=sparsity, weight_mask=packed)
+        fields.setdefault("native_bits", tuple(f for f in ("weight_bits", "act_bits", "out_bits") if f not in fields))
         self.graph.add_layer(Layer(name=name, op=op, source=source, **fields), inputs=inputs)
         return name
 

@@ -229,8 +229,7 @@ class _Walker:
                 merged.update(extra)
                 if labels:
                     merged["compression"] = labels
-        if not merged:
-            return layer
+        merged["native_bits"] = tuple(f for f in ("weight_bits", "act_bits", "out_bits") if f not in merged)
         if not layer.has_weights:
             merged.pop("weight_bits", None)
         if "compression" in merged:
