@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import re
 from enum import Enum
 from pathlib import Path
@@ -202,10 +204,11 @@ def simulate_command(
     """Simulate MODEL on ARCH and print a per-layer table and a summary."""
     from hwsim.simulate import simulate
 
-    result = simulate(model, arch, batch=batch, input_shape=parse_input_shape(input_shape),
-                      recipe=str(recipe) if recipe else None, technology_nm=parse_technology(tech),
-                      clock_hz=clock_mhz * 1e6 if clock_mhz else None, skip_unsupported=skip_unsupported,
-                      mapper=make_mapper(mapper, objective))
+    with compile_notice():
+        result = simulate(model, arch, batch=batch, input_shape=parse_input_shape(input_shape),
+                          recipe=str(recipe) if recipe else None, technology_nm=parse_technology(tech),
+                          clock_hz=clock_mhz * 1e6 if clock_mhz else None, skip_unsupported=skip_unsupported,
+                          mapper=make_mapper(mapper, objective))
     if not quiet:
         out_console.print(result_table(result))
     out_console.print(summary_table(result))
@@ -250,7 +253,31 @@ def map_command(
             err_console.print(f"wrote {save}")
 
 
+@contextmanager
+def compile_notice():
+    """A one-line notice with a spinner while a cold Numba cache compiles the kernels this run needs."""
+    from hwsim._cache import kernels_cached, numba_cache_dir
+
+    if kernels_cached():
+        yield
+        return
+    with err_console.status(f"compiling simulation kernels, once (~1 min; cached in {numba_cache_dir()}; "
+                            "`hwsim warmup` compiles them all ahead)"):
+        yield
+
+
+def warmup_command() -> None:
+    """Compile every simulation kernel now (later runs only load them); for CI and containers."""
+    from hwsim._cache import numba_cache_dir
+    from hwsim.warmup import warmup
+
+    with err_console.status("compiling simulation kernels") as status:
+        seconds = warmup(lambda name: status.update(f"compiling simulation kernels: {name}"))
+    err_console.print(f"kernels ready in {numba_cache_dir()} ({seconds:.1f} s)")
+
+
 def register(app: typer.Typer) -> None:
+    app.command("warmup")(warmup_command)
     app.command("list")(list_command)
     app.command("lower")(lower_command)
     app.command("simulate")(simulate_command)
