@@ -59,6 +59,30 @@ def test_cli_dry_run_sweep_and_report(tiny_graph_path, tmp_path):
     assert out.stat().st_size > 1_000_000 and len(json.loads((tmp_path / "r.json").read_text())) == 6
 
 
+def test_cli_sweep_lists_failed_points_and_exits_1(tiny_graph_path, tmp_path):
+    spec = graph_spec(tiny_graph_path)
+    # one point asks for 64-bit SRAM words in a 4-byte partition: an impossible design, stored as a failure
+    spec["arch"]["params"] = {"memory.SRAM.partition_bytes.W": [65536, 4], "memory.SRAM.word_bits": [8, 64]}
+    spec["arch"]["link"] = {}
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump(spec))
+    store = tmp_path / "s.sqlite"
+    run = run_cli("sweep", str(spec_path), "--store", str(store), "--workers", "1", "--quiet")
+    assert run.returncode == 1, run.stderr
+    assert "failed" in run.stderr and "smaller than one 64-bit word" in run.stderr
+    kept = run_cli("sweep", str(spec_path), "--store", str(store), "--workers", "1", "--quiet", "--keep-going")
+    assert kept.returncode == 0, kept.stderr
+    unknown = graph_spec(tiny_graph_path, models=["not_a_model"])
+    spec_path.write_text(yaml.safe_dump(unknown))
+    dry = run_cli("sweep", str(spec_path), "--dry-run")
+    assert dry.returncode == 2 and "unknown model 'not_a_model'" in dry.stderr
+
+
+def test_cli_rank_rejects_unknown_options():
+    run = run_cli("rank", "digits_cnn", "--mapper", "search")
+    assert run.returncode == 2 and "unknown option(s) --mapper" in run.stderr
+
+
 def test_cli_bad_spec_is_one_line_exit_2(tmp_path):
     spec_path = tmp_path / "spec.yaml"
     spec_path.write_text(yaml.safe_dump({"models": ["x.json"], "arch": {"base": "edge_tpu_like",

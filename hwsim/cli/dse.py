@@ -67,12 +67,18 @@ def sweep_command(
     chunk_size: int = typer.Option(1, "--chunk-size", min=1, help="points per task"),
     dry_run: bool = typer.Option(False, "--dry-run", help="validate, print the number of points, stop"),
     retry_errors: bool = typer.Option(False, "--retry-errors", help="re-run points stored as failed"),
+    keep_going: bool = typer.Option(False, "--keep-going", help="exit 0 even when some points failed"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
-    """Run (or resume) the sweep in SPEC; every finished point is committed to the store."""
+    """Run (or resume) the sweep in SPEC; every finished point is committed to the store.
+
+    Failed points are listed with their reasons at the end; the exit code is 1 when any failed
+    (unless ``--keep-going``).
+    """
     from hwsim.dse.spec import load_spec, space_size
 
     spec = load_spec(spec_path)
+    _check_models(spec.models)
     if dry_run:
         out_console.print(f"{space_size(spec)} points ({spec.sampler.kind} sampler, sweep {spec.name!r})")
         return
@@ -90,9 +96,30 @@ def sweep_command(
         finally:
             backend.close()
         best = front(store.records(sweep=spec.name), spec.objectives, constraints=spec.constraints)
+        failures = [(r["params"], r.get("error")) for r in store.records(sweep=spec.name, status="error")]
     err_console.print(f"{summary.evaluated} evaluated, {summary.skipped} already stored, {summary.failed} failed "
                       f"in {summary.seconds:.1f} s -> {store_path}")
     out_console.print(_front_table(best, spec.metric_names, f"Pareto front ({len(best)} points)"))
+    for params, error in failures[:20]:
+        where = ", ".join(f"{_label(k)}={_fmt(v)}" for k, v in sorted(params.items()))
+        err_console.print(f"[red]failed[/] {where}: {error}", highlight=False, soft_wrap=True)
+    if len(failures) > 20:
+        err_console.print(f"... and {len(failures) - 20} more failed points (hwsim report {store_path} --csv)")
+    if failures and not keep_going:
+        raise typer.Exit(1)
+
+
+def _check_models(models) -> None:
+    """Every model of a sweep is a zoo name or an existing .json/.onnx file (checked before any point runs)."""
+    from hwsim import zoo
+    from hwsim.errors import UnknownNameError
+
+    for model in models:
+        if str(model).endswith((".json", ".onnx")):
+            if not Path(model).is_file():
+                raise ConfigError(f"models: {model!r}: no such file")
+        elif model not in zoo.names():
+            raise UnknownNameError(f"models: unknown model {model!r}; zoo names: {', '.join(zoo.names())}")
 
 
 def _quiet_optuna() -> None:
@@ -120,7 +147,9 @@ def rank_command(
 
     from hwsim.dse.rank import shipped_recipes
 
-    chosen = (list(recipes or []) + [a for a in ctx.args if not a.startswith("-")]) or None
+    if unknown := [a for a in ctx.args if a.startswith("-")]:
+        raise ConfigError(f"hwsim rank: unknown option(s) {' '.join(unknown)} (see hwsim rank --help)")
+    chosen = (list(recipes or []) + list(ctx.args)) or None
     if all_recipes:
         chosen = shipped_recipes()
     backend = _backend(workers, None)
