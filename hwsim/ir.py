@@ -22,6 +22,7 @@ import networkx as nx
 import numpy as np
 
 IR_VERSION = 1
+PHASES = ("forward", "backward_data", "backward_weight", "update")
 # a saved layer must state its loop bounds: a missing K silently defaulting to 1 would lose MACs
 REQUIRED_LAYER_FIELDS = ("name", "op", "N", "K", "C", "P", "Q", "R", "S", "G")
 
@@ -163,6 +164,8 @@ class Layer:
     # widths no recipe set ("weight_bits", "act_bits", "out_bits"): they run at the hardware's native
     # width (hwsim.models.datapath.resolve_layer); the fields above then hold placeholders
     native_bits: tuple[str, ...] = ()
+    grad_density: float = 1.0            # fraction of output gradients kept in backward (meProp top-k)
+    phase: str = "forward"               # forward | backward_data | backward_weight | update (hwsim.training)
     source: str = ""                     # module path in the original model
     compression: tuple[str, ...] = ()    # steps that produced this layer, e.g. ("nm_prune(2:4)",)
 
@@ -201,7 +204,9 @@ class Layer:
                 raise ValueError(f"{where}: {name} must be an integer in [1, 64], got {value!r}")
         if bad := sorted(set(self.native_bits) - {"weight_bits", "act_bits", "out_bits"}):
             raise ValueError(f"{where}: native_bits names unknown width(s) {bad}")
-        for name in ("weight_density", "act_density"):
+        if self.phase not in PHASES:
+            raise ValueError(f"{where}: phase must be one of {list(PHASES)}, got {self.phase!r}")
+        for name in ("weight_density", "act_density", "grad_density"):
             value = getattr(self, name)
             if not (0.0 <= value <= 1.0) or math.isnan(value):
                 raise ValueError(f"{where}: {name} must be in [0, 1], got {value}")

@@ -50,7 +50,7 @@ from hwsim.ir import LayerGraph, PackedMask, Sparsity, SparsityKind
 __all__ = ["lower", "lower_onnx", "load_graph", "rebatch", "weight_facts", "META_KEYS"]
 
 META_KEYS = ("weight_bits", "act_bits", "out_bits", "acc_bits", "number_format", "act_density",
-             "act_essential_bits", "compression")
+             "act_essential_bits", "compression", "grad_density")
 ACCIDENTAL_ZEROS = 1e-4      # a zero fraction at or below this (random init, rounding) counts as dense
 _NM_PATTERNS = ((1, 4), (2, 4), (4, 8))
 _BLOCKS = (16, 8, 4)

@@ -41,6 +41,7 @@ class LayerResult:
     sparsity: str = "dense"
     source: str = ""
     note: str = ""
+    phase: str = "forward"
     counts: LayerCounts | None = field(default=None, compare=False, repr=False)
     energy_items: tuple = field(default=(), compare=False, repr=False)
 
@@ -64,7 +65,7 @@ class LayerResult:
             "utilization": self.utilization, "compute_energy_pj": self.compute_energy_pj,
             "leakage_energy_pj": self.leakage_energy_pj, "weight_bits": self.weight_bits,
             "act_bits": self.act_bits, "weight_density": self.weight_density, "sparsity": self.sparsity,
-            "source": self.source, "note": self.note,
+            "source": self.source, "note": self.note, "phase": self.phase,
         }
 
 
@@ -161,7 +162,15 @@ class NetworkResult:
             "peak_power_mw": self.peak_power_mw, "area_mm2": self.area_mm2, "edp_pj_s": self.edp_pj_s,
             "tops_per_w": self.tops_per_w, "inferences_per_s": 1.0 / self.latency_s if self.cycles else 0.0,
             "energy_breakdown_pj": self.energy_breakdown_pj,
+            **({"phases": self.phases} if any(layer.phase != "forward" for layer in self.layers) else {}),
         }
+
+    @property
+    def phases(self) -> dict[str, dict[str, float]]:
+        """Per training phase (forward, backward_data, backward_weight, update): cycles, time, energy, MACs."""
+        from hwsim.training import phase_totals
+
+        return phase_totals(self)
 
     # ----- export ------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:

@@ -86,7 +86,7 @@ def layer_result(layer: Layer, counts: LayerCounts, arch: ArchSpec) -> LayerResu
         energy_by_level_pj=dict(energy.by_level_pj), energy_by_tensor_pj=dict(energy.by_tensor_pj),
         compute_energy_pj=energy.compute_pj, leakage_energy_pj=energy.leakage_pj,
         weight_bits=layer.weight_bits, act_bits=layer.act_bits, weight_density=layer.weight_density,
-        sparsity=layer.sparsity.describe(), source=layer.source, note=note, counts=counts,
+        sparsity=layer.sparsity.describe(), source=layer.source, note=note, phase=layer.phase, counts=counts,
         energy_items=tuple(energy.items),
     )
 
@@ -134,7 +134,7 @@ def _network_notes(results: list[LayerResult]) -> list[str]:
 def simulate(model: Any, arch: str | Path | ArchSpec = "edge_tpu_like", *, batch: int | None = None,
              input_shape: tuple[int, ...] | None = None, recipe: Any = None, mapper: Mapper | None = None,
              technology_nm: float | None = None, clock_hz: float | None = None,
-             skip_unsupported: bool = False,
+             skip_unsupported: bool = False, training: bool = False,
              progress: Callable[[int, int, str], None] | None = None) -> NetworkResult:
     """Simulate ``model`` on ``arch`` and return per-layer and total latency, energy, power, area.
 
@@ -147,6 +147,7 @@ def simulate(model: Any, arch: str | Path | ArchSpec = "edge_tpu_like", *, batch
     recipe : a compression recipe (path, dict or list of steps) applied before lowering.
     mapper : maps each MAC layer onto the arch; default is the engine's fixed-dataflow mapping.
     technology_nm, clock_hz : re-target the architecture before pricing.
+    training : simulate one training step (forward, backward, update; ``hwsim.training``).
     """
     if batch is not None and batch < 1:
         raise ConfigError(f"batch must be >= 1, got {batch}")
@@ -155,4 +156,8 @@ def simulate(model: Any, arch: str | Path | ArchSpec = "edge_tpu_like", *, batch
     spec = retarget(load_arch(arch), technology_nm=technology_nm, clock_hz=clock_hz)
     graph = resolve_graph(model, batch=batch, input_shape=input_shape, recipe=recipe,
                           skip_unsupported=skip_unsupported)
+    if training:
+        from hwsim.training import training_graph
+
+        graph = training_graph(graph)
     return simulate_graph(graph, spec, mapper=mapper, progress=progress)

@@ -199,6 +199,7 @@ def simulate_command(
     mapper: MapperChoice = typer.Option(MapperChoice.default, "--mapper",
                                         help="default: the engine's fixed dataflow; search: mapping search (spatial engine)"),
     objective: str = typer.Option("edp", "--objective", help="search objective: edp | energy | latency"),
+    training: bool = typer.Option(False, "--training", help="simulate one training step (forward, backward, update)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print only the summary"),
 ) -> None:
     """Simulate MODEL on ARCH and print a per-layer table and a summary."""
@@ -208,10 +209,12 @@ def simulate_command(
         result = simulate(model, arch, batch=batch, input_shape=parse_input_shape(input_shape),
                           recipe=str(recipe) if recipe else None, technology_nm=parse_technology(tech),
                           clock_hz=clock_mhz * 1e6 if clock_mhz else None, skip_unsupported=skip_unsupported,
-                          mapper=make_mapper(mapper, objective))
+                          mapper=make_mapper(mapper, objective), training=training)
     if not quiet:
         out_console.print(result_table(result))
     out_console.print(summary_table(result))
+    if training:
+        out_console.print(phase_table(result))
     for note in result.meta.get("notes", []):
         err_console.print(f"[yellow]note:[/] {note}", highlight=False)
     if json_path is not None:
@@ -251,6 +254,16 @@ def map_command(
                 raise ConfigError(f"--save: {spec.engine} mappings are fixed dataflows and cannot be saved as YAML")
             mapping.save(save)
             err_console.print(f"wrote {save}")
+
+
+def phase_table(result) -> Table:
+    """One row per training phase: MACs, latency, energy."""
+    table = Table(title="training step by phase")
+    for column in ("phase", "MACs", "latency ms", "energy µJ"):
+        table.add_column(column)
+    for phase, row in result.phases.items():
+        table.add_row(phase, f"{row['macs']:.4g}", f"{row['latency_s'] * 1e3:.4g}", f"{row['energy_pj'] / 1e6:.4g}")
+    return table
 
 
 @contextmanager
