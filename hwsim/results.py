@@ -163,6 +163,8 @@ class NetworkResult:
             "tops_per_w": self.tops_per_w, "inferences_per_s": 1.0 / self.latency_s if self.cycles else 0.0,
             "energy_breakdown_pj": self.energy_breakdown_pj,
             **({"phases": self.phases} if any(layer.phase != "forward" for layer in self.layers) else {}),
+            **({key: self.meta["data_parallel"][key] for key in ("communication_s", "step_s", "speedup_vs_one_device")}
+               if "data_parallel" in self.meta else {}),
         }
 
     @property

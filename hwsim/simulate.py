@@ -160,4 +160,8 @@ def simulate(model: Any, arch: str | Path | ArchSpec = "edge_tpu_like", *, batch
         from hwsim.training import training_graph
 
         graph = training_graph(graph)
+        result = simulate_graph(graph, spec, mapper=mapper, progress=progress)
+        result.meta["gradient_elems"] = {layer.name: layer.output_elems for layer in graph.layers()
+                                         if layer.phase == "backward_weight"}
+        return result
     return simulate_graph(graph, spec, mapper=mapper, progress=progress)

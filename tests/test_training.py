@@ -87,3 +87,50 @@ def test_cli_training_step_reports_phases(tmp_path):
     data = json.loads((tmp_path / "o.json").read_text())
     assert set(data["total"]["phases"]) == {"forward", "backward_data", "backward_weight", "update"}
     assert "training step by phase" in run.stdout
+    dp = run_cli("simulate", str(path), "--training", "--quiet", "--devices", "4", "--link", "ethernet_10g",
+                 "--grad-compression", "qsgd:4", "--json", str(tmp_path / "p.json"))
+    assert dp.returncode == 0, dp.stderr
+    total = json.loads((tmp_path / "p.json").read_text())["total"]
+    assert total["communication_s"] >= 0 and 0 < total["speedup_vs_one_device"] <= 4
+    bad = run_cli("simulate", str(path), "--devices", "4", "--link", "ethernet_10g")
+    assert bad.returncode == 2 and "add --training" in bad.stderr
+
+
+# ----- data-parallel communication ------------------------------------------------------------------
+def test_ring_allreduce_is_the_alpha_beta_formula():
+    from hwsim.models.comm import Link, ring_allreduce_s
+
+    link = Link("l", bandwidth_bytes_per_s=1e9, latency_s=5e-6)
+    for p, n in ((2, 1e6), (8, 4e7), (16, 123456.0)):
+        assert ring_allreduce_s(n, p, link) == pytest.approx(2 * (p - 1) * 5e-6 + 2 * (p - 1) / p * n / 1e9)
+    assert ring_allreduce_s(1e6, 1, link) == 0.0
+
+
+def test_gradient_sizes_follow_the_papers():
+    from hwsim.models.comm import gradient_bits
+
+    n = 1_000_000
+    assert gradient_bits(n, "none") == 32 * n
+    assert gradient_bits(n, "terngrad") == 2 * n + 32
+    assert gradient_bits(n, "qsgd:4") == 5 * n + 32          # sign + 4-bit level per element + the norm
+    with pytest.raises(Exception, match="qsgd:<bits>"):
+        gradient_bits(n, "qsgd")
+
+
+def test_data_parallel_exposes_communication_and_compression_hides_it():
+    from hwsim.models.comm import data_parallel, load_link
+
+    graph = LayerGraph("g")
+    graph.add_layer(Layer("stem", Op.CONV, K=64, C=3, P=28, Q=28, R=3, S=3, padding=1))
+    graph.add_layer(Layer("fc", Op.LINEAR, K=4096, C=4096), inputs=["stem"])
+    from hwsim.simulate import simulate
+
+    result = simulate(graph, "edge_tpu_like", training=True)
+    link = load_link("ethernet_10g")
+    one = data_parallel(result, devices=1, link=link)
+    assert one["communication_s"] == 0.0 and one["speedup_vs_one_device"] == pytest.approx(1.0)
+    fp32 = data_parallel(result, devices=8, link=link)
+    tern = data_parallel(result, devices=8, link=link, scheme="terngrad")
+    assert fp32["communication_s"] > tern["communication_s"] >= 0
+    assert tern["speedup_vs_one_device"] > fp32["speedup_vs_one_device"]
+    assert fp32["gradient_bytes"] == pytest.approx(4 * (64 * 27 + 4096 * 4096))

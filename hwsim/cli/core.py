@@ -185,6 +185,12 @@ def summary_table(result) -> Table:
     return table
 
 
+def _link_names() -> list[str]:
+    from hwsim.models.comm import link_names
+
+    return link_names()
+
+
 def simulate_command(
     model: str = typer.Argument(..., help="zoo name, .onnx file, or saved layer graph (.json)"),
     arch: str = typer.Option("edge_tpu_like", "--arch", "-a", help="preset name or YAML file"),
@@ -200,6 +206,12 @@ def simulate_command(
                                         help="default: the engine's fixed dataflow; search: mapping search (spatial engine)"),
     objective: str = typer.Option("edp", "--objective", help="search objective: edp | energy | latency"),
     training: bool = typer.Option(False, "--training", help="simulate one training step (forward, backward, update)"),
+    devices: int = typer.Option(1, "--devices", min=1, help="data-parallel devices (with --training)"),
+    link: Optional[str] = typer.Option(None, "--link", help="interconnect preset: " + ", ".join(_link_names())),
+    link_gbps: Optional[float] = typer.Option(None, "--link-gbps", help="custom link bandwidth, gigabits/s"),
+    link_latency_us: Optional[float] = typer.Option(None, "--link-latency-us", help="custom link latency, µs"),
+    grad_compression: str = typer.Option("none", "--grad-compression", help="none | qsgd:<bits> | terngrad"),
+    allreduce: str = typer.Option("ring", "--allreduce", help="ring | ps (parameter server)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print only the summary"),
 ) -> None:
     """Simulate MODEL on ARCH and print a per-layer table and a summary."""
@@ -215,6 +227,19 @@ def simulate_command(
     out_console.print(summary_table(result))
     if training:
         out_console.print(phase_table(result))
+    if devices > 1 or link or link_gbps:
+        if not training:
+            raise ConfigError("--devices/--link model data-parallel training: add --training")
+        from hwsim.models.comm import data_parallel, load_link
+
+        parallel = data_parallel(result, devices=devices, link=load_link(link, gbps=link_gbps,
+                                                                         latency_us=link_latency_us),
+                                 scheme=grad_compression, algorithm=allreduce,
+                                 arch=load_arch_for(arch))
+        result.meta["data_parallel"] = parallel
+        out_console.print(f"{devices} devices over {parallel['link']} ({allreduce}, {grad_compression}): step "
+                          f"{parallel['step_s'] * 1e3:.4g} ms, exposed communication {parallel['communication_s'] * 1e3:.4g} ms "
+                          f"of {parallel['communication_total_s'] * 1e3:.4g} ms, speed-up {parallel['speedup_vs_one_device']:.3g}x")
     for note in result.meta.get("notes", []):
         err_console.print(f"[yellow]note:[/] {note}", highlight=False)
     if json_path is not None:
@@ -254,6 +279,12 @@ def map_command(
                 raise ConfigError(f"--save: {spec.engine} mappings are fixed dataflows and cannot be saved as YAML")
             mapping.save(save)
             err_console.print(f"wrote {save}")
+
+
+def load_arch_for(arch: str):
+    from hwsim.models.arch import load_arch
+
+    return load_arch(arch)
 
 
 def phase_table(result) -> Table:
