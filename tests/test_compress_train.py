@@ -79,8 +79,13 @@ def test_meprop_hook_keeps_top_k_gradients():
 
 def test_meprop_training_records_backward_density():
     model, report, metrics = _run([{"method": "meprop", "k": 8, "index": ":-1"}])
-    assert model.features[1][0].hwsim_facts["grad_density"] == 8 / 32
-    assert model.classifier[1].hwsim_facts["grad_density"] == 8 / 64
+    # grad_density reaches the lowered graph (hwsim_meta), where training steps read it (hwsim.training)
+    assert model.features[1][0].hwsim_meta["grad_density"] == 8 / 32
+    assert model.classifier[1].hwsim_meta["grad_density"] == 8 / 64
+    from hwsim.lower import lower
+
+    graph = lower(model, input_shape=(1, 1, 8, 8))
+    assert graph["classifier.1"].grad_density == 8 / 64
     assert not model.features[1][0]._forward_hooks                  # training-time only
     assert metrics["accuracy"] >= 0.93                               # measured 0.976
 
