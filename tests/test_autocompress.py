@@ -18,6 +18,8 @@ MIXED = Policy({"features.0.0": LayerPolicy(weight_bits=4),
                 "features.3.0": LayerPolicy(prune="nm", n=2, m=4, weight_bits=4),
                 "classifier.1": LayerPolicy(prune="channel", sparsity=0.5),
                 "classifier.3": LayerPolicy(weight_bits=6)})
+BLOCK = Policy({"features.1.0": LayerPolicy(prune="block", block=(4, 4), sparsity=0.5, weight_bits=8),
+                "features.3.0": LayerPolicy(prune="block", block=(8, 8), sparsity=0.75)})
 # low-rank factors, also of a layer whose input channels were removed
 LOWRANK = Policy({"features.0.0": LayerPolicy(prune="channel", sparsity=0.25),
                   "features.1.0": LayerPolicy(prune="lowrank", budget=0.5, weight_bits=4),
@@ -38,6 +40,12 @@ def _edited_and_real(policy):
 @pytest.fixture(scope="module")
 def edited_and_real():
     return _edited_and_real(MIXED)
+
+
+def test_block_edit_is_the_block_pruned_and_lowered_graph():
+    edited, real = _edited_and_real(BLOCK)
+    assert [layer.to_json() for layer in edited.layers()] == [layer.to_json() for layer in real.layers()]
+    assert parse_prune("block:8x8:0.75") == {"prune": "block", "block": (8, 8), "sparsity": 0.75}
 
 
 def test_lowrank_edit_is_the_factorized_and_lowered_graph():

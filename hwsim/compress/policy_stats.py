@@ -17,7 +17,7 @@ import torch
 
 from hwsim.compress.channel_prune import _consumer_columns, _l1_select, find_chains
 from hwsim.compress.lowrank import svd_factorize
-from hwsim.compress.prune import _keep_top, nm_mask
+from hwsim.compress.prune import _keep_top, block_mask, nm_mask
 from hwsim.compress.quantize import act_facts, calibrate_act, layer_inputs, quantize_weight
 from hwsim.dse.policy import LayerPolicy, LayerStats, channel_ratio, weight_key
 from hwsim.lower import weight_facts
@@ -38,6 +38,8 @@ def compressed_weight(weight: torch.Tensor, lp: LayerPolicy) -> torch.Tensor:
         matrix.mul_(mask.to(w.dtype))
     elif kind == "nm" and matrix.shape[1] % lp.m == 0:
         matrix.mul_(nm_mask(matrix, lp.n, lp.m).to(w.dtype))
+    elif kind == "block":
+        matrix.mul_(block_mask(matrix, lp.block, lp.sparsity).to(w.dtype))
     if lp.weight_bits is not None:
         quantize_weight(SimpleNamespace(weight=w), lp.weight_bits, per_channel=True, symmetric=True)
     return w

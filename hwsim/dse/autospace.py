@@ -8,7 +8,7 @@
     group_by: layer               # or an int: layers sharing the first N path components share a choice
     weight_bits: [2, 4, 8]
     act_bits: [8]                 # [] leaves activations unquantized
-    prune: [none, "unstructured:0.5", "nm:2:4", "channel:0.25", "lowrank:0.5"]
+    prune: [none, "unstructured:0.5", "nm:2:4", "channel:0.25", "lowrank:0.5", "block:4x4:0.5"]
 
 Defaults follow what the engine can exploit (bits on bit-serial units, N:M on N:M arrays,
 unstructured sparsity on skipping engines, channels on dense arrays).
@@ -39,10 +39,13 @@ def parse_prune(choice: str) -> dict[str, Any]:
             return {"prune": "nm", "n": int(parts[1]), "m": int(parts[2])}
         if parts[0] == "lowrank" and len(parts) == 2:
             return {"prune": "lowrank", "budget": float(parts[1])}
+        if parts[0] == "block" and len(parts) == 3 and "x" in parts[1]:
+            rows, cols = parts[1].split("x")
+            return {"prune": "block", "block": (int(rows), int(cols)), "sparsity": float(parts[2])}
     except ValueError:
         pass
-    raise ConfigError(f"prune choice {choice!r}: expected none, unstructured:<ratio>, nm:<n>:<m>, channel:<ratio> "
-                      "or lowrank:<weight budget>")
+    raise ConfigError(f"prune choice {choice!r}: expected none, unstructured:<ratio>, nm:<n>:<m>, channel:<ratio>, "
+                      "lowrank:<weight budget> or block:<rows>x<cols>:<ratio>")
 
 
 class PolicySpace(BaseModel):
@@ -156,6 +159,8 @@ def valid_prune_choices(layer: Layer, choices: list[str], channel_prunable: set[
         if fields["prune"] == "channel" and (layer.source or layer.name) not in channel_prunable:
             continue
         if fields["prune"] == "lowrank" and (layer.op not in (Op.CONV, Op.LINEAR) or layer.G != 1):
+            continue
+        if fields["prune"] == "block" and layer.op is Op.DEPTHWISE:
             continue
         out.append(choice)
     return out

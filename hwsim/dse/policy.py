@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping
 from hwsim.errors import ConfigError
 from hwsim.ir import Layer, LayerGraph, Op, PackedMask, Sparsity
 
-PRUNE_KINDS = ("none", "unstructured", "nm", "channel", "lowrank")
+PRUNE_KINDS = ("none", "unstructured", "nm", "channel", "lowrank", "block")
 
 
 @dataclass(frozen=True)
@@ -26,9 +26,10 @@ class LayerPolicy:
 
     weight_bits: int | None = None
     act_bits: int | None = None
-    prune: str = "none"            # none | unstructured | nm | channel | lowrank
+    prune: str = "none"            # none | unstructured | nm | channel | lowrank | block
     sparsity: float = 0.0          # fraction removed (unstructured weights, or channels)
     budget: float = 1.0            # lowrank: fraction of the layer's weights the two SVD factors keep
+    block: tuple[int, int] = (4, 4)  # block: (rows of K, cols of C/G*R*S) zeroed together
     n: int = 2                     # N:M pattern (prune == "nm")
     m: int = 4
 
@@ -39,6 +40,9 @@ class LayerPolicy:
             raise ConfigError(f"sparsity must be in [0, 1), got {self.sparsity!r}")
         if self.prune == "nm" and not 1 <= self.n <= self.m:
             raise ConfigError(f"N:M needs 1 <= n <= m, got {self.n}:{self.m}")
+        object.__setattr__(self, "block", tuple(int(b) for b in self.block))
+        if min(self.block) < 1:
+            raise ConfigError(f"block must be two positive ints, got {self.block!r}")
         if not 0.0 < self.budget <= 1.0:
             raise ConfigError(f"lowrank budget must be in (0, 1], got {self.budget!r}")
 
@@ -51,6 +55,8 @@ class LayerPolicy:
             return ("nm", self.n, self.m)
         if self.prune == "lowrank":
             return ("lowrank", round(self.budget, 6))
+        if self.prune == "block" and self.sparsity > 0:
+            return ("block", self.block, round(self.sparsity, 6))
         return ("none",)
 
     def describe(self) -> str:
@@ -63,12 +69,16 @@ class LayerPolicy:
             parts.append(f"channels -{self.sparsity:.0%}")
         elif self.prune == "lowrank":
             parts.append(f"SVD {self.budget:.0%} of weights")
+        elif self.prune == "block" and self.sparsity > 0:
+            parts.append(f"{self.block[0]}x{self.block[1]} blocks -{self.sparsity:.0%}")
         return " ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"weight_bits": self.weight_bits, "act_bits": self.act_bits, "prune": self.prune}
-        if self.prune in ("unstructured", "channel"):
+        if self.prune in ("unstructured", "channel", "block"):
             out["sparsity"] = self.sparsity
+        if self.prune == "block":
+            out["block"] = list(self.block)
         if self.prune == "nm":
             out.update(n=self.n, m=self.m)
         if self.prune == "lowrank":
@@ -243,6 +253,8 @@ def _weight_facts(key: tuple[Any, ...], lp: LayerPolicy, stats: LayerStats) -> d
         return {"weight_density": 1.0 - lp.sparsity, "sparsity": Sparsity("unstructured"), "weight_mask": None}
     if lp.prune == "nm":
         return {"weight_density": lp.n / lp.m, "sparsity": Sparsity("n:m", n=lp.n, m=lp.m), "weight_mask": None}
+    if lp.prune == "block" and lp.sparsity > 0:
+        return {"weight_density": 1.0 - lp.sparsity, "sparsity": Sparsity("block", block=lp.block), "weight_mask": None}
     return {}
 
 
@@ -271,6 +283,8 @@ def _tags(lp: LayerPolicy) -> tuple[str, ...]:
         tags.append(f"magnitude_prune({lp.sparsity:g},layer)")
     if lp.prune == "nm":
         tags.append(f"nm_prune({lp.n}:{lp.m})")
+    if lp.prune == "block" and lp.sparsity > 0:
+        tags.append(f"block_prune({lp.block[0]}x{lp.block[1]},{lp.sparsity:g})")
     if lp.weight_bits is not None or lp.act_bits is not None:
         tags.append(f"mixed_precision(w{lp.weight_bits or '-'}a{lp.act_bits or '-'})")
     return tuple(tags)
@@ -298,6 +312,8 @@ def policy_recipe(policy: Policy, *, name: str = "autocompress", model: str | No
             lambda ratio: {"method": "magnitude_prune", "sparsity": ratio, "scope": "layer"})
     grouped(lambda lp: (lp.n, lp.m) if lp.prune == "nm" else None,
             lambda nm: {"method": "nm_prune", "n": nm[0], "m": nm[1]})
+    grouped(lambda lp: (lp.block, lp.sparsity) if lp.prune == "block" and lp.sparsity > 0 else None,
+            lambda key: {"method": "block_prune", "block": list(key[0]), "sparsity": key[1]})
     grouped(lambda lp: lp.budget if lp.prune == "lowrank" else None,
             lambda budget: {"method": "svd", "budget": budget})
 
