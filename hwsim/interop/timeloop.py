@@ -25,14 +25,26 @@ _ROLE_ORDER = {"W": 0, "I": 1, "O": 2}
 
 
 # ----- problem ----------------------------------------------------------------------------------
-def _parse_rank(rank: str, *, where: str) -> list[tuple[str, int]]:
+def _parse_rank(rank: str, *, where: str, coefficients: dict[str, int] | None = None) -> list[tuple[str, int]]:
+    """One projection rank -> [(dim, coefficient)]: a sum of terms, each a product of one dimension with
+    integer literals and/or named coefficients (``R*Wdilation + P*Wstride``, ``2*P``, ``S + Q``)."""
+    coefficients = coefficients or {}
     terms = []
-    for term in rank.replace(" ", "").split("+"):
-        match = re.fullmatch(r"(?:(\d+)\*)?([A-Za-z_]\w*)(?:\*(\d+))?", term)
-        if not match:
-            raise ConfigError(f"{where}: cannot parse projection term {term!r} in rank {rank!r}")
-        coef = int(match.group(1) or match.group(3) or 1)
-        terms.append((match.group(2), coef))
+    for term in str(rank).replace(" ", "").split("+"):
+        dim, coef = None, 1
+        for factor in term.split("*"):
+            if re.fullmatch(r"\d+", factor):
+                coef *= int(factor)
+            elif factor in coefficients:
+                coef *= int(coefficients[factor])
+            elif re.fullmatch(r"[A-Za-z_]\w*", factor) and dim is None:
+                dim = factor
+            else:
+                raise ConfigError(f"{where}: cannot parse projection term {term!r} in rank {rank!r} "
+                                  f"(factor {factor!r} is neither a dimension nor a known coefficient)")
+        if dim is None:
+            raise ConfigError(f"{where}: projection term {term!r} in rank {rank!r} names no dimension")
+        terms.append((dim, coef))
     return terms
 
 
@@ -45,7 +57,7 @@ def _tensor_roles(spaces: list[dict[str, Any]], *, where: str) -> dict[str, str]
                           f"got {[s['name'] for s in spaces]}")
     def score(space: dict[str, Any]) -> int:
         name = space["name"].lower()
-        return (10 * any("+" in r for r in space["projection_ranks"]) + 5 * ("input" in name)
+        return (10 * any("+" in str(r) for r in space["projection_ranks"]) + 5 * ("input" in name)
                 - 5 * ("weight" in name or "filter" in name))
     first, second = sorted(operands, key=score, reverse=True)
     if score(first) == score(second):
@@ -84,7 +96,12 @@ def problem_from_case(problem: dict[str, Any], *, bits: int, where: str) -> tupl
     spaces = problem["data_spaces"]
     roles = _tensor_roles(spaces, where=where)
     bounds = {d: int(problem["instance"].get(d, 1)) for d in problem["dimensions"]}
-    ranks = {roles[s["name"]]: [_parse_rank(r, where=where) for r in s["projection_ranks"]] for s in spaces}
+    # named coefficients: the instance's value wins over the shape's default (Timeloop's rule)
+    coefficients = {k: int(v) for k, v in (problem.get("coefficients") or {}).items()}
+    coefficients.update({k: int(v) for k, v in problem["instance"].items()
+                         if k not in problem["dimensions"] and isinstance(v, (int, float))})
+    ranks = {roles[s["name"]]: [_parse_rank(r, where=where, coefficients=coefficients)
+                                for r in s["projection_ranks"]] for s in spaces}
     slots = _assign_dims(ranks, bounds, where=where)
     proj = [()] * 3
     for role, rank_list in ranks.items():
@@ -151,7 +168,9 @@ def mapping_from_case(entries: list[dict[str, Any]], arch: ArchSpec, roles: dict
                 if int(loop["bound"]) > 1:
                     raise ConfigError(f"{where}: loop over unknown dim {loop['dim']!r}")
                 continue
-            kind = "temporal" if not loop.get("spatial") else ("spatial_y" if loop.get("axis") == "Y" else "spatial_x")
+            spatial = loop.get("spatial")
+            axis = loop.get("axis") or (str(spatial).rsplit("-", 1)[-1] if isinstance(spatial, str) else "X")
+            kind = "temporal" if not spatial else ("spatial_y" if str(axis).upper() == "Y" else "spatial_x")
             loops[kind].append((slot, int(loop["bound"])))
         keep = tuple(roles[t] for t in entry.get("tiles_kept", {}) if t in roles)
         levels.append(LevelMapping(level=level.name, keep=keep, **loops))
@@ -178,12 +197,29 @@ def _case_energy(case: dict[str, Any], arch: ArchSpec, result: NestStats, roles:
                                "updates_per_instance": counts["update"], "utilized_instances": instances,
                                "energy_total_pJ": pj}
         accesses[level.name] = kept
-        leak = energies.get("leak", 0.0) * cycles * level.instances
+        # Timeloop charges leakage to the *utilized* instances only (ex_simple_ws: 12 of 256 pe_spad)
+        leak = energies.get("leak", 0.0) * cycles * result.instances[result.levels.index(level.name)]
         by_level[level.name] = sum(v["energy_total_pJ"] for v in kept.values()) + leak
     compute_name = case["architecture_flattened_outer_to_inner"][-1]["name"]
     by_level[compute_name] = computes * ert.get(compute_name, {}).get("compute", 0.0)
     by_level["Total"] = sum(by_level.values())
     return accesses, by_level
+
+
+def _drop_dummy_levels(levels: list[dict[str, Any]], entries: list[dict[str, Any]]
+                       ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Remove Timeloop ``dummy_storage`` levels (they keep no tile and only carry a fan-out): their loops
+    become the innermost loops of the next storage level out, which is where the fan-out sits in hwsim."""
+    dummies = {lvl["name"] for lvl in levels[:-1] if "dummy" in str(lvl.get("class", "")).lower()}
+    kept_levels = [lvl for lvl in levels if lvl["name"] not in dummies]
+    out: list[dict[str, Any]] = []
+    for entry in entries:
+        if entry["level"] in dummies and out:
+            out[-1] = {**out[-1], "loops_outer_to_inner": list(out[-1].get("loops_outer_to_inner", []))
+                       + list(entry.get("loops_outer_to_inner", []))}
+        elif entry["level"] not in dummies:
+            out.append(entry)
+    return kept_levels, out
 
 
 def evaluate_reference_case(path: str | Path) -> dict[str, Any]:
@@ -197,11 +233,12 @@ def evaluate_reference_case(path: str | Path) -> dict[str, Any]:
     if case.get("problem", {}).get("densities") or case.get("sparse_optimizations"):
         raise ConfigError(f"{where}: sparse case (densities / sparse optimizations); evaluate it with the "
                           f"sparse engine (hwsim.models.sparse), not the dense spatial engine")
-    levels = case["architecture_flattened_outer_to_inner"]
+    levels, entries = _drop_dummy_levels(case["architecture_flattened_outer_to_inner"],
+                                         case["mapping_result_outer_to_inner"])
     bits = int(levels[0].get("attributes", {}).get("datawidth", 8))
     problem, roles, slots = problem_from_case(case["problem"], bits=bits, where=where)
     arch = arch_from_case(levels, name=case.get("id", path.stem), where=where)
-    mapping = mapping_from_case(case["mapping_result_outer_to_inner"], arch, roles, slots, where=where)
+    mapping = mapping_from_case(entries, arch, roles, slots, where=where)
     result = analyze(problem, arch, mapping)
     computes = result.padded_macs
     accesses, by_level = _case_energy(case, arch, result, roles, computes)
