@@ -72,6 +72,13 @@ def _transfers_kernel(tensor, box, time_mask, reuse, proj, nranks, loop_dim, loo
             for k in range(j + 1, n):
                 if time_mask[k]:
                     shift[loop_dim[k]] -= (loop_bound[k] - 1) * strides[k]
+            # Timeloop's delta rule: the halo (partial overlap) is reused only when loop j is the innermost
+            # stepping loop; when inner loops wrap at that step the tile is refetched whole unless it is
+            # unchanged (ref cases tl_ex04 and ex_simple_os; ex03's 16 x (3 + 15) is the innermost case)
+            inner = False
+            for k in range(j + 1, n):
+                if time_mask[k] and loop_bound[k] > 1:
+                    inner = True
             overlap = 1
             for r in range(nranks[tensor]):
                 extent = 1
@@ -80,6 +87,8 @@ def _transfers_kernel(tensor, box, time_mask, reuse, proj, nranks, loop_dim, loo
                     extent += proj[tensor, r, d] * (box[d] - 1)
                     moved += proj[tensor, r, d] * shift[d]
                 overlap *= max(0, extent - abs(moved))
+            if inner and overlap != size:
+                overlap = 0
             total += prefix * (bound - 1) * (size - overlap)
         prefix *= bound
     return total

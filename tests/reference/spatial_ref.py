@@ -65,10 +65,22 @@ def simulate_nest_ref(problem, mapping, mac_reuse=False):
             child += 1
         return child
 
+    def moved_into(new, old, level_bound):
+        # Timeloop's delta rule: the partial overlap (halo) is reused only when the stepping loop is the
+        # innermost loop stepping this tile; if a loop inside it (outside the tile) wrapped, the tile is
+        # refetched whole unless unchanged
+        wrapped = any(loops[j][2] < level_bound and fixed[j] == 0 for j in temporal if j > changed)
+        if wrapped and new != old:
+            return len(new)
+        return len(new - old)
+
+    previous = None
     for step in itertools.product(*(range(loops[j][1]) for j in temporal)):
         fixed = [0] * len(loops)
         for j, i in zip(temporal, step):
             fixed[j] = i
+        changed = -1 if previous is None else next(j for j, a, b in zip(temporal, step, previous) if a != b)
+        previous = step
         for level in range(n_levels):
             for t in range(3):
                 if not keep[level][t]:
@@ -76,13 +88,14 @@ def simulate_nest_ref(problem, mapping, mac_reuse=False):
                 entry = stats.setdefault((level, TENSORS[t]), dict(reads=0, fills=0, updates=0, tile=0, partition=0))
                 own = _box(problem, loops, fixed, {j for j, lp in enumerate(loops) if lp[2] >= level})[t]
                 entry["tile"] = len(own)
-                entry["fills"] += len(own - held.get((level, t), set()))
+                entry["fills"] += moved_into(own, held.get((level, t), set()), level)
                 held[(level, t)] = own
                 union.setdefault((level, t), set()).update(own)
                 child = child_of(level, t)
                 free = {j for j, lp in enumerate(loops) if lp[2] >= child or (lp[3] and lp[2] >= level)}
                 need = _box(problem, loops, fixed, free)[t]
-                moved = len(need) if (child == n_levels and not mac_reuse) else len(need - demanded.get((level, t), set()))
+                moved = len(need) if (child == n_levels and not mac_reuse) else moved_into(
+                    need, demanded.get((level, t), set()), child)
                 demanded[(level, t)] = need
                 entry["updates" if t == 2 else "reads"] += moved
     for (level, name), entry in stats.items():
