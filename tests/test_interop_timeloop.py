@@ -17,9 +17,6 @@ from hwsim.interop.timeloop import evaluate_reference_case
 
 DATA = Path(__file__).parent / "data" / "timeloop"
 DENSE = sorted(p for p in [*DATA.glob("tl_*.json"), *DATA.glob("ex_*.json")])
-# Timeloop refetches a child's whole tile when a relevant inner loop wraps (no sliding-window reuse
-# across the wrap); the spatial engine reuses the overlap, so these read fewer input words.
-WRAP_REFETCH = {"tl_ex04_conv1d_oc_ic_spatial_cp", "ex_simple_os_default"}
 SPARSE = sorted(p for p in DATA.glob("sl_*.json") if json.loads(p.read_text())["problem"].get("densities"))
 
 
@@ -27,9 +24,7 @@ def test_all_ten_dense_cases_present():
     assert len(DENSE) == 10
 
 
-@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.xfail(
-    strict=True, reason="inner-loop wrap refetch not modelled")) if p.stem in WRAP_REFETCH else p
-    for p in DENSE], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", DENSE, ids=lambda p: p.stem)
 def test_dense_case_matches_timeloop(path):
     expected = json.loads(path.read_text())["key_results"]
     got = evaluate_reference_case(path)
