@@ -15,7 +15,15 @@ import pytest
 from hwsim.errors import ConfigError
 from hwsim.models.sparse import evaluate_sparseloop_case
 
-CASES = sorted((Path(__file__).parent / "data" / "timeloop").glob("sl_*.json"))
+CASES = sorted(p for p in (Path(__file__).parent / "data" / "timeloop").glob("sl_*.json")
+               if p.stem != "sl_03_2_1_conv1d")                 # fractional densities: refused, see below
+CONV1D = Path(__file__).parent / "data" / "timeloop" / "sl_03_2_1_conv1d.json"
+
+
+def test_sparse_conv1d_sum_projection_parses_and_fractional_density_is_refused():
+    # `S + Q` is parsed (input extent S + Q - 1 = 11); density 0.43 of 3 weights has no exact count
+    with pytest.raises(ConfigError, match="not modelled"):
+        evaluate_sparseloop_case(CONV1D)
 
 
 @pytest.fixture(params=CASES, ids=[c.stem for c in CASES])
