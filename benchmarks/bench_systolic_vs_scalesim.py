@@ -17,7 +17,10 @@ microsecond call. A layer object is built once, as a topology row is: its derive
 height/width, window) are cached on it, ~1 us that its first simulated call pays and the warm ones do not.
 Layers SCALE-Sim would need more than its budget for (estimated from its measured cost per demand
 row: ~45-145 us in CALC, ``shared/research/scalesim.md`` §9, ~575 us in USER) are skipped on its
-side. Also times a whole ResNet-50 on a 32x32 array (physical and compat closed-form modes, warm).
+side. Every layer SCALE-Sim ran is checked in the same run: hwsim's COMPUTE, BANDWIDTH and
+DETAILED_ACCESS reports (cycles, stalls, utilizations, bandwidths, SRAM/DRAM access counts) must equal
+SCALE-Sim's cell by cell, as in ``tests/test_scalesim_peers.py``; any disagreement is printed and the
+benchmark exits 1. ``--layers N`` keeps the first N network layers (and one random layer per size). Also times a whole ResNet-50 on a 32x32 array (physical and compat closed-form modes, warm).
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ import time
 import timeit
 from pathlib import Path
 
-from hwsim.interop.scalesim import ScaleSimConfig, write_config
+import sys
+
+from hwsim.interop.scalesim import ScaleSimConfig, write_config, write_reports
 from hwsim.ir import Layer, Op
 from hwsim.models.systolic.buffers import simulate_buffers
 from hwsim.models.systolic.compat import ScaleSimLayer, compat_compute, scalesim_layer_from
@@ -94,9 +99,33 @@ def time_call(fn) -> float:
     return min(timer.repeat(repeat=5, number=number)) / number
 
 
+REPORTS = ("COMPUTE_REPORT.csv", "BANDWIDTH_REPORT.csv", "DETAILED_ACCESS_REPORT.csv")
+
+
+def _cells(path: Path) -> list[list[str]]:
+    return [[cell.strip() for cell in line.split(",")] for line in path.read_text().splitlines()]
+
+
+def report_mismatches(ours: Path, theirs: Path) -> list[str]:
+    """Cell-by-cell differences between hwsim's and SCALE-Sim's report CSVs (exact strings)."""
+    out = []
+    for name in REPORTS:
+        if not (theirs / name).exists():
+            out.append(f"{name}: SCALE-Sim wrote no such report")
+            continue
+        mine, ref = _cells(ours / name), _cells(theirs / name)
+        if mine[0] != ref[0] or len(mine) != len(ref):
+            out.append(f"{name}: header or row count differs")
+            continue
+        out += [f"{name} {column}: hwsim {got} != SCALE-Sim {expected}"
+                for row_mine, row_ref in zip(mine[1:], ref[1:])
+                for column, got, expected in zip(ref[0], row_mine, row_ref) if got != expected]
+    return out
+
+
 def scalesim_seconds(python: str, layer: ScaleSimLayer, rows: int, cols: int, interface: str,
-                     workdir: Path) -> float | None:
-    """SCALE-Sim's run time for one layer (None when skipped or failed)."""
+                     workdir: Path) -> tuple[float, Path] | None:
+    """SCALE-Sim's run time for one layer and its report folder (None when skipped or failed)."""
     cycles = compat_compute(layer, rows=rows, cols=cols, dataflow="ws").cycles
     if cycles * SCALESIM_US_PER_ROW[interface] * 1e-6 > SCALESIM_BUDGET_S:
         return None
@@ -114,10 +143,11 @@ def scalesim_seconds(python: str, layer: ScaleSimLayer, rows: int, cols: int, in
     layout.write_text("Layer name,\n")
     driver = workdir / "driver.py"
     driver.write_text(PEER_DRIVER)
+    out = Path(tempfile.mkdtemp(dir=workdir, prefix="out"))
     try:
-        proc = subprocess.run([python, str(driver), str(cfg), str(topo), str(layout), str(workdir / "out")],
+        proc = subprocess.run([python, str(driver), str(cfg), str(topo), str(layout), str(out)],
                               capture_output=True, text=True, timeout=SCALESIM_BUDGET_S * 2, cwd=workdir)
-        return float(proc.stdout.strip().splitlines()[-1])
+        return float(proc.stdout.strip().splitlines()[-1]), out / config.run_name
     except (subprocess.SubprocessError, ValueError, IndexError):
         return None
 
@@ -136,8 +166,14 @@ def bench_layer(python: str | None, layer: ScaleSimLayer, rows: int, cols: int, 
     report = run()
     sim_s = time_call(run)
     closed_s = time_call(lambda: compat_compute(layer, rows=rows, cols=cols, dataflow="ws"))
-    peer_s = scalesim_seconds(python, layer, rows, cols, interface, workdir) if python else None
-    return {"layer": layer.name, "array": f"{rows}x{cols}", "interface": interface, "macs": layer.macs,
+    peer = scalesim_seconds(python, layer, rows, cols, interface, workdir) if python else None
+    peer_s, mismatches = None, None
+    if peer:
+        peer_s, theirs = peer
+        ours = Path(tempfile.mkdtemp(dir=workdir, prefix="ours"))
+        write_reports([report], ours)
+        mismatches = report_mismatches(ours, theirs)
+    return {"agree": None if mismatches is None else not mismatches, "mismatches": mismatches or [],"layer": layer.name, "array": f"{rows}x{cols}", "interface": interface, "macs": layer.macs,
             "cycles": report.total_cycles, "stalls": report.stall_cycles,
             "scalesim_s": peer_s, "hwsim_buffers_s": sim_s, "hwsim_closed_s": closed_s,
             "ratio_buffers": peer_s / sim_s if peer_s else None,
@@ -168,13 +204,16 @@ def main() -> None:
     parser.add_argument("--no-resnet50", action="store_true")
     parser.add_argument("--interface", choices=[*INTERFACES, "both"], default="both")
     parser.add_argument("--json", type=Path, help="also write every row to this file")
+    parser.add_argument("--layers", type=int, help="only the first N network layers, one random layer per size")
     args = parser.parse_args()
     python = os.environ.get("HWSIM_SCALESIM_PYTHON")
     nets = [scalesim_layer_from(layer) for layer in (RESNET18[:2] + ALEXNET[:2] if args.quick else RESNET18 + ALEXNET)]
+    if args.layers is not None:
+        nets = nets[:args.layers]
     cases = [(layer, 32, 32) for layer in nets]
     rng = random.Random(0)
     for size in (8, 16, 32):
-        cases += [(layer, size, size) for layer in random_layers(rng, 1 if args.quick else 3)]
+        cases += [(layer, size, size) for layer in random_layers(rng, 1 if args.quick or args.layers is not None else 3)]
     interfaces = list(INTERFACES) if args.interface == "both" else [args.interface]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -185,7 +224,8 @@ def main() -> None:
                 peer = f"{row['scalesim_s']:.2f}" if row["scalesim_s"] else "skipped"
                 ratio_b = f"{row['ratio_buffers']:.0f}x" if row["ratio_buffers"] else "-"
                 ratio_c = f"{row['ratio_closed']:.2e}x" if row["ratio_closed"] else "-"
-                print(f"{interface} {row['layer']:<17} {row['array']:>5} cycles={row['cycles']:>8} "
+                agree = {None: "not run", True: "agree", False: "DISAGREE"}[row["agree"]]
+                print(f"{interface} {row['layer']:<17} {row['array']:>5} cycles={row['cycles']:>8} [{agree}] "
                       f"stalls={row['stalls']:>8} scalesim={peer:>7} s  "
                       f"hwsim(buffers)={1e3 * row['hwsim_buffers_s']:8.3f} ms ({ratio_b:>6})  "
                       f"hwsim(closed)={1e6 * row['hwsim_closed_s']:6.2f} us ({ratio_c})", flush=True)
@@ -203,6 +243,14 @@ def main() -> None:
         print(f"stall-free closed forms: min/median {min(closed):.2e}x/{statistics.median(closed):.2e}x")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1))
+    compared = [r for r in rows if r["agree"] is not None]
+    bad = [r for r in compared if not r["agree"]]
+    print(f"outputs checked against SCALE-Sim on {len(compared)} of {len(rows)} layer runs: "
+          f"{len(compared) - len(bad)} agree, {len(bad)} disagree")
+    for r in bad:
+        print(f"DISAGREE {r['interface']} {r['layer']} {r['array']}: " + "; ".join(r["mismatches"][:6]))
+    if bad or (python and not compared):
+        sys.exit(1)
 
 
 if __name__ == "__main__":
