@@ -18,6 +18,9 @@ def test_rank_recipes_on_digits_cnn(tmp_path):
     assert by_name["missing"]["status"] == "error" and "no such file" in by_name["missing"]["error"]
     dense = by_name["dense"]
     assert dense["top1_agreement"] == 1.0 and dense["kl"] == 0.0       # the baseline against itself
+    # random zoo weights: every row says its fidelity is agreement, not accuracy
+    assert {row["fidelity_basis"] for row in rows if row["status"] == "ok"} == {
+        "agreement with the uncompressed model (untrained weights)"}
     ok = [row for row in rows if row["status"] == "ok"]
     assert rows[: len(ok)] == ok                                       # failures last
     for metric in ("latency_s", "energy_pj", "power_mw", "top1_agreement"):
@@ -33,3 +36,4 @@ def test_rank_cli_accepts_space_separated_recipes(tmp_path):
     run = run_cli("rank", "digits_cnn", "--arch", "edge_tpu_like", "--recipes", "int8", "nope_recipe", "--json")
     assert run.returncode == 0, run.stderr
     assert '"recipe": "int8"' in run.stdout and '"recipe": "nope_recipe"' in run.stdout
+    assert '"fidelity_basis": "agreement with the uncompressed model (untrained weights)"' in run.stdout

@@ -145,7 +145,7 @@ def rank_command(
     from hwsim.cli.core import parse_input_shape
     from hwsim.dse.rank import RANK_METRICS, rank_recipes
 
-    from hwsim.dse.rank import shipped_recipes
+    from hwsim.dse.rank import FIDELITY_BASIS, FIDELITY_HOW_TO_ACCURACY, shipped_recipes
 
     if unknown := [a for a in ctx.args if a.startswith("-")]:
         raise ConfigError(f"hwsim rank: unknown option(s) {' '.join(unknown)} (see hwsim rank --help)")
@@ -173,6 +173,9 @@ def rank_command(
         ranks = "/".join(str(row[f"rank_{m}"]) for m in metrics)
         table.add_row(row["recipe"], *[_fmt(row.get(m)) for m in metrics], ranks, "*" if row["pareto"] else "")
     out_console.print(table)
+    if any(r["status"] == "ok" for r in rows):
+        out_console.print(f"top1_agreement: {FIDELITY_BASIS}, not accuracy; {FIDELITY_HOW_TO_ACCURACY}",
+                          highlight=False)
     for row in (r for r in rows if r["status"] != "ok"):
         err_console.print(f"[yellow]skipped[/] {row['recipe']}: {row.get('error')}", highlight=False, soft_wrap=True)
 
