@@ -37,3 +37,23 @@ def test_rank_cli_accepts_space_separated_recipes(tmp_path):
     assert run.returncode == 0, run.stderr
     assert '"recipe": "int8"' in run.stdout and '"recipe": "nope_recipe"' in run.stdout
     assert '"fidelity_basis": "agreement with the uncompressed model (untrained weights)"' in run.stdout
+
+
+def test_rank_table_fits_80_columns_in_simulate_units():
+    """Headers stay whole at 80 columns; metrics print in ms / µJ / mW / % like ``hwsim simulate``."""
+    from rich.console import Console
+
+    from hwsim.cli.dse import _rank_table
+
+    rows = [{"status": "ok", "recipe": "magnitude_prune_unstructured_0.5", "latency_s": 4.998e-6,
+             "energy_pj": 3.427e6, "power_mw": 685.6, "top1_agreement": 0.875, "rank_latency_s": 1,
+             "rank_energy_pj": 2, "rank_power_mw": 1, "rank_top1_agreement": 3, "pareto": True},
+            {"status": "error", "recipe": "nope", "error": "unknown recipe"}]
+    console = Console(width=80, record=True, color_system=None)
+    console.print(_rank_table(rows, "digits_cnn on edge_tpu_like"))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for header in ("latency ms", "energy µJ", "power mW", "agree %", "ranks", "ranks: latency / energy / power / agreement"):
+        assert header in text
+    assert "0.004998" in text and "3.427" in text and "685.6" in text and "87.5" in text and "1/2/1/3" in text
+    assert "nope" not in text

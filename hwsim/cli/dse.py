@@ -49,6 +49,28 @@ def _front_table(records: list[dict[str, Any]], metrics: list[str], title: str) 
     return table
 
 
+# rank columns in simulate's units, narrow enough for an 80-column terminal
+_RANK_COLUMNS = (("latency ms", "latency_s", 1e3), ("energy µJ", "energy_pj", 1e-6), ("power mW", "power_mw", 1.0),
+                 ("agree %", "top1_agreement", 100.0))
+
+
+def _rank_table(rows: list[dict[str, Any]], title: str) -> Table:
+    """The ``hwsim rank`` table: one row per ranked recipe, metrics in ms/µJ/mW/%, ranks and the Pareto mark."""
+    from hwsim.dse.rank import RANK_METRICS
+
+    table = Table(title=title, caption="ranks: latency / energy / power / agreement, 1 = best")
+    table.add_column("recipe", overflow="fold")
+    for header, _, _ in _RANK_COLUMNS:
+        table.add_column(header, justify="right")
+    table.add_column("ranks", justify="right")
+    table.add_column("P")
+    for row in (r for r in rows if r["status"] == "ok"):
+        values = [("" if row.get(key) is None else f"{row[key] * scale:,.4g}") for _, key, scale in _RANK_COLUMNS]
+        ranks = "/".join(str(row[f"rank_{m}"]) for m, _ in RANK_METRICS)
+        table.add_row(row["recipe"], *values, ranks, "*" if row["pareto"] else "")
+    return table
+
+
 def _backend(workers: int | None, dask: str | None):
     from hwsim.dse.runner import DaskBackend, ProcessBackend, SerialBackend
 
@@ -143,7 +165,7 @@ def rank_command(
 ) -> None:
     """Rank compression recipes for MODEL on ARCH by latency, energy, power and fidelity."""
     from hwsim.cli.core import parse_input_shape
-    from hwsim.dse.rank import RANK_METRICS, rank_recipes
+    from hwsim.dse.rank import rank_recipes
 
     from hwsim.dse.rank import FIDELITY_BASIS, FIDELITY_HOW_TO_ACCURACY, shipped_recipes
 
@@ -165,16 +187,9 @@ def rank_command(
     if as_json:
         out_console.print_json(json.dumps(rows, default=str))
         return
-    metrics = [m for m, _ in RANK_METRICS]
-    table = Table(title=f"{model} on {arch}: compression variants, best mean rank first (* = Pareto-optimal)")
-    for column in ["recipe", *metrics, "ranks lat/energy/power/fid", "pareto"]:
-        table.add_column(column)
-    for row in (r for r in rows if r["status"] == "ok"):
-        ranks = "/".join(str(row[f"rank_{m}"]) for m in metrics)
-        table.add_row(row["recipe"], *[_fmt(row.get(m)) for m in metrics], ranks, "*" if row["pareto"] else "")
-    out_console.print(table)
+    out_console.print(_rank_table(rows, f"{model} on {arch}: best mean rank first (* = Pareto-optimal)"))
     if any(r["status"] == "ok" for r in rows):
-        out_console.print(f"top1_agreement: {FIDELITY_BASIS}, not accuracy; {FIDELITY_HOW_TO_ACCURACY}",
+        out_console.print(f"agree % (top1_agreement): {FIDELITY_BASIS}, not accuracy; {FIDELITY_HOW_TO_ACCURACY}",
                           highlight=False)
     for row in (r for r in rows if r["status"] != "ok"):
         err_console.print(f"[yellow]skipped[/] {row['recipe']}: {row.get('error')}", highlight=False, soft_wrap=True)
