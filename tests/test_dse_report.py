@@ -60,6 +60,19 @@ def test_html_is_self_contained(store, tmp_path):
         assert f'id="{name}"' in page
 
 
+def test_report_axes_name_metric_and_unit(store, tmp_path):
+    """Axis titles say what a metric is and its unit, not the stored column name."""
+    from hwsim.dse.spec import METRIC_LABELS, METRICS, metric_label
+
+    assert set(METRICS) <= set(METRIC_LABELS)
+    assert metric_label("latency_s") == "latency (s)" and metric_label("unknown_x") == "unknown_x"
+    page = write_report(store, tmp_path / "r.html").read_text()
+    data = report_data(store)
+    x_m, y_m = [o.metric for o in data.objectives][:2]
+    assert json.dumps(metric_label(x_m))[1:-1] in page and json.dumps(metric_label(y_m))[1:-1] in page
+    assert '"latency (s) per layer"' in page
+
+
 @pytest.mark.parametrize("fmt", ["png", "svg"])
 def test_static_figures(store, tmp_path, fmt):
     folder = write_report(store, tmp_path / f"figs.{fmt}")

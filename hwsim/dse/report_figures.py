@@ -9,6 +9,7 @@ import numpy as np
 from hwsim.errors import ConfigError
 
 from hwsim.dse.report import ReportData, layer_table, point_label, roofline_points
+from hwsim.dse.spec import metric_label
 
 
 def _pyplot():
@@ -54,7 +55,7 @@ def _pareto(plt, data: ReportData):
                label="other points")
     ax.plot([r["objectives"][x_m] for r in best], [r["objectives"][y_m] for r in best], "o-", c="#d62728",
             label="Pareto front")
-    ax.set(xscale="log", yscale="log", xlabel=x_m, ylabel=y_m, title="Design points")
+    ax.set(xscale="log", yscale="log", xlabel=metric_label(x_m), ylabel=metric_label(y_m), title="Design points")
     ax.legend()
     return fig
 
@@ -79,8 +80,8 @@ def _breakdown(plt, data: ReportData):
         top.bar(x, [r["latency_s"] for r in rows], width, label=point_label(record))
         bottom.bar(x, [r["energy_pj"] for r in rows], width)
         bottom.set_xticks(np.arange(len(rows)) + 0.4 - width / 2, [r["name"] for r in rows], rotation=90, fontsize=6)
-    top.set(ylabel="latency_s", title="Per-layer breakdown of chosen Pareto points")
-    bottom.set(ylabel="energy_pj")
+    top.set(ylabel=metric_label("latency_s"), title="Per-layer breakdown of chosen Pareto points")
+    bottom.set(ylabel=metric_label("energy_pj"))
     top.legend(fontsize=6)
     return fig
 

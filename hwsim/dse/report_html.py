@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from hwsim.dse.report import ReportData, hover_text, layer_table, point_label, roofline_points
+from hwsim.dse.spec import metric_label
 
 PARETO_DIV = "pareto-scatter"
 
@@ -35,13 +36,14 @@ def pareto_figure(data: ReportData) -> Any:
         marker = dict(styles[name])
         if len(metrics) == 3 and name != "infeasible":
             marker.update(color=[r["objectives"][metrics[2]] for r in rows], colorscale="Viridis",
-                          showscale=name == "Pareto front", colorbar=dict(title=metrics[2]))
+                          showscale=name == "Pareto front", colorbar=dict(title=metric_label(metrics[2])))
         fig.add_trace(go.Scatter(
             x=[r["objectives"][x_m] for r in rows], y=[r["objectives"][y_m] for r in rows], name=name,
             mode="markers+lines" if name == "Pareto front" and len(metrics) == 2 else "markers", marker=marker,
             text=[hover_text(r["params"], r["objectives"], metrics) for r in rows], hoverinfo="text"))
     fig.update_layout(title=f"Design points: {y_m} vs {x_m}" + (f" (colour: {metrics[2]})" if len(metrics) == 3 else ""),
-                      xaxis_title=x_m, yaxis_title=y_m, xaxis_type="log", yaxis_type="log", height=560,
+                      xaxis_title=metric_label(x_m), yaxis_title=metric_label(y_m), xaxis_type="log",
+                      yaxis_type="log", height=560,
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
     return fig
 
@@ -52,7 +54,7 @@ def breakdown_figure(data: ReportData) -> Any:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, subplot_titles=("latency_s per layer", "energy_pj per layer"))
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, subplot_titles=("latency (s) per layer", "energy (pJ) per layer"))
     palette = plotly.colors.qualitative.Plotly
     for i, record in enumerate(data.chosen):
         rows = layer_table(record)

@@ -46,6 +46,18 @@ MAXIMIZED = {"top1_agreement", "tops_per_w", "utilization", "inferences_per_s"}
 METRICS = ("latency_s", "energy_pj", "power_mw", "peak_power_mw", "area_mm2", "edp_pj_s", "tops_per_w",
            "utilization", "cycles", "macs", "inferences_per_s", "top1_agreement", "kl", "nrmse")
 FIDELITY_METRICS = ("top1_agreement", "kl", "nrmse")
+# axis and column labels for reports: what each stored metric is, with its unit
+METRIC_LABELS = {"latency_s": "latency (s)", "energy_pj": "energy (pJ)", "power_mw": "average power (mW)",
+                 "peak_power_mw": "peak power (mW)", "area_mm2": "area (mm²)", "edp_pj_s": "energy-delay (pJ·s)",
+                 "tops_per_w": "efficiency (TOPS/W)", "utilization": "PE utilization (0-1)", "cycles": "cycles",
+                 "macs": "MACs", "inferences_per_s": "throughput (inferences/s)",
+                 "top1_agreement": "top-1 agreement with the uncompressed model (0-1)",
+                 "kl": "KL divergence from the uncompressed model", "nrmse": "output NRMSE vs the uncompressed model"}
+
+
+def metric_label(metric: str) -> str:
+    """Human label with unit for a stored metric name (the name itself when it has none)."""
+    return METRIC_LABELS.get(metric, metric)
 _CONSTRAINT = re.compile(r"^\s*([A-Za-z_][\w]*)\s*(<=|>=|<|>|==)\s*([-+0-9.eE]+)\s*$")
 
 
