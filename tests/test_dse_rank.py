@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from hwsim.dse.rank import rank_recipes
@@ -23,12 +25,29 @@ def test_rank_recipes_on_digits_cnn(tmp_path):
         "agreement with the uncompressed model (untrained weights)"}
     ok = [row for row in rows if row["status"] == "ok"]
     assert rows[: len(ok)] == ok                                       # failures last
-    for metric in ("latency_s", "energy_pj", "power_mw", "top1_agreement"):
-        assert sorted(row[f"rank_{metric}"] for row in ok) == list(range(1, len(ok) + 1))
+    for metric, sign in (("latency_s", 1), ("energy_pj", 1), ("power_mw", 1), ("top1_agreement", -1)):
+        for row in ok:     # competition ranking: 1 + the rows strictly better (ties share a rank)
+            assert row[f"rank_{metric}"] == 1 + sum(sign * other[metric] < sign * row[metric] for other in ok)
     assert any(row["pareto"] for row in ok)
     # 2:4 sparsity halves the effectual MACs a 2:4 sparse tensor core executes
     if by_name["nm_2_4"]["status"] == "ok":
         assert by_name["nm_2_4"]["latency_s"] <= dense["latency_s"]
+
+
+def test_ties_share_a_rank_and_no_effect_recipes_are_named():
+    from hwsim.dse.rank import _table, no_effect_recipes
+
+    def record(name, lat, energy, agree):
+        return {"recipe": name, "status": "ok", "objectives": {"latency_s": lat, "energy_pj": energy,
+                                                                "power_mw": energy / lat * 1e-9,
+                                                                "top1_agreement": agree}}
+    rows = _table([record("dense", 2.0, 10.0, 1.0), record("int8", 2.0, 10.0, 0.9), record("prune", 1.0, 8.0, 0.8),
+                   {"recipe": "bad", "status": "error", "error": "boom", "objectives": {}}])
+    by_name = {row["recipe"]: row for row in rows}
+    assert [by_name[n]["rank_latency_s"] for n in ("prune", "dense", "int8")] == [1, 2, 2]
+    assert [by_name[n]["rank_top1_agreement"] for n in ("dense", "int8", "prune")] == [1, 2, 3]
+    assert no_effect_recipes(rows) == ["int8"]
+    assert rows[-1]["recipe"] == "bad" and rows[0]["recipe"] == "dense"     # mean rank (2+2+1+1)/4 = 1.5 first
 
 
 @pytest.mark.slow
@@ -37,6 +56,10 @@ def test_rank_cli_accepts_space_separated_recipes(tmp_path):
     assert run.returncode == 0, run.stderr
     assert '"recipe": "int8"' in run.stdout and '"recipe": "nope_recipe"' in run.stdout
     assert '"fidelity_basis": "agreement with the uncompressed model (untrained weights)"' in run.stdout
+    rows = {row["recipe"]: row for row in json.loads(run.stdout)}
+    # edge_tpu_like is natively int8: int8 ties dense on every hardware metric and is flagged as no effect
+    assert rows["int8"]["hardware_effect"] is False and rows["dense"]["hardware_effect"] is True
+    assert rows["int8"]["rank_latency_s"] == rows["dense"]["rank_latency_s"] == 1
 
 
 def test_rank_table_fits_80_columns_in_simulate_units():

@@ -167,7 +167,7 @@ def rank_command(
     from hwsim.cli.core import parse_input_shape
     from hwsim.dse.rank import rank_recipes
 
-    from hwsim.dse.rank import FIDELITY_BASIS, FIDELITY_HOW_TO_ACCURACY, shipped_recipes
+    from hwsim.dse.rank import FIDELITY_BASIS, FIDELITY_HOW_TO_ACCURACY, no_effect_recipes, shipped_recipes
 
     if unknown := [a for a in ctx.args if a.startswith("-")]:
         raise ConfigError(f"hwsim rank: unknown option(s) {' '.join(unknown)} (see hwsim rank --help)")
@@ -191,6 +191,9 @@ def rank_command(
     if any(r["status"] == "ok" for r in rows):
         out_console.print(f"agree % (top1_agreement): {FIDELITY_BASIS}, not accuracy; {FIDELITY_HOW_TO_ACCURACY}",
                           highlight=False)
+    if same := no_effect_recipes(rows):
+        out_console.print(f"no hardware effect on {arch}: {', '.join(same)} (latency, energy and power equal "
+                          f"the uncompressed model's)", highlight=False)
     for row in (r for r in rows if r["status"] != "ok"):
         err_console.print(f"[yellow]skipped[/] {row['recipe']}: {row.get('error')}", highlight=False, soft_wrap=True)
 

@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from scipy.stats import rankdata
 
 from hwsim.dse.pareto import pareto_mask
 from hwsim.dse.store import ResultStore
 
 RANK_METRICS = (("latency_s", "min"), ("energy_pj", "min"), ("power_mw", "min"), ("top1_agreement", "max"))
 BASELINE = "dense"
+HARDWARE_METRICS = ("latency_s", "energy_pj", "power_mw")
 # What ``top1_agreement`` measures here: zoo models are built with random weights, so it is agreement with
 # the uncompressed model, not accuracy; every row and the CLI table say so.
 FIDELITY_BASIS = "agreement with the uncompressed model (untrained weights)"
@@ -95,6 +97,15 @@ def rank_recipes(model: str, arch: str | Path, recipes: Sequence[str | Path] | N
     return _table(records) + rows
 
 
+def _same(a: float | None, b: float | None) -> bool:
+    return a is not None and b is not None and abs(a - b) <= 1e-9 * max(abs(a), abs(b))
+
+
+def no_effect_recipes(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Recipes whose latency, energy and power equal the uncompressed baseline's on this hardware."""
+    return [row["recipe"] for row in rows if row.get("status") == "ok" and row.get("hardware_effect") is False]
+
+
 def _table(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ok = [r for r in records if r["status"] == "ok"]
     rows = [{"recipe": r["recipe"], "status": "ok", **{m: r["objectives"].get(m) for m, _ in RANK_METRICS},
@@ -106,10 +117,14 @@ def _table(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         senses = [s for _, s in RANK_METRICS]
         mask = pareto_mask(values, senses)
         for j, (metric, sense) in enumerate(RANK_METRICS):
-            order = values[:, j] * (-1 if sense == "max" else 1)
-            ranks = order.argsort(kind="stable").argsort() + 1
-            for row, rank in zip(rows, ranks):
+            order = np.nan_to_num(values[:, j] * (-1 if sense == "max" else 1), nan=np.inf)
+            # equal values share the best rank ("1, 1, 3"): a tie on this hardware is not a win
+            for row, rank in zip(rows, rankdata(order, method="min")):
                 row[f"rank_{metric}"] = int(rank)
+        base = next((row for row in rows if row["recipe"] == BASELINE), None)
+        for row in rows:
+            row["hardware_effect"] = base is None or row is base or not all(
+                _same(row[m], base[m]) for m in HARDWARE_METRICS)
         for row, keep in zip(rows, mask):
             row["mean_rank"] = float(np.mean([row[f"rank_{m}"] for m, _ in RANK_METRICS]))
             row["pareto"] = bool(keep)
