@@ -14,7 +14,10 @@ pytest.importorskip("torch")
 
 def test_rank_recipes_on_digits_cnn(tmp_path):
     recipes = ["nm_2_4", "int4_weights", str(tmp_path / "missing.yaml")]
-    rows = rank_recipes("digits_cnn", "sparse_tc_2_4", recipes, fidelity_batch=8)
+    calls = []
+    rows = rank_recipes("digits_cnn", "sparse_tc_2_4", recipes, fidelity_batch=8,
+                        progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (3, 3) and [done for done, _ in calls] == sorted(done for done, _ in calls)  # dense + 2
     by_name = {row["recipe"]: row for row in rows}
     assert set(by_name) == {"dense", "nm_2_4", "int4_weights", "missing"}
     assert by_name["missing"]["status"] == "error" and "no such file" in by_name["missing"]["error"]

@@ -17,11 +17,11 @@ out_console = Console()
 err_console = Console(stderr=True)
 
 
-def _progress(quiet: bool):
+def _progress(quiet: bool, what: str = "sweep"):
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)
 
-    return Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     TextColumn("ETA"), TimeRemainingColumn(), console=err_console,
                     disable=quiet or not sys.stderr.isatty())
 
@@ -175,11 +175,14 @@ def rank_command(
     if all_recipes:
         chosen = shipped_recipes()
     backend = _backend(workers, None)
-    try:
-        rows = rank_recipes(model, arch, chosen, batch=batch, input_shape=parse_input_shape(input_shape),
-                            backend=backend)
-    finally:
-        backend.close()
+    with _progress(as_json, "compress + simulate") as bar:
+        task = bar.add_task("rank", total=None)
+        try:
+            rows = rank_recipes(model, arch, chosen, batch=batch, input_shape=parse_input_shape(input_shape),
+                                backend=backend,
+                                progress=lambda done, total: bar.update(task, completed=done, total=total))
+        finally:
+            backend.close()
     if csv_path is not None:
         import pandas as pd
 

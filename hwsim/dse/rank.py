@@ -72,11 +72,13 @@ def _names(recipes: Sequence[str | Path]) -> tuple[dict[str, str], list[dict[str
 
 def rank_recipes(model: str, arch: str | Path, recipes: Sequence[str | Path] | None = None, *,
                  batch: int = 1, input_shape: tuple[int, ...] | None = None, fidelity_batch: int = 32,
-                 seed: int = 0, store: ResultStore | None = None, backend: Any = None) -> list[dict[str, Any]]:
+                 seed: int = 0, store: ResultStore | None = None, backend: Any = None,
+                 progress: Any = None) -> list[dict[str, Any]]:
     """One row per recipe (and the uncompressed baseline): metrics, per-metric ranks, ``pareto`` flag.
 
     Rows are sorted by mean rank; recipes that are missing or fail to compress/simulate come last with
-    ``status: error`` and the reason. ``recipes`` defaults to ``default_recipes()``.
+    ``status: error`` and the reason. ``recipes`` defaults to ``default_recipes()``; ``progress`` is called
+    as ``progress(recipes_done, recipes_expected)`` (the baseline counts as one).
     """
     from hwsim.dse.runner import run_sweep
 
@@ -89,7 +91,7 @@ def rank_recipes(model: str, arch: str | Path, recipes: Sequence[str | Path] | N
     own = store is None
     store = store or ResultStore(":memory:")
     try:
-        run_sweep(spec, store, backend=backend)
+        run_sweep(spec, store, backend=backend, progress=progress)
         records = list(store.records(sweep=spec["name"], status=None))
     finally:
         if own:
