@@ -126,3 +126,17 @@ def trained_digits_cnn(seed: int = 0, *, epochs: int = 5) -> tuple[Any, float]:
     model = zoo.create("digits_cnn", seed=seed)
     model.load_state_dict(state)
     return model.eval(), acc
+
+
+# zoo models hwsim can train itself on data it ships (scikit-learn's digits): name -> trainer
+TRAINABLE = {"digits_cnn": trained_digits_cnn}
+
+
+def trained_model(name: str, seed: int = 0) -> tuple[Any, tuple[Any, Any]] | None:
+    """``(trained model, (x_test, y_test))`` for a zoo model hwsim can train on shipped data, else ``None``."""
+    trainer = TRAINABLE.get(name) if isinstance(name, str) else None
+    if trainer is None:
+        return None
+    model, _ = trainer(seed)
+    _, _, x_test, y_test = load_digits_tensors(seed)
+    return model, (x_test, y_test)

@@ -23,12 +23,16 @@ def test_rank_recipes_on_digits_cnn(tmp_path):
     assert by_name["missing"]["status"] == "error" and "no such file" in by_name["missing"]["error"]
     dense = by_name["dense"]
     assert dense["top1_agreement"] == 1.0 and dense["kl"] == 0.0       # the baseline against itself
-    # random zoo weights: every row says its fidelity is agreement, not accuracy
-    assert {row["fidelity_basis"] for row in rows if row["status"] == "ok"} == {
-        "agreement with the uncompressed model (untrained weights)"}
+    # digits_cnn is trained on shipped data: rows rank by real held-out accuracy and say so
+    from hwsim.data import trained_digits_cnn
+    from hwsim.dse.rank import ACCURACY_BASIS
+
+    assert {row["fidelity_basis"] for row in rows if row["status"] == "ok"} == {ACCURACY_BASIS}
+    assert dense["top1_accuracy"] == pytest.approx(trained_digits_cnn(0)[1]) and dense["top1_accuracy"] > 0.95
+    assert all(0.0 <= row["top1_accuracy"] <= 1.0 for row in rows if row["status"] == "ok")
     ok = [row for row in rows if row["status"] == "ok"]
     assert rows[: len(ok)] == ok                                       # failures last
-    for metric, sign in (("latency_s", 1), ("energy_pj", 1), ("power_mw", 1), ("top1_agreement", -1)):
+    for metric, sign in (("latency_s", 1), ("energy_pj", 1), ("power_mw", 1), ("top1_accuracy", -1)):
         for row in ok:     # competition ranking: 1 + the rows strictly better (ties share a rank)
             assert row[f"rank_{metric}"] == 1 + sum(sign * other[metric] < sign * row[metric] for other in ok)
     assert any(row["pareto"] for row in ok)
@@ -58,11 +62,20 @@ def test_rank_cli_accepts_space_separated_recipes(tmp_path):
     run = run_cli("rank", "digits_cnn", "--arch", "edge_tpu_like", "--recipes", "int8", "nope_recipe", "--json")
     assert run.returncode == 0, run.stderr
     assert '"recipe": "int8"' in run.stdout and '"recipe": "nope_recipe"' in run.stdout
-    assert '"fidelity_basis": "agreement with the uncompressed model (untrained weights)"' in run.stdout
+    assert '"fidelity_basis": "top-1 accuracy on held-out digits' in run.stdout
     rows = {row["recipe"]: row for row in json.loads(run.stdout)}
     # edge_tpu_like is natively int8: int8 ties dense on every hardware metric and is flagged as no effect
     assert rows["int8"]["hardware_effect"] is False and rows["dense"]["hardware_effect"] is True
     assert rows["int8"]["rank_latency_s"] == rows["dense"]["rank_latency_s"] == 1
+    assert rows["int8"]["fidelity_metric"] == "top1_accuracy" and rows["int8"]["top1_accuracy"] > 0.9
+
+
+def test_untrainable_models_rank_by_agreement_and_say_so():
+    from hwsim.dse.rank import FIDELITY_BASIS, _table
+
+    rows = _table([{"recipe": "dense", "status": "ok", "objectives": {"latency_s": 1.0, "energy_pj": 1.0,
+                                                                      "power_mw": 1.0, "top1_agreement": 1.0}}])
+    assert rows[0]["fidelity_metric"] == "top1_agreement" and rows[0]["fidelity_basis"] == FIDELITY_BASIS
 
 
 def test_rank_table_fits_80_columns_in_simulate_units():

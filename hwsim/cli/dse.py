@@ -56,17 +56,21 @@ _RANK_COLUMNS = (("latency ms", "latency_s", 1e3), ("energy µJ", "energy_pj", 1
 
 def _rank_table(rows: list[dict[str, Any]], title: str) -> Table:
     """The ``hwsim rank`` table: one row per ranked recipe, metrics in ms/µJ/mW/%, ranks and the Pareto mark."""
-    from hwsim.dse.rank import RANK_METRICS
+    from hwsim.dse.rank import rank_metrics
 
-    table = Table(title=title, caption="ranks: latency / energy / power / agreement, 1 = best")
+    metrics = rank_metrics(rows)
+    accuracy = metrics[-1][0] == "top1_accuracy"
+    columns = _RANK_COLUMNS[:-1] + ((("acc %", "top1_accuracy", 100.0),) if accuracy else _RANK_COLUMNS[-1:])
+    table = Table(title=title, caption="ranks: latency / energy / power / "
+                  f"{'accuracy' if accuracy else 'agreement'}, 1 = best")
     table.add_column("recipe", overflow="fold")
-    for header, _, _ in _RANK_COLUMNS:
+    for header, _, _ in columns:
         table.add_column(header, justify="right")
     table.add_column("ranks", justify="right")
     table.add_column("P")
     for row in (r for r in rows if r["status"] == "ok"):
-        values = [("" if row.get(key) is None else f"{row[key] * scale:,.4g}") for _, key, scale in _RANK_COLUMNS]
-        ranks = "/".join(str(row[f"rank_{m}"]) for m, _ in RANK_METRICS)
+        values = [("" if row.get(key) is None else f"{row[key] * scale:,.4g}") for _, key, scale in columns]
+        ranks = "/".join(str(row[f"rank_{m}"]) for m, _ in metrics)
         table.add_row(row["recipe"], *values, ranks, "*" if row["pareto"] else "")
     return table
 
@@ -191,7 +195,10 @@ def rank_command(
         out_console.print_json(json.dumps(rows, default=str))
         return
     out_console.print(_rank_table(rows, f"{model} on {arch}: best mean rank first (* = Pareto-optimal)"))
-    if any(r["status"] == "ok" for r in rows):
+    ok = [r for r in rows if r["status"] == "ok"]
+    if ok and ok[0]["fidelity_metric"] == "top1_accuracy":
+        out_console.print(f"acc % (top1_accuracy): {ok[0]['fidelity_basis']}", highlight=False)
+    elif ok:
         out_console.print(f"agree % (top1_agreement): {FIDELITY_BASIS}, not accuracy; {FIDELITY_HOW_TO_ACCURACY}",
                           highlight=False)
     if same := no_effect_recipes(rows):

@@ -7,10 +7,12 @@ from typing import Any
 from hwsim.ir import LayerGraph
 
 
-def compress_model(model: Any, recipe: Any, *, seed: int = 0) -> tuple[Any, Any, Any, str]:
+def compress_model(model: Any, recipe: Any, *, seed: int = 0, name: str | None = None
+                   ) -> tuple[Any, Any, Any, str]:
     """Build (if a zoo name) and compress ``model`` with ``recipe``.
 
-    Returns ``(original, compressed, report, name)``; the original is kept for fidelity checks.
+    Returns ``(original, compressed, report, name)``; the original is kept for fidelity checks. ``name``
+    names a given module as the zoo model it is (e.g. trained ``digits_cnn`` weights).
     """
     import copy
 
@@ -23,7 +25,7 @@ def compress_model(model: Any, recipe: Any, *, seed: int = 0) -> tuple[Any, Any,
     if isinstance(model, str):
         name, original = model, zoo.create(model, seed=seed)
     else:
-        name, original = type(model).__name__, model
+        name, original = name or type(model).__name__, model
     shape = tuple(zoo.input_shape(name))[1:] if name in zoo.names() else None  # per-sample shape of *this* model
     compressed, report = apply_recipe(copy.deepcopy(original), loaded, seed=seed, input_shape=shape)
     return original, compressed, report, name

@@ -138,12 +138,17 @@ def _save_atomic(path: Path, data: dict[str, Any]) -> None:
 
 
 def build_graph(task: Task) -> tuple[LayerGraph, dict[str, float] | None]:
-    """Lower (and compress) the task's model; measure output fidelity when asked."""
+    """Lower (and compress) the task's model; measure output fidelity (and accuracy when trainable) when asked."""
+    from hwsim.data import accuracy, trained_model
     from hwsim.simulate import resolve_graph
 
     if task.recipe is None:
         graph = resolve_graph(task.model, batch=task.batch, input_shape=task.input_shape)
-        return graph, (dict(PERFECT_FIDELITY) if task.fidelity is not None else None)
+        if task.fidelity is None:
+            return graph, None
+        trained = trained_model(task.model, int(task.fidelity.get("seed", 0)))
+        extra = {} if trained is None else {"top1_accuracy": accuracy(trained[0], *trained[1])}
+        return graph, {**PERFECT_FIDELITY, **extra}
     if task.fidelity is None:
         return resolve_graph(task.model, batch=task.batch, input_shape=task.input_shape, recipe=task.recipe), None
     return _compressed_with_fidelity(task)
@@ -152,14 +157,21 @@ def build_graph(task: Task) -> tuple[LayerGraph, dict[str, float] | None]:
 def _compressed_with_fidelity(task: Task) -> tuple[LayerGraph, dict[str, float]]:
     from hwsim import zoo
     from hwsim.compress.pipeline import compress_model
+    from hwsim.data import accuracy, trained_model
     from hwsim.fidelity import output_fidelity
     from hwsim.lower import lower
 
     seed = int(task.fidelity.get("seed", 0))
-    original, compressed, report, name = compress_model(task.model, task.recipe, seed=seed)
+    trained = trained_model(task.model, seed)   # real weights and a held-out split when hwsim can train it
+    source = task.model if trained is None else trained[0]
+    original, compressed, report, name = compress_model(source, task.recipe, seed=seed,
+                                                        name=None if trained is None else task.model)
     shape = task.input_shape or zoo.input_shape(name, batch=task.batch)
     graph = lower(compressed, input_shape=shape, name=name)
     graph.meta["compression"] = report.to_dict() if hasattr(report, "to_dict") else str(report)
     fidelity = output_fidelity(original, compressed, input_shape=tuple(shape[1:]),
                                batch=int(task.fidelity.get("batch", 32)), seed=seed)
-    return graph, {k: float(v) for k, v in fidelity.items()}
+    out = {k: float(v) for k, v in fidelity.items()}
+    if trained is not None:       # top-1 on held-out data, no fine-tuning after compression
+        out["top1_accuracy"] = accuracy(compressed.eval(), *trained[1])
+    return graph, out

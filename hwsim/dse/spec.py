@@ -52,6 +52,7 @@ METRIC_LABELS = {"latency_s": "latency (s)", "energy_pj": "energy (pJ)", "power_
                  "tops_per_w": "efficiency (TOPS/W)", "utilization": "PE utilization (0-1)", "cycles": "cycles",
                  "macs": "MACs", "inferences_per_s": "throughput (inferences/s)",
                  "top1_agreement": "top-1 agreement with the uncompressed model (0-1)",
+                 "top1_accuracy": "top-1 accuracy on held-out data (0-1)",
                  "kl": "KL divergence from the uncompressed model", "nrmse": "output NRMSE vs the uncompressed model"}
 
 
