@@ -49,9 +49,11 @@ def _front_table(records: list[dict[str, Any]], metrics: list[str], title: str) 
     return table
 
 
-# rank columns in simulate's units, narrow enough for an 80-column terminal
-_RANK_COLUMNS = (("latency ms", "latency_s", 1e3), ("energy µJ", "energy_pj", 1e-6), ("power mW", "power_mw", 1.0),
-                 ("agree %", "top1_agreement", 100.0))
+# rank columns (header, row key, scale) in simulate's units, narrow enough for an 80-column terminal
+_HARDWARE_COLUMNS = (("latency ms", "latency_s", 1e3), ("energy µJ", "energy_pj", 1e-6),
+                     ("power mW", "power_mw", 1.0))
+_FIDELITY_COLUMNS = {"top1_accuracy": ("acc %", "top1_accuracy", 100.0),
+                     "top1_agreement": ("agree %", "top1_agreement", 100.0)}
 
 
 def _rank_table(rows: list[dict[str, Any]], title: str) -> Table:
@@ -59,10 +61,10 @@ def _rank_table(rows: list[dict[str, Any]], title: str) -> Table:
     from hwsim.dse.rank import rank_metrics
 
     metrics = rank_metrics(rows)
-    accuracy = metrics[-1][0] == "top1_accuracy"
-    columns = _RANK_COLUMNS[:-1] + ((("acc %", "top1_accuracy", 100.0),) if accuracy else _RANK_COLUMNS[-1:])
+    fidelity = metrics[-1][0]
+    columns = (*_HARDWARE_COLUMNS, _FIDELITY_COLUMNS[fidelity])
     table = Table(title=title, caption="ranks: latency / energy / power / "
-                  f"{'accuracy' if accuracy else 'agreement'}, 1 = best")
+                  f"{'accuracy' if fidelity == 'top1_accuracy' else 'agreement'}, 1 = best")
     table.add_column("recipe", overflow="fold")
     for header, _, _ in columns:
         table.add_column(header, justify="right")
@@ -169,9 +171,8 @@ def rank_command(
 ) -> None:
     """Rank compression recipes for MODEL on ARCH by latency, energy, power and fidelity."""
     from hwsim.cli.core import parse_input_shape
-    from hwsim.dse.rank import rank_recipes
-
-    from hwsim.dse.rank import FIDELITY_BASIS, FIDELITY_HOW_TO_ACCURACY, no_effect_recipes, shipped_recipes
+    from hwsim.dse.rank import (FIDELITY_BASIS, FIDELITY_HOW_TO_ACCURACY, no_effect_recipes, rank_recipes,
+                                shipped_recipes)
 
     if unknown := [a for a in ctx.args if a.startswith("-")]:
         raise ConfigError(f"hwsim rank: unknown option(s) {' '.join(unknown)} (see hwsim rank --help)")

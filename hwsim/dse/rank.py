@@ -21,8 +21,8 @@ HARDWARE_METRICS = ("latency_s", "energy_pj", "power_mw")
 # What ``top1_agreement`` measures here: zoo models are built with random weights, so it is agreement with
 # the uncompressed model, not accuracy; every row and the CLI table say so.
 FIDELITY_BASIS = "agreement with the uncompressed model (untrained weights)"
-FIDELITY_HOW_TO_ACCURACY = ("real top-1 accuracy needs trained weights: hwsim trains digits_cnn itself, other "
-                            "models' weights it does not take yet")
+FIDELITY_HOW_TO_ACCURACY = ("real top-1 accuracy needs trained weights; hwsim trains only digits_cnn itself and "
+                            "does not yet take other models' weights")
 # models hwsim trains on shipped data (hwsim.data.TRAINABLE) are ranked by real held-out accuracy instead
 ACCURACY_BASIS = "top-1 accuracy on held-out digits (trained weights, no fine-tuning after compression)"
 

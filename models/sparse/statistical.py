@@ -39,7 +39,7 @@ def expected_max_ceil(*, population: int, successes: int, draws: int, copies: in
     mean = draws * successes / population
     sd = math.sqrt(max(mean * (1 - successes / population) * (population - draws) / max(population - 1, 1), 0.0))
     # 12 sd plus a fixed margin of 30 keeps all but ~1e-30 of the mass, including the skewed small-mean tails
-    # (mean 0.06: X = 4 still carries 4e-9) that 12 sd alone would cut.
+    # (mean 0.06: X = 4 still carries 1/C(260, 4) = 5e-9) that 12 sd alone would cut.
     lo = max(0, draws - (population - successes), math.floor(mean - 12 * sd - 30))
     hi = min(draws, successes, math.ceil(mean + 12 * sd + 30))
     x = np.arange(lo, hi + 1)
