@@ -62,17 +62,37 @@ class ResultStore:
 
     def __init__(self, path: str | Path = "hwsim-results.sqlite", *, timeout_s: float = 60.0):
         self.path = str(path)
-        try:
-            self.conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
-            self.conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
-            if self.path != ":memory:":
-                self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.executescript(SCHEMA)   # CREATE ... IF NOT EXISTS: safe when several processes race
-        except sqlite3.DatabaseError as err:
-            from hwsim.errors import ConfigError
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.conn = self._open(timeout_s)
+                return
+            except sqlite3.OperationalError as err:
+                # switching to WAL or creating the schema while another process does the same can report
+                # "locked" without waiting on the busy handler: retry until the timeout, as the handler would
+                if "locked" not in str(err) and "busy" not in str(err) or time.monotonic() > deadline:
+                    raise self._not_a_store(err) from None
+                time.sleep(0.05)
+            except sqlite3.DatabaseError as err:
+                raise self._not_a_store(err) from None
 
-            raise ConfigError(f"{self.path}: not an hwsim results store (SQLite says: {err})") from None
+    def _open(self, timeout_s: float) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+            if self.path != ":memory:":
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(SCHEMA)   # CREATE ... IF NOT EXISTS: safe when several processes race
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _not_a_store(self, err: Exception) -> Exception:
+        from hwsim.errors import ConfigError
+
+        return ConfigError(f"{self.path}: not an hwsim results store (SQLite says: {err})")
 
     def _write(self, fn) -> Any:
         """Run ``fn(conn)`` inside one immediate transaction (serialized across processes)."""
