@@ -104,20 +104,24 @@ def weight_facts(mask: np.ndarray, *, keep_mask: bool = True) -> tuple[float, Sp
 
 def lower(model: Any, input_shape: tuple[int, ...] | None = None, *, example_input: Any = None,
           name: str | None = None, skip_unsupported: bool = False, keep_masks: bool = True,
-          meta: bool = False) -> LayerGraph:
+          meta: bool = False, calibration: Any = None, profile: bool = True) -> LayerGraph:
     """Lower a ``torch.nn.Module`` to a ``LayerGraph`` through ``torch.export``.
 
     ``input_shape`` includes the batch dim (or pass ``example_input``, a tensor or tuple of tensors).
     ``meta=True`` lowers a shapes-only copy on the meta device (fast for big models; every layer is
     then dense with density 1). Unsupported ops raise ``UnsupportedOpError`` unless
-    ``skip_unsupported``; skipped ops are listed in ``graph.meta["skipped"]``.
+    ``skip_unsupported``; skipped ops are listed in ``graph.meta["skipped"]``. Unless ``meta`` or
+    ``profile=False``, each conv/linear layer gets the input-activation density and essential-bit
+    profiles measured on ``calibration`` (a batch tensor; default the example input), described in
+    ``graph.meta["calibration"]`` (``hwsim.interop.torch_profile``).
     """
     from hwsim.interop.torch_lower import lower_module
 
     if example_input is None and input_shape is None:
         raise ConfigError("lower: give input_shape (including the batch dim) or example_input")
     return lower_module(model, input_shape=input_shape, example_input=example_input, name=name,
-                        skip_unsupported=skip_unsupported, keep_masks=keep_masks, meta=meta)
+                        skip_unsupported=skip_unsupported, keep_masks=keep_masks, meta=meta,
+                        calibration=calibration, profile=profile)
 
 
 def lower_onnx(path: str | Path, *, input_shape: tuple[int, ...] | None = None, batch: int | None = None,
@@ -158,8 +162,9 @@ def rebatch(graph: LayerGraph, batch: int) -> LayerGraph:
 
 
 def load_graph(spec: Any, *, batch: int | None = None, input_shape: tuple[int, ...] | None = None,
-               skip_unsupported: bool = False) -> LayerGraph:
-    """Resolve ``spec``: a saved ``.json`` graph, an ``.onnx`` file, a zoo name, or a torch module.
+               skip_unsupported: bool = False, profile: bool = True) -> LayerGraph:
+    """Resolve ``spec``: a saved ``.json`` graph, an ``.onnx`` file, a zoo name, or a torch module
+    (torch models get measured operand statistics unless ``profile=False``; see ``lower``).
 
     ``batch`` sets the batch dim (ignored when ``input_shape`` is given; ``None``: zoo models use 1,
     files keep their own). Saved ``.json`` graphs and ONNX files are lowered at their own batch and then
@@ -188,7 +193,7 @@ def load_graph(spec: Any, *, batch: int | None = None, input_shape: tuple[int, .
                                    f"zoo names: {', '.join(zoo.names())}")
         model = zoo.create(str(spec))
         shape = tuple(input_shape) if input_shape else zoo.input_shape(str(spec), batch=batch or 1)
-        return lower(model, shape, name=str(spec), skip_unsupported=skip_unsupported)
+        return lower(model, shape, name=str(spec), skip_unsupported=skip_unsupported, profile=profile)
     if input_shape is None:
         raise ConfigError("load_graph: a torch module needs input_shape (including the batch dim)")
-    return lower(spec, input_shape, skip_unsupported=skip_unsupported)
+    return lower(spec, input_shape, skip_unsupported=skip_unsupported, profile=profile)

@@ -20,7 +20,7 @@ from hwsim.results import LayerResult, NetworkResult
 
 
 NO_ESSENTIAL_BITS = ("no essential-bit profile: Pragmatic ran every activation at its full width "
-                     "(the same cycles as Stripes); lower from a torch model with calibration data to measure one")
+                     "(the same cycles as Stripes); lower the torch model (not a meta/shape-only graph) to measure one")
 
 
 class Mapper(Protocol):

@@ -54,6 +54,8 @@ def check_engine_fields(arch: Any) -> None:
                          f"multiplier count {expected} ({_how(arch)})")
     if arch.engine == "sparse":
         _check_sparse(arch)
+    if arch.engine == "systolic":
+        _check_systolic(arch)
     if arch.engine == "bitserial" and arch.compute.precision != "scalable":
         raise ValueError("compute.precision: bit-serial engines scale with operand width; set precision: scalable")
     if arch.engine != "bitserial" and arch.compute.precision == "scalable":
@@ -67,6 +69,17 @@ def _how(arch: Any) -> str:
         return "sparse.pe_grid rows x cols" if arch.sparse.dataflow == "nm_dense" else "sparse.pes x multipliers_per_pe"
     return {"systolic": "systolic.rows x cols x cores", "binary": "binary.xnor_width x popcount_units",
             "bitserial": "bitserial lanes per native MAC, or fusion_units"}.get(arch.engine, "")
+
+
+def _check_systolic(arch: Any) -> None:
+    sy = arch.systolic
+    if sy.mode == "physical" and sy.interface_bandwidth != "CALC":
+        raise ValueError("systolic.interface_bandwidth: read by mode: scalesim only (the physical model "
+                         "takes its DRAM bandwidth from memory[0])")
+    fills = [n for n in ("ifmap_fill_words_per_cycle", "filter_fill_words_per_cycle")
+             if getattr(sy, n) != type(sy).model_fields[n].default]
+    if fills and not (sy.mode == "scalesim" and sy.interface_bandwidth == "USER"):
+        raise ValueError(f"systolic.{fills[0]}: read by mode: scalesim with interface_bandwidth: USER only")
 
 
 def _check_sparse(arch: Any) -> None:

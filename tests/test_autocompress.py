@@ -26,7 +26,9 @@ LOWRANK = Policy({"features.0.0": LayerPolicy(prune="channel", sparsity=0.25),
                   "classifier.1": LayerPolicy(prune="lowrank", budget=0.3)})
 
 
-def _edited_and_real(policy):
+def _edited_and_real(policy, *, profile=False):
+    """The editor's graph and the compressed + lowered one; without ``profile`` neither carries the
+    activation statistics measured at lowering (the editor keeps the uncompressed model's)."""
     from hwsim import zoo
     from hwsim.compress.pipeline import compressed_graph
     from hwsim.compress.policy_stats import measure_layer_stats
@@ -34,7 +36,8 @@ def _edited_and_real(policy):
 
     model = zoo.create("digits_cnn", seed=0)
     stats = measure_layer_stats(model, {path: [lp] for path, lp in policy.layers.items()})
-    return apply_policy(load_graph("digits_cnn"), policy, stats), compressed_graph("digits_cnn", policy_recipe(policy))
+    return (apply_policy(load_graph("digits_cnn", profile=profile), policy, stats),
+            compressed_graph("digits_cnn", policy_recipe(policy), profile=profile))
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +73,22 @@ def test_edited_graph_gives_the_same_hardware_numbers(edited_and_real, arch):
     spec = load_arch(arch)
     a, b = simulate_graph(edited, spec).total, simulate_graph(real, spec).total
     assert a["cycles"] == b["cycles"] and a["energy_pj"] == pytest.approx(b["energy_pj"], rel=1e-12)
+
+
+def test_edited_graph_keeps_the_uncompressed_activation_statistics():
+    """With measured activation statistics, the editor keeps the uncompressed model's (documented in
+    apply_policy); on an activation-skipping engine that costs at most a few per cent of cycles."""
+    from hwsim.simulate import simulate_graph
+
+    edited, real = _edited_and_real(MIXED, profile=True)
+    from hwsim.lower import load_graph
+
+    base = load_graph("digits_cnn")
+    unquantized = [lay.name for lay in edited.compute_layers() if "act_bits" in lay.native_bits]
+    assert unquantized and all(edited[n].act_density == base[n].act_density for n in unquantized)
+    assert any(edited[n].act_density != real[n].act_density for n in unquantized)   # pruning moved them
+    a, b = (simulate_graph(g, load_arch("scnn")).total["cycles"] for g in (edited, real))
+    assert a == pytest.approx(b, rel=0.05)
 
 
 def test_nominal_edit_without_stats():

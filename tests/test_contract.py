@@ -10,6 +10,7 @@ import math
 
 import pytest
 
+from hwsim.errors import ConfigError
 from hwsim.ir import Layer, LayerGraph, Op, Sparsity
 from hwsim.models.arch import load_arch, preset_names
 from hwsim.simulate import simulate_graph
@@ -230,3 +231,17 @@ def test_a_layer_wider_than_the_datapath_takes_passes_or_is_refused(preset):
     layers = {l.name: l for l in _run(arch, graph).layers}
     base = {l.name: l for l in _run(arch, _graph(bits=min(arch.compute.weight_bits, arch.compute.act_bits))).layers}
     assert layers["fc"].compute_cycles >= 2 * base["fc"].compute_cycles
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"systolic.interface_bandwidth": "USER"}, "systolic.interface_bandwidth"),
+    ({"systolic.ifmap_fill_words_per_cycle": 4}, "systolic.ifmap_fill_words_per_cycle"),
+    ({"systolic.mode": "scalesim", "systolic.filter_fill_words_per_cycle": 4}, "systolic.filter_fill_words_per_cycle"),
+])
+def test_scalesim_interface_fields_are_rejected_where_unread(overrides, field):
+    """SCALE-Sim's interface fields drive only its compatible mode (USER fills only USER mode)."""
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        load_arch("edge_tpu_like").with_overrides(overrides)
+    user = load_arch("edge_tpu_like").with_overrides({"systolic.mode": "scalesim", "systolic.interface_bandwidth": "USER",
+                                                      "systolic.ifmap_fill_words_per_cycle": 4})
+    assert user.systolic.ifmap_fill_words_per_cycle == 4

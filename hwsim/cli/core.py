@@ -147,6 +147,9 @@ def lower_command(
     summary = graph.summary()
     out_console.print(f"wrote {output}: {summary['layers']} layers, {summary['compute_layers']} with MACs, "
                       f"{summary['macs']:,} MACs, {summary['weights']:,} weights")
+    if calib := graph.meta.get("calibration"):
+        out_console.print(f"activation density and essential bits measured on {calib['source']} "
+                          f"(batch {calib['batch']}, {calib['layers_profiled']} layers)")
     for skipped in graph.meta.get("skipped", []):
         err_console.print(f"[yellow]skipped[/] unsupported op {skipped.get('op')} at {skipped.get('module')}")
 

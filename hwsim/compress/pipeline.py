@@ -32,14 +32,16 @@ def compress_model(model: Any, recipe: Any, *, seed: int = 0, name: str | None =
 
 
 def compressed_graph(model: Any, recipe: Any, *, batch: int = 1, input_shape: tuple[int, ...] | None = None,
-                     skip_unsupported: bool = False, seed: int = 0) -> LayerGraph:
-    """Compress ``model`` (zoo name or ``nn.Module``) with ``recipe`` and lower the result."""
+                     skip_unsupported: bool = False, seed: int = 0, profile: bool = True) -> LayerGraph:
+    """Compress ``model`` (zoo name or ``nn.Module``) with ``recipe`` and lower the result (operand
+    statistics measured on the compressed model unless ``profile=False``)."""
     from hwsim import zoo
     from hwsim.lower import lower
 
     _, compressed, report, name = compress_model(model, recipe, seed=seed)
     if input_shape is None and name in zoo.names():
         input_shape = zoo.input_shape(name, batch=batch)
-    graph = lower(compressed, input_shape=input_shape, name=name, skip_unsupported=skip_unsupported)
+    graph = lower(compressed, input_shape=input_shape, name=name, skip_unsupported=skip_unsupported,
+                  profile=profile)
     graph.meta["compression"] = report.to_json() if hasattr(report, "to_json") else str(report)
     return graph

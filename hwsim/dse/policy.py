@@ -166,6 +166,9 @@ def apply_policy(graph: LayerGraph, policy: Policy, stats: LayerStats | None = N
 
     Without ``stats``, densities follow the policy's nominal ratios and no masks are attached (a
     statistical estimate); with them, each layer gets the measured density, structure and mask.
+    Activation statistics measured at lowering (``act_density`` and essential bits of unquantized
+    layers) stay the uncompressed model's: pruning upstream shifts them by a few per cent, which only
+    re-lowering the compressed model would measure.
     """
     by_source = _by_source(graph)
     if unknown := sorted(set(policy.layers) - set(by_source)):
@@ -207,7 +210,8 @@ def apply_policy(graph: LayerGraph, policy: Policy, stats: LayerStats | None = N
 def _edited(layer: Layer, change: dict[str, Any] | None) -> Layer:
     if not change:
         return layer
-    edited = layer.with_changes(**change)
+    # the edit changes this layer's weights: their measured essential bits no longer hold
+    edited = layer.with_changes(**change, weight_essential_profile=())
     mask = edited.weight_mask
     if mask is not None and tuple(mask.shape) != (edited.K, edited.weight_elems // max(edited.K, 1)):
         edited = edited.with_changes(weight_mask=None)   # measured on the full shape: no longer fits

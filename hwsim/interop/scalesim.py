@@ -148,14 +148,16 @@ def config_to_arch(config: ScaleSimConfig, *, mode: str = "scalesim", origin: st
         "memory": [dram, {"name": "GLB", "kind": "sram", "word_bits": 8, "partition_bytes": {
             "I": config.ifmap_kb * kb, "W": config.filter_kb * kb, "O": config.ofmap_kb * kb}}],
         "compute": {"units": config.rows * config.cols},
-        "systolic": {"rows": config.rows, "cols": config.cols, "dataflow": config.dataflow, "mode": mode,
-                     "interface_bandwidth": config.interface_bandwidth,
-                     "ifmap_fill_words_per_cycle": config.ifmap_bank_bandwidth,
-                     "filter_fill_words_per_cycle": config.filter_bank_bandwidth},
+        "systolic": {"rows": config.rows, "cols": config.cols, "dataflow": config.dataflow, "mode": mode},
         "sources": {"systolic": f"SCALE-Sim config {origin}",
                     "clock_hz": "SCALE-Sim has no clock; 1 GHz placeholder",
                     "technology_nm": "SCALE-Sim has no technology node; 45 nm placeholder"},
     }
+    if mode == "scalesim":        # SCALE-Sim's interface fields are read by its compatible mode only
+        data["systolic"]["interface_bandwidth"] = config.interface_bandwidth
+        if config.interface_bandwidth == "USER":
+            data["systolic"].update(ifmap_fill_words_per_cycle=config.ifmap_bank_bandwidth,
+                                    filter_fill_words_per_cycle=config.filter_bank_bandwidth)
     return validate_arch(data, origin=origin)
 
 

@@ -39,8 +39,9 @@ def _meta_copy(model: nn.Module) -> nn.Module:
 
 
 def lower_module(model: nn.Module, *, input_shape, example_input, name, skip_unsupported, keep_masks,
-                 meta) -> LayerGraph:
-    """Export ``model`` and walk its ATen graph into a LayerGraph."""
+                 meta, calibration=None, profile: bool = True) -> LayerGraph:
+    """Export ``model`` and walk its ATen graph into a LayerGraph (operand statistics from
+    ``calibration``, default the example input, unless ``meta`` or ``profile=False``)."""
     if not isinstance(model, nn.Module):
         raise ConfigError(f"lower: expected a torch.nn.Module, got {type(model).__name__}")
     model = _meta_copy(model) if meta else model
@@ -59,15 +60,38 @@ def lower_module(model: nn.Module, *, input_shape, example_input, name, skip_uns
     finally:
         model.train(was_training)
     shape = tuple(args[0].shape) if isinstance(args[0], torch.Tensor) else None
+    stats, calib_meta = ({}, None) if meta or not profile else _profile(model, args, calibration, example_input)
     walker = _Walker(model, ep, name=name or type(model).__name__, input_shape=shape,
-                     skip_unsupported=skip_unsupported, keep_masks=keep_masks)
-    return walker.run()
+                     skip_unsupported=skip_unsupported, keep_masks=keep_masks, profile=stats)
+    graph = walker.run()
+    if calib_meta is not None:
+        graph.meta["calibration"] = {**calib_meta, "layers_profiled": sum(
+            1 for layer in graph.layers() if layer.act_essential_profile)}
+    return graph
+
+
+def _profile(model: nn.Module, args: tuple, calibration, example_input) -> tuple[dict, dict | None]:
+    """Per-module operand statistics on the calibration batch, and what that batch was."""
+    from hwsim.interop.torch_profile import operand_profile
+
+    if calibration is not None:
+        sample, source = calibration, "calibration batch"
+    elif len(args) == 1 and isinstance(args[0], torch.Tensor):
+        sample = args[0]
+        source = "example input" if example_input is not None else "synthetic N(0, 1) input, seed 0"
+    else:
+        return {}, None                      # several inputs: no single batch to profile with
+    if not isinstance(sample, torch.Tensor):
+        raise ConfigError(f"lower: the calibration batch must be a tensor, got {type(sample).__name__}")
+    paths = {path for path, _ in model.named_modules()}
+    return operand_profile(model, sample, paths), {"source": source, "batch": int(sample.shape[0])}
 
 
 class _Walker:
     def __init__(self, model: nn.Module, ep, *, name: str, input_shape, skip_unsupported: bool,
-                 keep_masks: bool) -> None:
+                 keep_masks: bool, profile: dict[str, dict[str, Any]] | None = None) -> None:
         self.model, self.ep = model, ep
+        self.profile = profile or {}                   # module path -> measured operand statistics
         self.skip_unsupported, self.keep_masks = skip_unsupported, keep_masks
         self.graph = LayerGraph(name, input_shape=input_shape,
                                 meta={"frontend": "torch.export", "skipped": []})
@@ -199,6 +223,7 @@ class _Walker:
         fields: dict[str, Any] = {k: v for k, v in dims.items() if v is not None}
         if weight is not None:
             fields.update(self._weight_fields(weight, fields.get("K", 1)))
+            fields.update(self.profile.get(path, {}))  # measured; hwsim_meta annotations still win
         layer = Layer(name=name, op=op, source=path, **fields)
         layer = self._apply_meta(layer, path)
         self.graph.add_layer(layer, inputs=list(inputs))
