@@ -161,10 +161,10 @@ class Layer:
     sparsity: Sparsity = field(default_factory=Sparsity)
     weight_mask: PackedMask | None = None
     act_essential_bits: float | None = None  # mean non-zero bits per activation (Bit-Pragmatic)
-    # essential bits per value measured at lowering on a calibration batch, entry b-1 at b bits
-    # (hwsim.interop.torch_profile); the engine reads the width the hardware runs at
-    act_essential_profile: tuple[float, ...] = ()
-    weight_essential_profile: tuple[float, ...] = ()
+    # essential-bit histograms measured at lowering on a calibration batch (hwsim.interop.torch_profile):
+    # entry b-1 holds the fractions of values with 0..b non-zero bits at b-bit precision
+    act_essential_hist: tuple[tuple[float, ...], ...] = ()
+    weight_essential_hist: tuple[tuple[float, ...], ...] = ()
     # widths no recipe set ("weight_bits", "act_bits", "out_bits"): they run at the hardware's native
     # width (hwsim.models.datapath.resolve_layer); the fields above then hold placeholders
     native_bits: tuple[str, ...] = ()
@@ -182,8 +182,8 @@ class Layer:
             object.__setattr__(self, "input_size", _pair(self.input_size))
         object.__setattr__(self, "compression", tuple(self.compression))
         object.__setattr__(self, "native_bits", tuple(self.native_bits))
-        for name in ("act_essential_profile", "weight_essential_profile"):
-            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+        for name in ("act_essential_hist", "weight_essential_hist"):
+            object.__setattr__(self, name, tuple(tuple(float(v) for v in row) for row in getattr(self, name)))
         if isinstance(self.sparsity, dict):
             object.__setattr__(self, "sparsity", Sparsity(**self.sparsity))
         self._validate()
@@ -216,15 +216,24 @@ class Layer:
             value = getattr(self, name)
             if not (0.0 <= value <= 1.0) or math.isnan(value):
                 raise ValueError(f"{where}: {name} must be in [0, 1], got {value}")
-        for name in ("act_essential_profile", "weight_essential_profile"):
-            for bits, value in enumerate(getattr(self, name), start=1):
-                if not 0.0 <= value <= bits:
-                    raise ValueError(f"{where}: {name} at {bits} bits must be in [0, {bits}], got {value}")
+        for name in ("act_essential_hist", "weight_essential_hist"):
+            for bits, row in enumerate(getattr(self, name), start=1):
+                if len(row) != bits + 1 or min(row) < 0 or abs(sum(row) - 1.0) > 1e-3:
+                    raise ValueError(f"{where}: {name} at {bits} bits must be {bits + 1} fractions summing to 1, "
+                                     f"got {list(row)}")
 
-    def essential_bits_at(self, bits: int) -> float | None:
-        """Measured mean essential bits per input activation at ``bits`` bits, or None if not profiled."""
-        profile = self.act_essential_profile
-        return profile[bits - 1] if 1 <= bits <= len(profile) else None
+    def essential_bits_at(self, bits: int, *, group: int = 1, min_terms: int = 0) -> float | None:
+        """Expected essential bits per input activation at ``bits`` bits, or None if not profiled.
+
+        With ``group > 1``, the expected largest count among ``group`` activations (lanes that advance
+        in lock-step wait for the slowest; values treated as independent draws from the histogram),
+        at least ``min_terms``: E[max(min_terms, M)] = sum over k >= 1 of P(max >= k).
+        """
+        if not 1 <= bits <= len(self.act_essential_hist):
+            return None
+        cdf = np.cumsum(self.act_essential_hist[bits - 1])
+        return float(sum(1.0 if k <= min_terms else 1.0 - min(1.0, cdf[k - 1]) ** group
+                         for k in range(1, bits + 1)))
 
     # ----- derived sizes ---------------------------------------------------------------------
     @property
@@ -315,9 +324,10 @@ class Layer:
             "block": list(self.sparsity.block) if self.sparsity.block else None,
         }
         data["weight_mask"] = self.weight_mask.to_json() if self.weight_mask else None
-        for key in ("stride", "dilation", "padding", "compression", "native_bits", "act_essential_profile",
-                    "weight_essential_profile"):
+        for key in ("stride", "dilation", "padding", "compression", "native_bits"):
             data[key] = list(getattr(self, key))
+        for key in ("act_essential_hist", "weight_essential_hist"):
+            data[key] = [list(row) for row in getattr(self, key)]
         data["input_size"] = list(self.input_size) if self.input_size else None
         return data
 

@@ -62,6 +62,20 @@ class MemoryLevel(_Strict):
             raise ValueError(f"{self.kind} level needs size_bytes or partition_bytes")
         if self.width_bits is not None and self.width_bits % self.word_bits:
             raise ValueError(f"width_bits={self.width_bits} is not a multiple of word_bits={self.word_bits}")
+        if (self.mesh_x > 1 or self.mesh_y > 1) and self.mesh_x * self.mesh_y != self.instances:
+            raise ValueError(f"mesh_x x mesh_y = {self.mesh_x} x {self.mesh_y} must equal instances={self.instances} "
+                             "(the mesh is how the instances are laid out)")
+        if self.kind == "dram":
+            for name in ("banks", "instances", "mesh_x", "mesh_y"):
+                if getattr(self, name) != 1:
+                    raise ValueError(f"{name}={getattr(self, name)}: DRAM is modelled as one off-chip channel "
+                                     "(its bandwidth is read/write_bw_bytes_per_cycle)")
+            if self.size_bytes is not None or self.partition_bytes:
+                raise ValueError("size_bytes/partition_bytes: DRAM capacity is unbounded in hwsim (remove it)")
+            if not self.double_buffered:
+                raise ValueError("double_buffered applies to on-chip buffers, not DRAM (remove it)")
+        elif self.dram_type is not None:
+            raise ValueError(f"dram_type applies to the DRAM level, not a {self.kind} level")
         return self
 
     @property

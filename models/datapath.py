@@ -1,7 +1,8 @@
 """The datapath belongs to the hardware: what a preset's MACs do with a layer's operand widths.
 
 * ``resolve_layer``: an unquantized layer (``Layer.native_bits`` lists the widths no recipe set) runs
-  at the hardware's native width, so a 16-bit array moves 16-bit words.
+  at the hardware's native width, so a 16-bit array moves 16-bit words; partial sums are kept at the
+  accumulator width ``compute.acc_bits`` on every engine.
 * ``apply_datapath``: on a fixed-width MAC array (``compute.precision: fixed``) a narrower operand
   still occupies a native multiplier and pays its energy; ``gated`` saves the declared fraction
   ``gated_saving`` of the difference to a MAC of the layer's own width (operand gating); a wider
@@ -31,12 +32,13 @@ def native_widths(arch: ArchSpec) -> dict[str, int]:
 
 
 def resolve_layer(layer: Layer, arch: ArchSpec) -> Layer:
-    """``layer`` with its unquantized widths set to the hardware's native ones."""
-    if not layer.native_bits:
-        return layer
+    """``layer`` with its unquantized widths set to the hardware's native ones, and its partial sums
+    at the hardware's accumulator width ``compute.acc_bits`` (they live in its accumulators)."""
     native = native_widths(arch)
     changes = {name: native[name] for name in layer.native_bits}
-    acc = max(layer.acc_bits, changes.get("weight_bits", layer.weight_bits), changes.get("act_bits", layer.act_bits))
+    acc = arch.compute.acc_bits
+    if not changes and layer.acc_bits == acc:
+        return layer
     return layer.with_changes(**changes, acc_bits=acc, native_bits=())
 
 

@@ -56,6 +56,11 @@ def check_engine_fields(arch: Any) -> None:
         _check_sparse(arch)
     if arch.engine == "systolic":
         _check_systolic(arch)
+    if arch.engine != "spatial":
+        for level in arch.memory:
+            if level.mesh_x > 1 or level.mesh_y > 1:
+                raise ValueError(f"memory.{level.name}.mesh_x/mesh_y: only the spatial engine models a PE mesh; "
+                                 f"the {arch.engine} engine counts instances (remove the mesh)")
     if arch.engine == "bitserial" and arch.compute.precision != "scalable":
         raise ValueError("compute.precision: bit-serial engines scale with operand width; set precision: scalable")
     if arch.engine != "bitserial" and arch.compute.precision == "scalable":
@@ -69,6 +74,10 @@ def _how(arch: Any) -> str:
         return "sparse.pe_grid rows x cols" if arch.sparse.dataflow == "nm_dense" else "sparse.pes x multipliers_per_pe"
     return {"systolic": "systolic.rows x cols x cores", "binary": "binary.xnor_width x popcount_units",
             "bitserial": "bitserial lanes per native MAC, or fusion_units"}.get(arch.engine, "")
+
+
+def _covers(setting: str, operand: str) -> bool:
+    return setting in ("both", operand)
 
 
 def _check_systolic(arch: Any) -> None:
@@ -88,6 +97,10 @@ def _check_sparse(arch: Any) -> None:
     for name, default in _SPARSE_DATAFLOW_ONLY.items():
         if name not in used and getattr(sp, name) != default:
             raise ValueError(f"sparse.{name}: not read by the {sp.dataflow!r} dataflow (remove it)")
+    if sp.gate != "none" and (redundant := [op for op in ("weights", "activations")
+                                            if _covers(sp.gate, op) and _covers(sp.skip, op)]):
+        raise ValueError(f"sparse.gate: zero {redundant[0]} are already skipped (sparse.skip: {sp.skip}); "
+                         "gating them too changes nothing")
     if sp.dataflow == "cartesian" and sp.pe_grid and math.prod(sp.pe_grid) != sp.pes:
         raise ValueError(f"sparse.pes={sp.pes} disagrees with sparse.pe_grid {tuple(sp.pe_grid)} "
                          f"({math.prod(sp.pe_grid)} PEs)")

@@ -24,6 +24,15 @@ from hwsim.models.arch import load_arch
     ("sparse_tc_2_4", {"sparse.pes": 32}, "disagrees with sparse.pe_grid"),
     ("stripes", {"compute.precision": "fixed"}, "bit-serial engines scale with operand width"),
     ("edge_tpu_like", {"compute.precision": "scalable"}, "scalable is modelled by the bit-serial engine only"),
+    ("eyeriss", {"memory.PESpad.mesh_y": 24}, r"mesh_x x mesh_y = 14 x 24 must equal instances=168"),
+    ("edge_tpu_like", {"memory.SRAM.instances": 4, "memory.SRAM.mesh_x": 2, "memory.SRAM.mesh_y": 2},
+     "only the spatial engine models a PE mesh"),
+    ("eyeriss", {"memory.DRAM.banks": 4}, "DRAM is modelled as one off-chip channel"),
+    ("eyeriss", {"memory.DRAM.size_bytes": 1 << 30}, "DRAM capacity is unbounded"),
+    ("eyeriss", {"memory.DRAM.double_buffered": False}, "double_buffered applies to on-chip buffers"),
+    ("eyeriss", {"memory.GLB.dram_type": "LPDDR4"}, "dram_type applies to the DRAM level"),
+    ("eie", {"sparse.gate": "activations"}, "zero activations are already skipped"),
+    ("cambricon_x", {"sparse.gate": "both"}, "zero weights are already skipped"),
 ])
 def test_impossible_or_ignored_fields_are_rejected(preset, overrides, message):
     with pytest.raises(ConfigError, match=message):

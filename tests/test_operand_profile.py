@@ -9,14 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from hwsim.interop.torch_profile import PROFILE_BITS, essential_profile
+from hwsim.interop.torch_profile import PROFILE_BITS, essential_histograms
 from hwsim.ir import Layer, LayerGraph
 from hwsim.lower import lower
 from hwsim.models.arch import load_arch
 from hwsim.simulate import NO_ESSENTIAL_BITS, simulate_graph
 
 
-def _reference_profile(values: np.ndarray, max_bits: int) -> list[float]:
+def _reference_histograms(values: np.ndarray, max_bits: int) -> list[list[float]]:
     """Plain loop: sign-magnitude codes with max |x| at the top code, popcount by string."""
     values = [float(v) for v in np.ravel(values)]
     top = max(abs(v) for v in values)
@@ -24,28 +24,46 @@ def _reference_profile(values: np.ndarray, max_bits: int) -> list[float]:
     out = []
     for bits in range(1, max_bits + 1):
         mag_bits = bits - 1 if signed else bits
-        if top == 0 or mag_bits < 1:
-            out.append(0.0)
-            continue
-        codes = [int(np.rint(abs(v) / top * (2 ** mag_bits - 1))) for v in values]
-        out.append(sum(bin(c).count("1") for c in codes) / len(codes))
+        row = [0.0] * (bits + 1)
+        for v in values:
+            code = int(np.rint(abs(v) / top * (2 ** mag_bits - 1))) if top and mag_bits >= 1 else 0
+            row[bin(code).count("1")] += 1 / len(values)
+        out.append(row)
     return out
+
+
+def _reference_group_max(hist: list[float], group: int, min_terms: int, samples: int = 200_000) -> float:
+    """Monte Carlo: the mean over groups of ``group`` draws of max(min_terms, largest popcount)."""
+    rng = np.random.default_rng(0)
+    draws = rng.choice(len(hist), size=(samples, group), p=np.array(hist) / sum(hist))
+    return float(np.maximum(draws.max(axis=1), min_terms).mean())
 
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.floats(-100, 100, allow_nan=False, width=32), min_size=1, max_size=200),
        st.integers(1, PROFILE_BITS))
-def test_essential_profile_matches_the_plain_reference(values, max_bits):
-    ours = essential_profile(np.array(values, dtype=np.float32), max_bits=max_bits)
-    assert ours == pytest.approx(_reference_profile(np.array(values, dtype=np.float32), max_bits), abs=1e-6)
+def test_essential_histograms_match_the_plain_reference(values, max_bits):
+    ours = essential_histograms(np.array(values, dtype=np.float32), max_bits=max_bits)
+    ref = _reference_histograms(np.array(values, dtype=np.float32), max_bits)
+    assert [list(row) for row in ours] == [pytest.approx(row, abs=2e-6) for row in ref]
 
 
-def test_essential_profile_hand_cases():
-    # non-negative [0, 1, 2, 3] at 2 bits -> codes 0, 1, 2, 3 -> popcounts 0, 1, 1, 2 -> mean 1.0
-    assert essential_profile(np.array([0.0, 1.0, 2.0, 3.0]), max_bits=2)[1] == pytest.approx(1.0)
+def test_essential_histogram_hand_cases():
+    # non-negative [0, 1, 2, 3] at 2 bits -> codes 0, 1, 2, 3 -> popcounts 0, 1, 1, 2
+    assert essential_histograms(np.array([0.0, 1.0, 2.0, 3.0]), max_bits=2)[1] == (0.25, 0.5, 0.25)
     # signed [-3, 3] at 3 bits -> 2 magnitude bits -> codes 3, 3 -> 2 essential bits each
-    assert essential_profile(np.array([-3.0, 3.0]), max_bits=3) == pytest.approx((0.0, 1.0, 2.0))
-    assert essential_profile(np.zeros(8), max_bits=4) == (0.0, 0.0, 0.0, 0.0)
+    assert essential_histograms(np.array([-3.0, 3.0]), max_bits=3)[2] == (0.0, 0.0, 1.0, 0.0)
+    assert essential_histograms(np.zeros(8), max_bits=2) == ((1.0, 0.0), (1.0, 0.0, 0.0))
+
+
+@pytest.mark.parametrize("group, min_terms", [(1, 0), (1, 1), (4, 0), (16, 1)])
+def test_group_expectation_matches_monte_carlo(group, min_terms):
+    hist = ((0.0, 1.0), (0.1, 0.2, 0.7), (0.3, 0.3, 0.2, 0.2))
+    layer = Layer(name="x", op="conv", act_essential_hist=hist)
+    assert layer.essential_bits_at(3, group=group, min_terms=min_terms) == pytest.approx(
+        _reference_group_max(list(hist[2]), group, min_terms), abs=0.01)
+    assert layer.essential_bits_at(3) == pytest.approx(0.3 * 1 + 0.2 * 2 + 0.2 * 3)      # the plain mean
+    assert layer.essential_bits_at(4) is None                                             # not profiled
 
 
 class _ReluConv(nn.Module):
@@ -76,9 +94,8 @@ def test_lowering_records_the_measured_input_density_of_every_weighted_layer():
     for name in ("a", "b", "fc"):
         layer = next(lay for lay in graph.compute_layers() if lay.source == name)
         assert layer.act_density == pytest.approx(float((seen[name] != 0).float().mean()))
-        assert layer.act_essential_profile == pytest.approx(essential_profile(seen[name].detach().numpy()))
-        assert layer.weight_essential_profile == pytest.approx(
-            essential_profile(getattr(model, name).weight.detach().numpy()))
+        assert layer.act_essential_hist == essential_histograms(seen[name].detach().numpy())
+        assert layer.weight_essential_hist == essential_histograms(getattr(model, name).weight.detach().numpy())
     assert graph["a"].act_density == 1.0 and graph["b"].act_density < 0.8
     assert graph.meta["calibration"] == {"source": "example input", "batch": 4, "layers_profiled": 3}
 
@@ -90,7 +107,7 @@ def test_a_calibration_batch_sets_the_statistics_and_profile_false_skips_them():
     assert graph.compute_layers()[0].act_density == 0.0                    # ReLU of negatives: all zero
     assert graph.meta["calibration"]["source"] == "calibration batch"
     plain = lower(model, (1, 2, 4, 4), profile=False)
-    assert plain.compute_layers()[0].act_density == 1.0 and not plain.compute_layers()[0].act_essential_profile
+    assert plain.compute_layers()[0].act_density == 1.0 and not plain.compute_layers()[0].act_essential_hist
     assert "calibration" not in plain.meta
 
 
@@ -99,7 +116,7 @@ def test_quantizer_annotations_win_over_the_measured_statistics():
     model[2].hwsim_meta = {"act_bits": 8, "act_density": 0.25, "act_essential_bits": 1.5}
     layer = lower(model, (1, 2, 4, 4)).compute_layers()[1]
     assert layer.act_density == 0.25 and layer.act_essential_bits == 1.5
-    assert layer.act_essential_profile                                     # still recorded
+    assert layer.act_essential_hist                                        # still recorded
 
 
 def test_profiles_survive_json_and_bad_values_are_rejected(tmp_path):
@@ -107,9 +124,9 @@ def test_profiles_survive_json_and_bad_values_are_rejected(tmp_path):
     path = tmp_path / "g.json"
     graph.save(path)
     again = LayerGraph.load(path)
-    assert [lay.act_essential_profile for lay in again.layers()] == [lay.act_essential_profile for lay in graph.layers()]
-    with pytest.raises(ValueError, match="act_essential_profile at 2 bits"):
-        Layer(name="x", op="conv", act_essential_profile=(1.0, 2.5))
+    assert [lay.act_essential_hist for lay in again.layers()] == [lay.act_essential_hist for lay in graph.layers()]
+    with pytest.raises(ValueError, match="act_essential_hist at 2 bits"):
+        Layer(name="x", op="conv", act_essential_hist=((0.5, 0.5), (0.5, 0.6, 0.0)))
 
 
 def test_pragmatic_runs_the_measured_essential_bits_and_differs_from_stripes():
@@ -124,7 +141,12 @@ def test_pragmatic_runs_the_measured_essential_bits_and_differs_from_stripes():
     width = load_arch("pragmatic").compute.act_bits
     layer = graph.compute_layers()[1]
     row = next(r for r in pragmatic.layers if r.name == layer.name)
-    assert row.counts.detail("serial_bits") == pytest.approx(min(layer.essential_bits_at(width), width))
+    group = load_arch("pragmatic").bitserial.sync_group
+    assert row.counts.detail("serial_bits") == pytest.approx(layer.essential_bits_at(width, group=group, min_terms=1))
+    # lanes in lock-step wait for the slowest: a larger sync group never runs faster
+    wide = load_arch("pragmatic").with_overrides({"bitserial.sync_group": group * 4})
+    compute = [sum(r.compute_cycles for r in result.layers) for result in (pragmatic, simulate_graph(graph, wide))]
+    assert compute[1] > compute[0]
     shapes_only = lower(model, (1, 3, 32, 32), profile=False)
     assert all(r.note == NO_ESSENTIAL_BITS for r in simulate_graph(shapes_only, load_arch("pragmatic")).layers
                if r.macs)

@@ -211,7 +211,7 @@ def _edited(layer: Layer, change: dict[str, Any] | None) -> Layer:
     if not change:
         return layer
     # the edit changes this layer's weights: their measured essential bits no longer hold
-    edited = layer.with_changes(**change, weight_essential_profile=())
+    edited = layer.with_changes(**change, weight_essential_hist=())
     mask = edited.weight_mask
     if mask is not None and tuple(mask.shape) != (edited.K, edited.weight_elems // max(edited.K, 1)):
         edited = edited.with_changes(weight_mask=None)   # measured on the full shape: no longer fits

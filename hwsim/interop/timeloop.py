@@ -134,18 +134,21 @@ def arch_from_case(levels: list[dict[str, Any]], *, name: str, where: str) -> Ar
         width = int(attrs.get("width", attrs.get("block_size", 1) * datawidth))
         entry: dict[str, Any] = {"name": level["name"], "kind": "dram" if i == 0 else
                                  ("regfile" if "regfile" in str(level.get("class", "")).lower() else "sram"),
-                                 "word_bits": datawidth, "width_bits": width,
-                                 "banks": int(attrs.get("n_banks", 1)), "instances": int(level.get("instances", 1)),
-                                 "mesh_x": int(attrs.get("meshX", 1)), "mesh_y": int(attrs.get("meshY", 1))}
-        if "depth" in attrs:
-            entry["size_bytes"] = int(attrs["depth"]) * width // 8
+                                 "word_bits": datawidth, "width_bits": width}
+        if i > 0:   # hwsim's DRAM is one unbounded channel: its banks and depth change no access count
+            instances = int(level.get("instances", 1))
+            mesh_x = int(attrs.get("meshX", 1))
+            mesh_y = int(attrs.get("meshY", instances // mesh_x if instances % mesh_x == 0 else 1))
+            entry.update(banks=int(attrs.get("n_banks", 1)), instances=instances, mesh_x=mesh_x, mesh_y=mesh_y)
+            if "depth" in attrs:
+                entry["size_bytes"] = int(attrs["depth"]) * width // 8
         for key, ours in (("read_bandwidth", "read_bw_bytes_per_cycle"),
                           ("write_bandwidth", "write_bw_bytes_per_cycle")):
             if attrs.get(key):
                 entry[ours] = float(attrs[key]) * datawidth / 8
         memory.append(entry)
     units = int(compute.get("instances", 1))
-    mac_x = max(1, int(compute.get("attributes", {}).get("meshX", 1)) // memory[-1]["mesh_x"])
+    mac_x = max(1, int(compute.get("attributes", {}).get("meshX", 1)) // memory[-1].get("mesh_x", 1))
     data = {"name": name, "engine": "spatial", "clock_hz": 1e9, "technology_nm": _tech_nm(storage[0].get("attributes", {})),
             "memory": memory, "compute": {"kind": "mac", "units": units},
             "spatial": {"mac_mesh_x": mac_x}, "sources": {"memory": f"Timeloop case {name}"}}

@@ -66,7 +66,7 @@ def lower_module(model: nn.Module, *, input_shape, example_input, name, skip_uns
     graph = walker.run()
     if calib_meta is not None:
         graph.meta["calibration"] = {**calib_meta, "layers_profiled": sum(
-            1 for layer in graph.layers() if layer.act_essential_profile)}
+            1 for layer in graph.layers() if layer.act_essential_hist)}
     return graph
 
 

@@ -6,9 +6,10 @@ essential (non-zero) bits per activation. Neither can be read off the weights, s
 model once on a calibration batch with forward pre-hooks on its conv/linear modules and records:
 
 * ``act_density``: fraction of the layer's input values that are non-zero (ReLU zeros, pruned channels);
-* ``act_essential_profile``: mean essential bits per input value at every width 1..``PROFILE_BITS``
-  (entry ``b - 1`` is the ``b``-bit value), so the engine picks the width the hardware runs at;
-* ``weight_essential_profile``: the same for the weights.
+* ``act_essential_hist``: at every width ``b`` in 1..``PROFILE_BITS`` (entry ``b - 1``), the fraction
+  of input values with 0..b essential bits, so the engine reads the width the hardware runs at and
+  the lock-step groups of Pragmatic wait for the slowest lane (``Layer.essential_bits_at``);
+* ``weight_essential_hist``: the same for the weights.
 
 Values are quantized per tensor as sign-magnitude fixed point: a signed tensor keeps ``b - 1``
 magnitude bits, a non-negative one (after ReLU) all ``b``; max |x| maps to the largest code, as the
@@ -23,11 +24,11 @@ import numpy as np
 
 PROFILE_BITS = 16      # widths 1..16 cover every preset's native width (the widest is 16-bit)
 _MAX_VALUES = 1 << 16  # essential bits from at most this many values per tensor (an even stride beyond);
-                       # the mean's standard error is then below 0.02 bits
+                       # a mean's standard error is then below 0.02 bits
 
 
-def essential_profile(values: np.ndarray, *, max_bits: int = PROFILE_BITS) -> tuple[float, ...]:
-    """Mean essential bits per value at widths 1..``max_bits`` (sign-magnitude, per-tensor scale)."""
+def essential_histograms(values: np.ndarray, *, max_bits: int = PROFILE_BITS) -> tuple[tuple[float, ...], ...]:
+    """Per width 1..``max_bits``: fractions of values with 0..b essential bits (sign-magnitude codes)."""
     flat = np.asarray(values, dtype=np.float64).ravel()
     top = float(np.abs(flat).max()) if flat.size else 0.0     # the scale comes from the whole tensor
     signed = bool(flat.size and flat.min() < 0)
@@ -37,16 +38,17 @@ def essential_profile(values: np.ndarray, *, max_bits: int = PROFILE_BITS) -> tu
     out = []
     for bits in range(1, max_bits + 1):
         magnitude_bits = bits - 1 if signed else bits
-        if top == 0.0 or magnitude_bits < 1:
-            out.append(0.0)
+        if top == 0.0 or magnitude_bits < 1 or not mags.size:
+            out.append((1.0,) + (0.0,) * bits)
             continue
         codes = np.rint(mags / top * ((1 << magnitude_bits) - 1)).astype(np.uint64)
-        out.append(round(float(np.bitwise_count(codes).mean()), 6))
+        counts = np.bincount(np.bitwise_count(codes), minlength=bits + 1)[: bits + 1]
+        out.append(tuple(round(float(c), 6) for c in counts / mags.size))
     return tuple(out)
 
 
 def operand_profile(model: Any, sample: Any, paths: set[str]) -> dict[str, dict[str, Any]]:
-    """``{module path: {act_density, act_essential_profile, weight_essential_profile}}`` for the
+    """``{module path: {act_density, act_essential_hist, weight_essential_hist}}`` for the
     conv/linear modules in ``paths`` when ``model`` runs (eval, no grad) on ``sample``.
 
     A module called more than once pools all its calls' inputs.
@@ -73,9 +75,9 @@ def operand_profile(model: Any, sample: Any, paths: set[str]) -> dict[str, dict[
             continue
         acts = np.concatenate(seen[path])
         entry: dict[str, Any] = {"act_density": float(np.count_nonzero(acts)) / acts.size,
-                                 "act_essential_profile": essential_profile(acts)}
+                                 "act_essential_hist": essential_histograms(acts)}
         weight = getattr(module, "weight", None)
         if isinstance(weight, torch.Tensor) and not weight.is_meta and weight.numel():
-            entry["weight_essential_profile"] = essential_profile(weight.detach().float().cpu().numpy())
+            entry["weight_essential_hist"] = essential_histograms(weight.detach().float().cpu().numpy())
         out[path] = entry
     return out

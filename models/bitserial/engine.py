@@ -8,8 +8,9 @@
   ceil(MACs / lanes) * p_a * p_w.
 * Bit-Pragmatic (Albericio et al., MICRO 2017): like Stripes but only the essential (non-zero) bits
   of the activations are processed, lanes in lock-step groups of ``sync_group`` ->
-  ceil(MACs / lanes) * e, e from the mapping, ``layer.act_essential_bits`` (a quantizer's), the
-  layer's calibration profile at the run width (``layer.essential_bits_at``), or else ``act_bits``.
+  ceil(MACs / lanes) * e, e from the mapping, ``layer.act_essential_bits`` (a quantizer's mean), the
+  layer's calibration histogram at the run width with groups of ``sync_group`` waiting for their
+  slowest lane (``layer.essential_bits_at``), or else ``act_bits``.
 * Bit Fusion (Sharma et al., ISCA 2018): ``lanes`` 2-bit BitBricks in ``fusion_units`` groups; a
   p_w x p_a MAC needs ceil(p_w/2)*ceil(p_a/2) bricks, a unit fuses its bricks into
   floor(bricks_per_unit / that) MACs per cycle (or spends several cycles on one 16-bit MAC).
@@ -99,8 +100,8 @@ def _cycles_and_steps(layer: Layer, arch: ArchSpec, bp: BitSerialParams, mapping
     if bp.design == "loom":
         return waves * p_a * p_w, float(macs * p_a * p_w), 1, 1, {"serial_bits": float(p_a * p_w)}
     if bp.design == "pragmatic":
-        ess = next((e for e in (mapping.essential_bits, layer.act_essential_bits, layer.essential_bits_at(p_a))
-                    if e is not None), None)
+        profiled = layer.essential_bits_at(p_a, group=bp.sync_group, min_terms=1)   # lock-step groups
+        ess = next((e for e in (mapping.essential_bits, layer.act_essential_bits, profiled) if e is not None), None)
         known = ess is not None
         ess = float(p_a if ess is None else min(ess, p_a))
         return math.ceil(waves * ess - 1e-9), macs * ess, arch.compute.weight_bits, 1, {
