@@ -67,6 +67,9 @@ def check_engine_fields(arch: Any) -> None:
         raise ValueError(f"compute.precision: scalable is modelled by the bit-serial engine only, not {arch.engine}")
     if arch.engine == "binary" and arch.compute.kind != "xnor":
         raise ValueError("compute.kind: the binary engine's datapath is xnor")
+    if arch.engine == "binary" and (arch.compute.weight_bits, arch.compute.act_bits) != (1, 1):
+        raise ValueError("compute.weight_bits/act_bits: the binary engine's XNOR datapath is 1 x 1 bit "
+                         "(its integer path width is binary.fallback_bits)")
 
 
 def _how(arch: Any) -> str:

@@ -33,6 +33,7 @@ from hwsim.models.arch import load_arch
     ("eyeriss", {"memory.GLB.dram_type": "LPDDR4"}, "dram_type applies to the DRAM level"),
     ("eie", {"sparse.gate": "activations"}, "zero activations are already skipped"),
     ("cambricon_x", {"sparse.gate": "both"}, "zero weights are already skipped"),
+    ("xnor_bnn", {"compute.weight_bits": 2}, "the binary engine's XNOR datapath is 1 x 1 bit"),
 ])
 def test_impossible_or_ignored_fields_are_rejected(preset, overrides, message):
     with pytest.raises(ConfigError, match=message):
