@@ -249,13 +249,6 @@ def _check_flex(params: dict[str, Any]) -> None:
     _check_bits(params.get("exponent_bits", 5), "exponent_bits", low=1)
 
 
-def flex_quant(x: torch.Tensor, mantissa_bits: int, exponent_bits: int) -> tuple[torch.Tensor, int]:
-    """``x`` on a shared-exponent grid: integer mantissas times 2^e, one e per tensor."""
-    exp = flex_exponent(float(x.detach().abs().max()), mantissa_bits, exponent_bits)
-    top = 2 ** (mantissa_bits - 1) - 1
-    return torch.clamp(torch.round(x / 2.0 ** exp), -top, top) * 2.0 ** exp, exp
-
-
 @register_method("flexpoint", paper="Koster et al., Flexpoint: An Adaptive Numerical Format for Efficient "
                  "Training of Deep Neural Networks, NIPS 2017",
                  params={"mantissa_bits": "mantissa bits (default 16)", "exponent_bits": "shared exponent bits "
@@ -263,20 +256,27 @@ def flex_quant(x: torch.Tensor, mantissa_bits: int, exponent_bits: int) -> tuple
                  family="quantize", applies_to=("conv", "depthwise", "linear"), check=_check_flex)
 def flexpoint(model: Any, modules: list, *, mantissa_bits: int = 16, exponent_bits: int = 5,
               activations: bool = True, calib: Any = None) -> StepReport:
-    """flex16+5: per-tensor shared exponent, integer mantissas (number_format flex)."""
+    """flex16+5: per-tensor shared exponent, integer mantissas (number_format flex), each tensor's
+    exponent kept by Autoflex (``hwsim.compress.autoflex``): the weights' after every optimizer step
+    (``requantize_flex_weights``), the layer inputs' on every training forward."""
+    from hwsim.compress.autoflex import Autoflex, AutoflexActQuant
+
     inputs = layer_inputs(model, [p for p, _ in modules], calib) if activations else {}
     top = 2 ** (mantissa_bits - 1) - 1
     changes = []
     for path, module in modules:
         materialize(module)
-        module.weight.data, exp = flex_quant(module.weight.data, mantissa_bits, exponent_bits)
-        values: dict[str, Any] = {"weight_exponent": exp}
+        weights = Autoflex(mantissa_bits=mantissa_bits, exponent_bits=exponent_bits)
+        module.weight.data = weights.quantize(module.weight.data)
+        module.hwsim_autoflex = weights
+        values: dict[str, Any] = {"weight_exponent": weights.exponent}
         if activations:
-            act_exp = flex_exponent(float(inputs[path].abs().max()), mantissa_bits, exponent_bits)
-            hook = ActQuant(scale=2.0 ** act_exp, zero=0, qmin=-top, qmax=top, bits=mantissa_bits,
+            acts = Autoflex(mantissa_bits=mantissa_bits, exponent_bits=exponent_bits)
+            acts.quantize(inputs[path])                 # the calibration batch starts the history
+            set_act_hook(module, AutoflexActQuant(acts))
+            grid = ActQuant(scale=2.0 ** acts.exponent, zero=0, qmin=-top, qmax=top, bits=mantissa_bits,
                             number_format="flex")
-            set_act_hook(module, hook)
-            values.update(act_exponent=act_exp, act_bits=mantissa_bits, **act_facts(hook, inputs[path]))
+            values.update(act_exponent=acts.exponent, act_bits=mantissa_bits, **act_facts(grid, inputs[path]))
         label = f"flex{mantissa_bits}+{exponent_bits}"
         annotate(module, compression=f"flexpoint({label})", number_format="flex", weight_bits=mantissa_bits,
                  act_bits=values.get("act_bits"), act_density=values.get("act_density"),

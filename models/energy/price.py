@@ -169,6 +169,9 @@ def _mac_quote(ctx: _Context, counts: LayerCounts) -> Quote:
     return Quote(_pinned(ctx, spec.mac_pj) * ratio, f"arch {ctx.arch.name}: energy.mac_pj{note} ({spec.mac_source})")
 
 
+FLEX_EXPONENT_BITS = 5   # flex16+5: the paper's 5-bit shared exponent (Köster et al. NIPS 2017)
+
+
 def mac_format(arch: ArchSpec) -> str:
     """The energy-table MAC family of the hardware's datapath (``compute.number_format``), whatever the
     layer's format: ``flex`` (Flexpoint, Köster et al. NIPS 2017) multiplies 16-bit integer mantissas."""
@@ -198,6 +201,12 @@ def _compute_items(ctx: _Context, counts: LayerCounts) -> list[EnergyItem]:
             each = mac.pj * frac.value
             items.append(EnergyItem("mac", "gated", counts.gated_mac_ops, each, counts.gated_mac_ops * each,
                                     f"{ctx.table.name}:gated_mac_fraction={frac.value:g} ({frac.source})"))
+    if counts.mac_ops > 0 and ctx.arch.compute.number_format == "flex":
+        # Flexpoint (Köster et al. NIPS 2017): mantissas multiply as integers; the shared exponents of the
+        # two operand tensors are added once per tensor product (one exponent add per layer)
+        exp = comp.op_energy(ctx.table, "add", (FLEX_EXPONENT_BITS,), target_nm=ctx.target_nm, voltage_v=ctx.voltage_v)
+        items.append(EnergyItem("mac", "exponent", 1.0, exp.pj, exp.pj,
+                                f"flex shared-exponent add, {FLEX_EXPONENT_BITS} b: {exp.source}"))
     if counts.vector_ops > 0:
         add = comp.op_energy(ctx.table, "add", (max(counts.act_bits, 1),), target_nm=ctx.target_nm,
                              voltage_v=ctx.voltage_v)
