@@ -20,7 +20,7 @@ from hwsim.mappers.mapping import TENSORS, Mapping
 from hwsim.models.arch import ArchSpec
 from hwsim.models.counts import Access, LayerCounts
 from hwsim.models.spatial._kernels import FILLS, PARTITION, READS, TILE, UPDATES, _nest_stats_kernel
-from hwsim.models.spatial.nest import (Problem, capacity_problems, check_mapping, flatten,
+from hwsim.models.spatial.nest import (Problem, active_instances, capacity_problems, check_mapping, flatten,
                                        problem_from_layer)
 
 __all__ = ["NestStats", "analyze", "default_mapping", "evaluate", "problem_from_layer"]
@@ -36,7 +36,8 @@ class NestStats:
     compute_cycles: int
     level_cycles: tuple[float, ...]   # bandwidth-limited cycles per level
     padded_macs: int
-    utilized_macs: int                # MAC units working each cycle
+    utilized_macs: int                # MAC units the spatial unrolling spans (padding included)
+    active_macs: int = 0              # of those, the ones holding real work (``active_instances``)
 
     @property
     def cycles(self) -> int:
@@ -91,7 +92,8 @@ def analyze(problem: Problem, arch: ArchSpec, mapping: Mapping, *, check: bool =
                      instances=tuple(instances[:-1]),
                      compute_cycles=int(np.prod(nest.loop_bound[temporal])),
                      level_cycles=_bandwidth_cycles(problem, arch, stats),
-                     padded_macs=int(np.prod(nest.loop_bound)), utilized_macs=instances[-1])
+                     padded_macs=int(np.prod(nest.loop_bound)), utilized_macs=instances[-1],
+                     active_macs=active_instances(problem, mapping))
 
 
 def counts_from_stats(problem: Problem, arch: ArchSpec, result: NestStats, *, layer: Layer | None = None
@@ -116,7 +118,7 @@ def counts_from_stats(problem: Problem, arch: ArchSpec, result: NestStats, *, la
         mac_ops=float(result.padded_macs), weight_bits=problem.bits[0], act_bits=problem.bits[1],
         mac_kind="fp" if layer is not None and layer.number_format == "fp" else "int",
         accesses=tuple(accesses), utilization=problem.macs / (cycles * arch.compute.units) if cycles else 0.0,
-        engine="spatial", details=tuple(details))
+        engine="spatial", active_pes=result.active_macs, details=tuple(details))
 
 
 def evaluate(layer: Layer, arch: ArchSpec, mapping: Mapping) -> LayerCounts:
