@@ -128,7 +128,9 @@ class SystolicParams(_Strict):
 class SpatialParams(_Strict):
     """Constraints for the spatial loop-nest engine (filled in by the spatial engine)."""
 
-    dataflow: str | None = None                      # e.g. row_stationary, output_stationary, weight_stationary
+    # the default mapping (models/spatial default_mapping): Eyeriss's RS, or the loop order keeping one
+    # tensor resident in the PE level; None: the greedy order that moves the fewest DRAM bits
+    dataflow: Literal["row_stationary", "weight_stationary", "output_stationary", "input_stationary"] | None = None
     spatial_dims_x: tuple[str, ...] = ()             # loop dims allowed on the X axis of the PE mesh
     spatial_dims_y: tuple[str, ...] = ()
     mac_mesh_x: PositiveInt | None = None            # X size of each last-level instance's MAC fan-out (default: all on X)

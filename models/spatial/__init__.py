@@ -23,6 +23,9 @@ from hwsim.models.spatial._kernels import FILLS, PARTITION, READS, TILE, UPDATES
 from hwsim.models.spatial.nest import (Problem, active_instances, capacity_problems, check_mapping, flatten,
                                        problem_from_layer)
 
+# the loop order (``default.ORDERS``) each stationary dataflow names
+STATIONARY_ORDER = {"weight_stationary": "W", "output_stationary": "O", "input_stationary": "I"}
+
 __all__ = ["NestStats", "analyze", "default_mapping", "evaluate", "problem_from_layer"]
 
 
@@ -128,6 +131,19 @@ def evaluate(layer: Layer, arch: ArchSpec, mapping: Mapping) -> LayerCounts:
 
 
 def default_mapping(layer: Layer, arch: ArchSpec) -> Mapping:
-    """A valid mapping from the arch's dataflow hints (greedy spatial unrolling, then greedy tiling)."""
+    """The mapping ``spatial.dataflow`` names.
+
+    ``row_stationary``: Eyeriss's RS mapping (``row_stationary.py``), or the greedy mapping when a layer
+    does not fit the RS constraints (a filter taller than the array, a row wider than the ifmap spad);
+    ``weight_/output_/input_stationary``: greedy unrolling and tiling with that tensor's loop order (its
+    reuse loops innermost, so it stays resident in the PE level); none declared: the greedy mapping with
+    the order that moves the fewest bits across DRAM.
+    """
     from hwsim.models.spatial.default import greedy_mapping
-    return greedy_mapping(problem_from_layer(layer, arch), arch)
+    from hwsim.models.spatial.row_stationary import row_stationary_mapping
+
+    problem = problem_from_layer(layer, arch)
+    dataflow = arch.spatial.dataflow if arch.spatial else None
+    if dataflow == "row_stationary" and (mapping := row_stationary_mapping(problem, arch)) is not None:
+        return mapping
+    return greedy_mapping(problem, arch, order=STATIONARY_ORDER.get(dataflow or ""))
