@@ -22,6 +22,7 @@ from hwsim.models.counts import Access, LayerCounts
 from hwsim.models.spatial._kernels import FILLS, PARTITION, READS, TILE, UPDATES, _nest_stats_kernel
 from hwsim.models.spatial.nest import (Problem, active_instances, capacity_problems, check_mapping, flatten,
                                        problem_from_layer)
+from hwsim.models.spatial.zeros import dram_input_scale, zero_handling
 
 # the loop order (``default.ORDERS``) each stationary dataflow names
 STATIONARY_ORDER = {"weight_stationary": "W", "output_stationary": "O", "input_stationary": "I"}
@@ -60,12 +61,17 @@ def _utilized_instances(mapping: Mapping) -> list[int]:
     return out + [product]
 
 
+def _dram_input_scale(problem: Problem, arch: ArchSpec) -> float:
+    return dram_input_scale(arch, density=problem.act_density, act_bits=problem.bits[1])
+
+
 def _bandwidth_cycles(problem: Problem, arch: ArchSpec, stats: np.ndarray) -> tuple[float, ...]:
     out = []
     for i, level in enumerate(arch.memory):
         bits = list(problem.bits)
         if i == 0:
             bits[2] = problem.out_bits
+            bits[1] = bits[1] * _dram_input_scale(problem, arch)     # run-length coded on the link
         read_b = sum(stats[i, t, READS] * bits[t] for t in range(3)) / 8
         write_b = sum((stats[i, t, FILLS] + stats[i, t, UPDATES]) * bits[t] for t in range(3)) / 8
         cycles = 0.0
@@ -102,23 +108,30 @@ def analyze(problem: Problem, arch: ArchSpec, mapping: Mapping, *, check: bool =
 def counts_from_stats(problem: Problem, arch: ArchSpec, result: NestStats, *, layer: Layer | None = None
                       ) -> LayerCounts:
     """``LayerCounts`` (accesses per utilized instance, action names read/write/update) of an analysis."""
+    zeros, density = zero_handling(arch), problem.act_density
+    scale = {(0, 1, "read"): _dram_input_scale(problem, arch)}        # RLC input words on the DRAM link
+    if zeros != "none":                                               # a zero ifmap skips the filter-spad read
+        scale[(len(result.levels) - 1, 0, "read")] = density
     accesses = []
     for i, level in enumerate(result.levels):
         for t, tensor in enumerate(TENSORS):
             bits = problem.out_bits if (i == 0 and t == 2) else problem.bits[t]
             for action, column in (("read", READS), ("write", FILLS), ("update", UPDATES)):
-                count = int(result.stats[i, t, column])
+                count = int(result.stats[i, t, column]) * scale.get((i, t, action), 1.0)
                 if count:
                     accesses.append(Access(level=level, tensor=tensor, action=action, count=float(count),
                                            instances=result.instances[i], word_bits=bits))
-    cycles = result.cycles
+    compute = math.ceil(result.compute_cycles * density - 1e-9) if zeros == "skip" else result.compute_cycles
+    cycles = max(compute, math.ceil(max(result.level_cycles, default=0) - 1e-9))
+    effectual = result.padded_macs * (density if zeros != "none" else 1.0)
     details = [("padded_macs", float(result.padded_macs)), ("macs", float(problem.macs)),
-               ("utilized_macs", float(result.utilized_macs))]
+               ("utilized_macs", float(result.utilized_macs)), ("dram_input_scale", scale[(0, 1, "read")])]
     details += [(f"tile.{lvl}.{t}", float(result.stats[i, k, TILE]))
                 for i, lvl in enumerate(result.levels) for k, t in enumerate(TENSORS) if result.stats[i, k, TILE]]
     return LayerCounts(
-        compute_cycles=result.compute_cycles, stall_cycles=cycles - result.compute_cycles,
-        mac_ops=float(result.padded_macs), weight_bits=problem.bits[0], act_bits=problem.bits[1],
+        compute_cycles=compute, stall_cycles=cycles - compute, mac_ops=float(effectual),
+        gated_mac_ops=float(result.padded_macs - effectual) if zeros == "gate" else 0.0,
+        weight_bits=problem.bits[0], act_bits=problem.bits[1],
         mac_kind="fp" if layer is not None and layer.number_format == "fp" else "int",
         accesses=tuple(accesses), utilization=problem.macs / (cycles * arch.compute.units) if cycles else 0.0,
         engine="spatial", active_pes=result.active_macs, details=tuple(details))

@@ -34,6 +34,7 @@ class Problem:
     bits: tuple[int, int, int]            # W, I, O (partial sums on chip)
     out_bits: int = 8                     # O as written to the outermost level
     macs: int = 0                         # algorithmic MACs (unpadded)
+    act_density: float = 1.0              # non-zero fraction of the input activations (layer.act_density)
 
     @property
     def bound(self) -> dict[str, int]:
@@ -67,7 +68,8 @@ def problem_from_layer(layer: Layer, arch: ArchSpec | None = None) -> Problem:
     acc = layer.acc_bits if arch is None else arch.compute.acc_bits   # partial sums at the datapath width
     return Problem(name=layer.name, bounds=tuple((d, bounds[d]) for d in DIMS),
                    proj=(tuple(weight), tuple(inputs), tuple(outputs)),
-                   bits=(layer.weight_bits, layer.act_bits, acc), out_bits=layer.out_bits, macs=layer.macs)
+                   bits=(layer.weight_bits, layer.act_bits, acc), out_bits=layer.out_bits, macs=layer.macs,
+                   act_density=layer.act_density)
 
 
 def fanouts(arch: ArchSpec) -> list[tuple[int, int]]:

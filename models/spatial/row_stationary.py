@@ -24,6 +24,7 @@ from hwsim.errors import InvalidMappingError
 from hwsim.mappers.mapping import DIMS, LevelMapping, Mapping
 from hwsim.models.arch import ArchSpec
 from hwsim.models.spatial.nest import Problem, fanouts
+from hwsim.models.spatial.zeros import dram_input_scale
 
 # loop orders (outer -> inner) tried for the dims left above the PE array; Q is always innermost in the GLB
 _OUTER_ORDERS = (("G", "N", "K", "P", "C"), ("G", "N", "P", "K", "C"))
@@ -166,6 +167,9 @@ def row_stationary_mapping(problem: Problem, arch: ArchSpec) -> Mapping | None:
 
     if len(arch.memory) < 3:
         return None
+    # bits on the DRAM link per word of W, I (run-length coded when the preset says so) and O
+    bits = (problem.bits[0], problem.bits[1] * dram_input_scale(arch, density=problem.act_density,
+                                                                 act_bits=problem.bits[1]), problem.out_bits)
     for tier in rs_candidates(problem, arch):     # the first tier with a tiling that fits wins
         best, best_bits = None, math.inf
         for params in tier:
@@ -174,7 +178,7 @@ def row_stationary_mapping(problem: Problem, arch: ArchSpec) -> Mapping | None:
                     stats = analyze(problem, arch, mapping).stats
                 except InvalidMappingError:
                     continue
-                dram_bits = sum(int(stats[0, t, :3].sum()) * problem.bits[t] for t in range(3))
+                dram_bits = sum(int(stats[0, t, :3].sum()) * bits[t] for t in range(3))
                 if dram_bits < best_bits:
                     best, best_bits = mapping, dram_bits
         if best is not None:
