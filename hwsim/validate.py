@@ -94,6 +94,38 @@ class ValidationReport:
         return path
 
 
+    def to_markdown(self) -> str:
+        """Per system a table: one line per metric, one column per workload, the error and the row's status."""
+        systems: dict[str, dict[str, dict[str, ValidationRow]]] = {}
+        for row in self.rows:
+            system = row.case.split(" ", 1)[0]
+            systems.setdefault(system, {}).setdefault(row.metric, {})[_where(row.case)] = row
+        out = []
+        for system, metrics in systems.items():
+            columns = list(dict.fromkeys(where for cells in metrics.values() for where in cells))
+            out += [f"| {system} | tolerance | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
+            for metric, cells in metrics.items():
+                tol = next(iter(cells.values())).tolerance
+                out.append(f"| {metric} | ±{100 * tol:g} % | "
+                           + " | ".join(_cell(cells.get(column)) for column in columns) + " |")
+            out.append("")
+        return "\n".join(out)
+
+
+def _where(case: str) -> str:
+    """The workload part of a case name ("Eyeriss AlexNet CONV1 (batch 4)" -> "AlexNet CONV1")."""
+    return case.split(" ", 1)[1].split(" (")[0] if " " in case else case
+
+
+def _cell(row: ValidationRow | None) -> str:
+    if row is None:
+        return ""
+    if row.error is None:
+        return row.status
+    mark = {"pass": " ✓", "FAIL": " ✗", "known gap": " (gap)", "pass (known gap)": " (gap)"}[row.status]
+    return f"{100 * row.error:+.0f} %{mark}"
+
+
 def load_reference(name: str) -> dict[str, Any]:
     """A shipped reference file (``configs/reference/<name>.yaml``)."""
     return yaml.safe_load((resources.files("hwsim.configs") / "reference" / f"{name}.yaml").read_text())

@@ -82,6 +82,13 @@ def test_cli_prints_the_table_and_writes_json_and_csv(tmp_path):
         assert len(list(csv.DictReader(handle))) == len(rows)
 
 
+def test_markdown_summary_has_one_line_per_metric(report):
+    text = report.to_markdown()
+    assert "| active_pes | ±0 % | +0 % ✓ |" in text
+    assert text.count("not found") == 6
+    assert "| power_trend |" in text
+
+
 def test_cli_exits_1_when_a_gated_row_fails(monkeypatch):
     bad = ValidationRow(case="c", metric="m", unit="u", reference=1.0, source="s", hwsim=2.0, tolerance=0.1,
                         gated=True)
@@ -97,3 +104,10 @@ def test_validate_is_torch_free():
 
     code = "import sys, hwsim.validate; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_readme_accuracy_table_is_the_current_one(report):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert report.to_markdown().rstrip() in readme, "regenerate with `hwsim validate --markdown`"

@@ -34,6 +34,7 @@ def validation_table(report) -> Table:
 def validate_command(
     json_path: Optional[Path] = typer.Option(None, "--json", help="write the rows as JSON"),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="write the rows as CSV"),
+    markdown_path: Optional[Path] = typer.Option(None, "--markdown", help="write the summary table (README) as Markdown"),
 ) -> None:
     """Compare hwsim with published silicon and paper numbers; exit 1 if a gated row leaves its tolerance."""
     from hwsim.cli.core import compile_notice
@@ -49,6 +50,8 @@ def validate_command(
         report.write_json(json_path)
     if csv_path:
         report.write_csv(csv_path)
+    if markdown_path:
+        markdown_path.write_text(report.to_markdown())
     gated = [row for row in report.rows if row.gated]
     out_console.print(f"{len(gated) - len(report.failed)} of {len(gated)} gated rows pass; "
                       f"{len(gaps)} known gaps; {sum(row.reference is None for row in report.rows)} not found")

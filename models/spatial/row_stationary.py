@@ -23,6 +23,7 @@ from functools import lru_cache
 from hwsim.errors import InvalidMappingError
 from hwsim.mappers.mapping import DIMS, LevelMapping, Mapping
 from hwsim.models.arch import ArchSpec
+from hwsim.models.spatial.default import default_keep
 from hwsim.models.spatial.nest import Problem, fanouts
 from hwsim.models.spatial.zeros import dram_input_scale
 
@@ -137,6 +138,7 @@ def rs_mappings(problem: Problem, arch: ArchSpec, params: RSParams):
     rem = {d: math.ceil(b[d] / covered.get(d, 1)) for d in DIMS if d != "Q"}
     rem.pop("R"), rem.pop("S")
     names = [d for d in rem if d != "G"]          # groups run one after the other from DRAM
+    keep = default_keep(arch)
     for glb in itertools.product(*(_divisors(rem[d]) for d in names)):
         glb_f = dict(zip(names, glb), G=1)
         for glb_order, dram_order in zip(_OUTER_ORDERS, _OUTER_ORDERS):
@@ -145,20 +147,12 @@ def rs_mappings(problem: Problem, arch: ArchSpec, params: RSParams):
             levels = [LevelMapping(arch.memory[0].name, temporal=dram_loops)]
             levels += [LevelMapping(lvl.name) for lvl in arch.memory[1:-2]]
             levels += [LevelMapping(arch.memory[-2].name, temporal=glb_loops, spatial_x=x, spatial_y=y,
-                                    keep=_keep(arch, -2)),
-                       LevelMapping(arch.memory[-1].name, temporal=pe, keep=_keep(arch, -1))]
+                                    keep=keep[-2]),
+                       LevelMapping(arch.memory[-1].name, temporal=pe, keep=keep[-1])]
             yield Mapping(levels=tuple(levels), source="row_stationary",
                           notes=(("rs_e", float(params.e)), ("rs_r", float(params.r)), ("rs_t", float(params.t)),
                                  ("rs_p", float(params.p)), ("rs_q", float(params.q)),
                                  ("rs_n", float(glb_f["N"])), ("rs_m", float(glb_f["K"] * params.p * params.t))))
-
-
-def _keep(arch: ArchSpec, index: int) -> tuple[str, ...]:
-    level = arch.memory[index]
-    allowed = level.tensors
-    if level.partition_bytes:
-        allowed = tuple(t for t in allowed if t in level.partition_bytes)
-    return tuple(t for t in ("W", "I", "O") if t in allowed)
 
 
 def row_stationary_mapping(problem: Problem, arch: ArchSpec) -> Mapping | None:
