@@ -29,6 +29,7 @@ from hwsim.models.spatial.zeros import dram_input_scale
 
 # loop orders (outer -> inner) tried for the dims left above the PE array; Q is always innermost in the GLB
 _OUTER_ORDERS = (("G", "N", "K", "P", "C"), ("G", "N", "P", "K", "C"))
+_KEPT = 512          # best-ranked parameter sets remembered per layer shape (the cache stays small)
 _CANDIDATES = 3       # RS parameter sets (tied on cycles and padding) whose GLB tiling is evaluated
 
 
@@ -80,7 +81,7 @@ def _ranked_params(R: int, S: int, E: int, C: int, K: int, fx: int, fy: int, w_w
                 out.append((cycles, padded, RSParams(e=e, segments=segments, r=r, t=t, p=p, q=q,
                                                      placement=(ry, ty, tx))))
     out.sort(key=lambda item: (item[0], item[1], -item[2].p * item[2].q, item[2].segments, repr(item[2])))
-    return tuple(out)
+    return tuple(out[:_KEPT])
 
 
 def _set_shapes(R: int, E: int, fx: int, fy: int) -> list[tuple[int, int]]:
