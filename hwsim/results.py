@@ -31,6 +31,7 @@ class LayerResult:
     utilization: float
     clock_hz: float
     engine: str
+    active_pes: int = 0               # PE / multiplier instances the mapping puts to work (LayerCounts.active_pes)
     energy_by_level_pj: dict[str, float] = field(default_factory=dict)
     energy_by_tensor_pj: dict[str, float] = field(default_factory=dict)
     compute_energy_pj: float = 0.0
@@ -62,7 +63,7 @@ class LayerResult:
             "name": self.name, "op": self.op, "engine": self.engine, "macs": self.macs,
             "cycles": self.cycles, "compute_cycles": self.compute_cycles, "stall_cycles": self.stall_cycles,
             "latency_s": self.latency_s, "energy_pj": self.energy_pj, "power_mw": self.power_mw,
-            "utilization": self.utilization, "compute_energy_pj": self.compute_energy_pj,
+            "utilization": self.utilization, "active_pes": self.active_pes, "compute_energy_pj": self.compute_energy_pj,
             "leakage_energy_pj": self.leakage_energy_pj, "weight_bits": self.weight_bits,
             "act_bits": self.act_bits, "weight_density": self.weight_density, "sparsity": self.sparsity,
             "source": self.source, "note": self.note, "phase": self.phase,

@@ -82,7 +82,7 @@ def layer_result(layer: Layer, counts: LayerCounts, arch: ArchSpec) -> LayerResu
     return LayerResult(
         name=layer.name, op=layer.op.value, macs=layer.macs, compute_cycles=counts.compute_cycles,
         stall_cycles=counts.stall_cycles, energy_pj=energy.total_pj, utilization=counts.utilization,
-        clock_hz=arch.clock_hz, engine=counts.engine or arch.engine,
+        clock_hz=arch.clock_hz, engine=counts.engine or arch.engine, active_pes=counts.active_pes,
         energy_by_level_pj=dict(energy.by_level_pj), energy_by_tensor_pj=dict(energy.by_tensor_pj),
         compute_energy_pj=energy.compute_pj, leakage_energy_pj=energy.leakage_pj,
         weight_bits=layer.weight_bits, act_bits=layer.act_bits, weight_density=layer.weight_density,

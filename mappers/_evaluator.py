@@ -15,6 +15,7 @@ from hwsim.models.energy import price
 from hwsim.models.spatial._kernels import _loops_kernel, _plan_cost_kernel
 from hwsim.models.spatial.default import Plan
 from hwsim.models.spatial.nest import Problem
+from hwsim.models.spatial.zeros import dram_input_scale, zero_handling
 
 _ACTIONS = ("read", "write", "update")
 _DIM_INDEX = {d: i for i, d in enumerate(DIMS)}
@@ -44,23 +45,36 @@ class Evaluator:
         accesses = [Access(level=lvl.name, tensor=t, action=a, count=1.0, instances=1,
                            word_bits=int(self.bits[i, k]))
                     for i, lvl in enumerate(arch.memory) for k, t in enumerate(TENSORS) for a in _ACTIONS]
-        unit = LayerCounts(compute_cycles=1, mac_ops=1.0, weight_bits=self.problem.bits[0],
+        unit = LayerCounts(compute_cycles=1, mac_ops=1.0, gated_mac_ops=1.0, weight_bits=self.problem.bits[0],
                            act_bits=self.problem.bits[1], mac_kind=mac_kind, accesses=tuple(accesses))
         items = price(unit, arch, cycles=1).items
         names = [lvl.name for lvl in arch.memory]
         self.pj = np.zeros((n, 3, 3))
-        self.leak_pj, self.mac_pj = 0.0, 0.0
+        self.leak_pj, self.mac_pj, gated_pj = 0.0, 0.0, 0.0
         for item in items:
             if item.component == "mac":
                 self.mac_pj += item.pj_each if item.action == "compute" else 0.0
+                gated_pj += item.pj_each if item.action == "gated" else 0.0
             elif item.action == "leak":
                 self.leak_pj += item.total_pj
             elif item.component in names:
                 self.pj[names.index(item.component), TENSORS.index(item.tensor), _ACTIONS.index(item.action)] = \
                     item.pj_each
+        self._zero_scales(gated_pj)
         width = np.array([lvl.width_bits or lvl.word_bits for lvl in arch.memory], dtype=np.float64)[:, None]
         self.words_per_vector = np.where(self.bits <= width, np.floor(width / self.bits), 1.0)
         self.vectors_per_word = np.where(self.bits <= width, 1.0, np.ceil(self.bits / width))
+
+    def _zero_scales(self, gated_pj: float) -> None:
+        """What the engine does with zero activations (``models/spatial/zeros.py``), as kernel scales."""
+        arch, problem, n = self.arch, self.problem, len(self.arch.memory)
+        density, zeros = problem.act_density, zero_handling(arch)
+        self.count_scale = np.ones((n, 3, 3))
+        self.count_scale[0, 1, 0] = dram_input_scale(arch, density=density, act_bits=problem.bits[1])
+        self.compute_scale = density if zeros == "skip" else 1.0
+        if zeros != "none":
+            self.count_scale[n - 1, 0, 0] = density
+            self.mac_pj = density * self.mac_pj + ((1.0 - density) * gated_pj if zeros == "gate" else 0.0)
 
     def _capacities(self) -> None:
         n = len(self.arch.memory)
@@ -101,5 +115,6 @@ class Evaluator:
             nranks=self.nranks, keep=keep, n_levels=keep.shape[0], bits=self.bits,
             words_per_vector=self.words_per_vector, vectors_per_word=self.vectors_per_word, pj=self.pj,
             part_cap=self.part_cap, total_cap=self.total_cap, read_bw=self.read_bw, write_bw=self.write_bw,
-            mac_pj=self.mac_pj, leak_pj=self.leak_pj, mac_reuse=self.mac_reuse)
+            mac_pj=self.mac_pj, leak_pj=self.leak_pj, mac_reuse=self.mac_reuse, count_scale=self.count_scale,
+            compute_scale=self.compute_scale)
         return (float(energy), int(cycles)) if valid else None

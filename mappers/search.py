@@ -99,7 +99,7 @@ def _layer_key(layer: Any) -> tuple:
     """Everything about a layer that can change its mapping (not its name)."""
     return (layer.op.value, layer.N, layer.K, layer.C, layer.P, layer.Q, layer.R, layer.S, layer.G,
             layer.stride, layer.dilation, layer.weight_bits, layer.act_bits, layer.out_bits, layer.acc_bits,
-            layer.number_format)
+            layer.number_format, layer.act_density)
 
 
 def clear_cache() -> None:

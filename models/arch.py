@@ -142,11 +142,19 @@ class SystolicParams(_Strict):
 class SpatialParams(_Strict):
     """Constraints for the spatial loop-nest engine (filled in by the spatial engine)."""
 
-    dataflow: str | None = None                      # e.g. row_stationary, output_stationary, weight_stationary
+    # the default mapping (models/spatial default_mapping): Eyeriss's RS, or the loop order keeping one
+    # tensor resident in the PE level; None: the greedy order that moves the fewest DRAM bits
+    dataflow: Literal["row_stationary", "weight_stationary", "output_stationary", "input_stationary"] | None = None
     spatial_dims_x: tuple[str, ...] = ()             # loop dims allowed on the X axis of the PE mesh
     spatial_dims_y: tuple[str, ...] = ()
     mac_mesh_x: PositiveInt | None = None            # X size of each last-level instance's MAC fan-out (default: all on X)
     mac_operand_reuse: bool = False                  # MACs keep their last operands/partial sum (ZigZag); False: Timeloop
+    # zero input activations (layer act_density; models/spatial/zeros.py): gate the MAC and filter read
+    # (energy saved, cycle kept), skip them (cycle removed too), or nothing
+    act_zeros: Literal["none", "gate", "skip"] = "none"
+    act_dram_format: Literal["none", "rle"] = "none"  # input activations on the DRAM link (rle: Eyeriss RLC)
+    rle_run_bits: Annotated[int, Field(gt=0, le=16)] = 5     # bits of a run (zeros before a level)
+    rle_word_bits: Annotated[int, Field(gt=1, le=512)] = 64  # link word holding pairs + 1 terminator bit
 
 
 class SparseParams(_Strict):

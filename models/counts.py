@@ -38,7 +38,10 @@ class LayerCounts:
     """Cycle and action counts of one layer on one engine.
 
     ``mac_ops`` are MAC actions actually performed (effectual); ``gated_mac_ops`` are cycles a MAC
-    unit was clock/data-gated on a zero operand (small energy, no work). ``details`` holds
+    unit was clock/data-gated on a zero operand (small energy, no work). ``active_pes`` is how many
+    PE / multiplier instances the engine's mapping puts to work at once (the chip's "active PEs": the
+    spatial unrolling without its padding, the array cells of the fullest fold, the lanes with work),
+    at most ``compute.units``; 0 for layers with no MACs that no unit runs. ``details`` holds
     engine-specific figures (folds, mapping efficiency, SRAM sizes used) as name/value pairs.
     """
 
@@ -53,6 +56,7 @@ class LayerCounts:
     accesses: tuple[Access, ...] = ()
     utilization: float = 0.0
     engine: str = ""
+    active_pes: int = 0
     details: tuple[tuple[str, float], ...] = field(default_factory=tuple)
 
     @property

@@ -61,6 +61,12 @@ def check_engine_fields(arch: Any) -> None:
             if level.mesh_x > 1 or level.mesh_y > 1:
                 raise ValueError(f"memory.{level.name}.mesh_x/mesh_y: only the spatial engine models a PE mesh; "
                                  f"the {arch.engine} engine counts instances (remove the mesh)")
+    if arch.engine == "spatial" and arch.spatial is not None:
+        _check_spatial(arch)
+    for level in arch.memory:
+        if level.banks != 1 and level.name in arch.energy.levels:
+            raise ValueError(f"memory.{level.name}.banks: the bank count only enters the storage energy model, "
+                             f"and energy.levels.{level.name} pins this level's energy (remove banks)")
     if arch.engine == "bitserial" and arch.compute.precision != "scalable":
         raise ValueError("compute.precision: bit-serial engines scale with operand width; set precision: scalable")
     if arch.engine != "bitserial" and arch.compute.precision == "scalable":
@@ -116,3 +122,14 @@ def _check_sparse(arch: Any) -> None:
         if sp.pe_grid and sp.pes * sp.multipliers_per_pe != math.prod(sp.pe_grid):
             raise ValueError(f"sparse.pes x multipliers_per_pe = {sp.pes * sp.multipliers_per_pe} disagrees with "
                              f"sparse.pe_grid {tuple(sp.pe_grid)}")
+
+
+def _check_spatial(arch: Any) -> None:
+    sp = arch.spatial
+    if sp.act_dram_format != "rle":
+        for name, default in (("rle_run_bits", 5), ("rle_word_bits", 64)):
+            if getattr(sp, name) != default:
+                raise ValueError(f"spatial.{name}: only read with act_dram_format: rle (remove it)")
+    elif (sp.rle_word_bits - 1) // (sp.rle_run_bits + arch.compute.act_bits) < 1:
+        raise ValueError(f"spatial.rle_word_bits={sp.rle_word_bits} cannot hold one {sp.rle_run_bits}-bit run, "
+                         f"a {arch.compute.act_bits}-bit level and the terminator bit")

@@ -56,4 +56,5 @@ def evaluate_vector(layer: Layer, arch: ArchSpec) -> LayerCounts:
     return LayerCounts(compute_cycles=cycles, mac_ops=0, vector_ops=ops, weight_bits=layer.weight_bits,
                        act_bits=layer.act_bits, accesses=accesses, engine="vector",
                        utilization=(ops / (cycles * lanes)) if cycles else 0.0,
+                       active_pes=int(min(lanes, ops)),
                        details=(("vector_lanes", float(lanes)),))

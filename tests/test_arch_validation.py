@@ -34,6 +34,7 @@ from hwsim.models.arch import load_arch
     ("eie", {"sparse.gate": "activations"}, "zero activations are already skipped"),
     ("cambricon_x", {"sparse.gate": "both"}, "zero weights are already skipped"),
     ("xnor_bnn", {"compute.weight_bits": 2}, "the binary engine's XNOR datapath is 1 x 1 bit"),
+    ("eyeriss", {"memory.GLB.banks": 27}, "energy.levels.GLB pins this level's energy"),
 ])
 def test_impossible_or_ignored_fields_are_rejected(preset, overrides, message):
     with pytest.raises(ConfigError, match=message):

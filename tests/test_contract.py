@@ -245,3 +245,32 @@ def test_scalesim_interface_fields_are_rejected_where_unread(overrides, field):
     user = load_arch("edge_tpu_like").with_overrides({"systolic.mode": "scalesim", "systolic.interface_bandwidth": "USER",
                                                       "systolic.ifmap_fill_words_per_cycle": 4})
     assert user.systolic.ifmap_fill_words_per_cycle == 4
+
+
+def _act_density_graph(act_density: float) -> LayerGraph:
+    graph = LayerGraph("contract_acts", input_shape=(1, 3, 224, 224))
+    previous: list[str] = []
+    for layer in _layers(density=1.0):
+        layer = layer.with_changes(act_density=act_density)
+        graph.add_layer(layer, inputs=previous)
+        previous = [layer.name]
+    return graph
+
+
+def _declares_zero_handling(arch) -> bool:
+    return arch.engine == "spatial" and arch.spatial is not None and (
+        arch.spatial.act_zeros != "none" or arch.spatial.act_dram_format != "none")
+
+
+def test_sparser_activations_never_cost_more_where_zeros_are_handled(preset):
+    """Presets that gate, skip or run-length code zero activations: fewer non-zeros never cost more energy,
+    cycles or DRAM traffic (gating keeps the cycles; skipping removes some)."""
+    arch, _ = preset
+    if not _declares_zero_handling(arch):
+        pytest.skip(f"{arch.name} declares no zero-activation handling")
+    dense, sparse = _run(arch, _act_density_graph(1.0)), _run(arch, _act_density_graph(0.3))
+    assert sparse.energy_pj < dense.energy_pj
+    assert sparse.cycles <= dense.cycles
+    assert _dram_bytes(sparse, arch) <= _dram_bytes(dense, arch)
+    if arch.spatial.act_zeros == "gate":
+        assert _compute_cycles(sparse) == _compute_cycles(dense)

@@ -94,7 +94,7 @@ def _signature(arch, graph) -> tuple:
     result = simulate_graph(graph, arch)
     dram = arch.memory[0].name
     traffic = sum(a.total * a.word_bits for lay in result.layers for a in lay.counts.accesses if a.level == dram)
-    return (result.total["cycles"], round(result.total["energy_pj"], 3), round(traffic, 3),
+    return (result.total["cycles"], result.total["latency_s"], round(result.total["energy_pj"], 3), round(traffic, 3),
             round(result.total.get("area_mm2", 0.0), 9))
 
 

@@ -157,11 +157,13 @@ def lower_command(
 def result_table(result) -> Table:
     """Per-layer table with units in the headers."""
     table = Table(title=f"{result.model} on {result.arch}")
-    for header in ("layer", "op", "MACs", "cycles", "latency (us)", "energy (uJ)", "power (mW)", "util %"):
+    for header in ("layer", "op", "MACs", "cycles", "latency (us)", "energy (uJ)", "power (mW)", "util %",
+                   "active PEs"):
         table.add_column(header, justify="left" if header in ("layer", "op") else "right")
     for layer in result.layers:
         table.add_row(layer.name, layer.op, f"{layer.macs:,}", f"{layer.cycles:,}", f"{layer.latency_s * 1e6:,.2f}",
-                      f"{layer.energy_pj / 1e6:,.3f}", f"{layer.power_mw:,.1f}", f"{100 * layer.utilization:.1f}")
+                      f"{layer.energy_pj / 1e6:,.3f}", f"{layer.power_mw:,.1f}", f"{100 * layer.utilization:.1f}",
+                      f"{layer.active_pes:,}")
     return table
 
 

@@ -57,11 +57,13 @@ def evaluate(layer: Layer, arch: ArchSpec, mapping: BinaryMapping) -> LayerCount
         bits, kind, lanes = 1, "xnor", bp.xnor_width * bp.popcount_units
         cycles = math.ceil(outputs * math.ceil(kred / bp.xnor_width) / bp.popcount_units)
         reduce_width = bp.xnor_width
+        active = min(bp.popcount_units, outputs) * min(bp.xnor_width, kred)
     else:
         bits, kind = bp.fallback_bits, "int"
         lanes = bp.fallback_macs_per_cycle or arch.compute.units
         cycles = math.ceil(g_layer.macs / lanes)
         reduce_width = max(1, math.isqrt(lanes))
+        active = min(lanes, g_layer.macs)
     weights = Operand(float(g_layer.second_operand_elems or g_layer.weight_elems), bits)
     inputs = Operand(float(g_layer.input_elems), bits)
     traffic = layer_traffic(g_layer, arch, weights=weights, inputs=inputs,
@@ -71,5 +73,6 @@ def evaluate(layer: Layer, arch: ArchSpec, mapping: BinaryMapping) -> LayerCount
     return LayerCounts(compute_cycles=int(cycles), stall_cycles=traffic.stall_cycles, mac_ops=float(g_layer.macs),
                        weight_bits=bits, act_bits=bits, mac_kind=kind, accesses=traffic.accesses,
                        utilization=g_layer.macs / (total * lanes) if total else 0.0, engine="binary",
+                       active_pes=int(active),
                        details=(("xnor_path", float(mapping.path == "xnor")), ("lanes", float(lanes)),
                                 *traffic.details()))

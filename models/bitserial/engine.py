@@ -136,8 +136,11 @@ def evaluate(layer: Layer, arch: ArchSpec, mapping: BitSerialMapping) -> LayerCo
                **dict(traffic.details())}
     busy = details.pop("busy_lane_cycles", actions)
     total = int(cycles) + traffic.stall_cycles
+    units = arch.compute.units   # native multipliers; the lanes (or fused bricks) behind them work in step
+    parallel = units * details["fused_macs_per_unit"] if bp.design == "bit_fusion" else bp.lanes
+    active = math.ceil(units * min(g_layer.macs, parallel) / parallel - 1e-9)
     return LayerCounts(compute_cycles=int(cycles), stall_cycles=traffic.stall_cycles, mac_ops=actions,
                        weight_bits=w_bits if kind == "int" else layer.weight_bits,
                        act_bits=a_bits if kind == "int" else layer.act_bits, mac_kind=kind, accesses=traffic.accesses,
                        utilization=min(1.0, busy / (total * bp.lanes)) if total else 0.0,
-                       engine="bitserial", details=tuple(details.items()))
+                       engine="bitserial", active_pes=active, details=tuple(details.items()))

@@ -175,4 +175,5 @@ def evaluate(layer: Layer, arch: ArchSpec, mapping: SparseMapping) -> LayerCount
     return LayerCounts(compute_cycles=cycles, stall_cycles=traffic.stall_cycles, mac_ops=performed,
                        gated_mac_ops=work.performed - performed, weight_bits=layer.weight_bits, act_bits=layer.act_bits,
                        mac_kind="int", accesses=traffic.accesses,
-                       utilization=(performed / (total * lanes)) if total else 0.0, engine="sparse", details=details)
+                       utilization=(performed / (total * lanes)) if total else 0.0, engine="sparse",
+                       active_pes=part.active_pes(g_layer, sp) * sp.multipliers_per_pe, details=details)

@@ -136,6 +136,17 @@ def output_group_k(layer: Layer, sp: SparseParams) -> int:
     return max(1, min(layer.k_per_group, sp.accumulator_entries // max(tile, 1)))
 
 
+def active_pes(layer: Layer, sp: SparseParams) -> int:
+    """PEs the dataflow's partition gives work (rows interleaved over PEs, or output-plane tiles)."""
+    _, pixels, _, _ = layer.gemm_shape
+    if sp.dataflow == "column_broadcast":
+        domains = min(sp.pixel_parallel, pixels)
+        return min(max(1, sp.pes // sp.pixel_parallel), layer.k_per_group) * domains
+    if sp.dataflow == "cartesian":
+        return int(np.count_nonzero(plane_tiles(layer, sp)))
+    return min(sp.pes, layer.k_per_group)
+
+
 # ----- the data-driven dataflows ------------------------------------------------------------------
 def column_broadcast_work(layer: Layer, sp: SparseParams, mask: np.ndarray, *, samples: int, seed: int,
                           act_mask: np.ndarray | None = None) -> Work:

@@ -20,8 +20,12 @@ from hwsim.mappers.mapping import TENSORS, Mapping
 from hwsim.models.arch import ArchSpec
 from hwsim.models.counts import Access, LayerCounts
 from hwsim.models.spatial._kernels import FILLS, PARTITION, READS, TILE, UPDATES, _nest_stats_kernel
-from hwsim.models.spatial.nest import (Problem, capacity_problems, check_mapping, flatten,
+from hwsim.models.spatial.nest import (Problem, active_instances, capacity_problems, check_mapping, flatten,
                                        problem_from_layer)
+from hwsim.models.spatial.zeros import dram_input_scale, zero_handling
+
+# the loop order (``default.ORDERS``) each stationary dataflow names
+STATIONARY_ORDER = {"weight_stationary": "W", "output_stationary": "O", "input_stationary": "I"}
 
 __all__ = ["NestStats", "analyze", "default_mapping", "evaluate", "problem_from_layer"]
 
@@ -36,7 +40,8 @@ class NestStats:
     compute_cycles: int
     level_cycles: tuple[float, ...]   # bandwidth-limited cycles per level
     padded_macs: int
-    utilized_macs: int                # MAC units working each cycle
+    utilized_macs: int                # MAC units the spatial unrolling spans (padding included)
+    active_macs: int = 0              # of those, the ones holding real work (``active_instances``)
 
     @property
     def cycles(self) -> int:
@@ -56,12 +61,17 @@ def _utilized_instances(mapping: Mapping) -> list[int]:
     return out + [product]
 
 
+def _dram_input_scale(problem: Problem, arch: ArchSpec) -> float:
+    return dram_input_scale(arch, density=problem.act_density, act_bits=problem.bits[1])
+
+
 def _bandwidth_cycles(problem: Problem, arch: ArchSpec, stats: np.ndarray) -> tuple[float, ...]:
     out = []
     for i, level in enumerate(arch.memory):
         bits = list(problem.bits)
         if i == 0:
             bits[2] = problem.out_bits
+            bits[1] = bits[1] * _dram_input_scale(problem, arch)     # run-length coded on the link
         read_b = sum(stats[i, t, READS] * bits[t] for t in range(3)) / 8
         write_b = sum((stats[i, t, FILLS] + stats[i, t, UPDATES]) * bits[t] for t in range(3)) / 8
         cycles = 0.0
@@ -91,32 +101,40 @@ def analyze(problem: Problem, arch: ArchSpec, mapping: Mapping, *, check: bool =
                      instances=tuple(instances[:-1]),
                      compute_cycles=int(np.prod(nest.loop_bound[temporal])),
                      level_cycles=_bandwidth_cycles(problem, arch, stats),
-                     padded_macs=int(np.prod(nest.loop_bound)), utilized_macs=instances[-1])
+                     padded_macs=int(np.prod(nest.loop_bound)), utilized_macs=instances[-1],
+                     active_macs=active_instances(problem, mapping))
 
 
 def counts_from_stats(problem: Problem, arch: ArchSpec, result: NestStats, *, layer: Layer | None = None
                       ) -> LayerCounts:
     """``LayerCounts`` (accesses per utilized instance, action names read/write/update) of an analysis."""
+    zeros, density = zero_handling(arch), problem.act_density
+    scale = {(0, 1, "read"): _dram_input_scale(problem, arch)}        # RLC input words on the DRAM link
+    if zeros != "none":                                               # a zero ifmap skips the filter-spad read
+        scale[(len(result.levels) - 1, 0, "read")] = density
     accesses = []
     for i, level in enumerate(result.levels):
         for t, tensor in enumerate(TENSORS):
             bits = problem.out_bits if (i == 0 and t == 2) else problem.bits[t]
             for action, column in (("read", READS), ("write", FILLS), ("update", UPDATES)):
-                count = int(result.stats[i, t, column])
+                count = int(result.stats[i, t, column]) * scale.get((i, t, action), 1.0)
                 if count:
                     accesses.append(Access(level=level, tensor=tensor, action=action, count=float(count),
                                            instances=result.instances[i], word_bits=bits))
-    cycles = result.cycles
+    compute = math.ceil(result.compute_cycles * density - 1e-9) if zeros == "skip" else result.compute_cycles
+    cycles = max(compute, math.ceil(max(result.level_cycles, default=0) - 1e-9))
+    effectual = result.padded_macs * (density if zeros != "none" else 1.0)
     details = [("padded_macs", float(result.padded_macs)), ("macs", float(problem.macs)),
-               ("utilized_macs", float(result.utilized_macs))]
+               ("utilized_macs", float(result.utilized_macs)), ("dram_input_scale", scale[(0, 1, "read")])]
     details += [(f"tile.{lvl}.{t}", float(result.stats[i, k, TILE]))
                 for i, lvl in enumerate(result.levels) for k, t in enumerate(TENSORS) if result.stats[i, k, TILE]]
     return LayerCounts(
-        compute_cycles=result.compute_cycles, stall_cycles=cycles - result.compute_cycles,
-        mac_ops=float(result.padded_macs), weight_bits=problem.bits[0], act_bits=problem.bits[1],
+        compute_cycles=compute, stall_cycles=cycles - compute, mac_ops=float(effectual),
+        gated_mac_ops=float(result.padded_macs - effectual) if zeros == "gate" else 0.0,
+        weight_bits=problem.bits[0], act_bits=problem.bits[1],
         mac_kind="fp" if layer is not None and layer.number_format == "fp" else "int",
         accesses=tuple(accesses), utilization=problem.macs / (cycles * arch.compute.units) if cycles else 0.0,
-        engine="spatial", details=tuple(details))
+        engine="spatial", active_pes=result.active_macs, details=tuple(details))
 
 
 def evaluate(layer: Layer, arch: ArchSpec, mapping: Mapping) -> LayerCounts:
@@ -126,6 +144,19 @@ def evaluate(layer: Layer, arch: ArchSpec, mapping: Mapping) -> LayerCounts:
 
 
 def default_mapping(layer: Layer, arch: ArchSpec) -> Mapping:
-    """A valid mapping from the arch's dataflow hints (greedy spatial unrolling, then greedy tiling)."""
+    """The mapping ``spatial.dataflow`` names.
+
+    ``row_stationary``: Eyeriss's RS mapping (``row_stationary.py``), or the greedy mapping when a layer
+    does not fit the RS constraints (a filter taller than the array, a row wider than the ifmap spad);
+    ``weight_/output_/input_stationary``: greedy unrolling and tiling with that tensor's loop order (its
+    reuse loops innermost, so it stays resident in the PE level); none declared: the greedy mapping with
+    the order that moves the fewest bits across DRAM.
+    """
     from hwsim.models.spatial.default import greedy_mapping
-    return greedy_mapping(problem_from_layer(layer, arch), arch)
+    from hwsim.models.spatial.row_stationary import row_stationary_mapping
+
+    problem = problem_from_layer(layer, arch)
+    dataflow = arch.spatial.dataflow if arch.spatial else None
+    if dataflow == "row_stationary" and (mapping := row_stationary_mapping(problem, arch)) is not None:
+        return mapping
+    return greedy_mapping(problem, arch, order=STATIONARY_ORDER.get(dataflow or ""))

@@ -152,8 +152,12 @@ def _nest_stats_kernel(loop_dim, loop_bound, loop_level, loop_spatial, proj, nra
 @njit(cache=True)
 def _plan_cost_kernel(loop_dim, loop_bound, loop_level, loop_spatial, proj, nranks, keep, n_levels, bits,
                       words_per_vector, vectors_per_word, pj, part_cap, total_cap, read_bw, write_bw,
-                      mac_pj, leak_pj, mac_reuse):
-    """``(valid, energy_pj, cycles)`` of one mapping: tile capacities, vector-granular energy, bandwidth."""
+                      mac_pj, leak_pj, mac_reuse, count_scale, compute_scale):
+    """``(valid, energy_pj, cycles)`` of one mapping: tile capacities, vector-granular energy, bandwidth.
+
+    ``count_scale[level, tensor, action]`` scales the counted words (gated reads, run-length coded
+    transfers) and ``compute_scale`` the compute cycles (skipped zeros), as the engine does.
+    """
     stats = _nest_stats_kernel(loop_dim, loop_bound, loop_level, loop_spatial, proj, nranks, keep, n_levels, 2,
                                mac_reuse)
     for lvl in range(n_levels):
@@ -171,6 +175,8 @@ def _plan_cost_kernel(loop_dim, loop_bound, loop_level, loop_spatial, proj, nran
         macs *= loop_bound[j]
         if loop_spatial[j] == 0:
             compute *= loop_bound[j]
+    if compute_scale < 1.0:
+        compute = int(np.ceil(compute * compute_scale - 1e-9))
     energy = macs * mac_pj
     worst = 0.0
     for lvl in range(n_levels):
@@ -182,7 +188,7 @@ def _plan_cost_kernel(loop_dim, loop_bound, loop_level, loop_spatial, proj, nran
         write_bytes = 0.0
         for t in range(3):
             for a in range(3):
-                count = stats[lvl, t, a]
+                count = stats[lvl, t, a] * count_scale[lvl, t, a]
                 if count > 0:
                     vectors = np.ceil(count / words_per_vector[lvl, t] - 1e-9) * vectors_per_word[lvl, t]
                     energy += vectors * pj[lvl, t, a] * instances

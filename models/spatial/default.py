@@ -194,9 +194,9 @@ def greedy_plan(problem: Problem, arch: ArchSpec, spatial: Spatial, *, order: st
                 keep=tuple(keep))
 
 
-def greedy_mapping(problem: Problem, arch: ArchSpec) -> Mapping:
+def greedy_mapping(problem: Problem, arch: ArchSpec, *, order: str | None = None) -> Mapping:
     """The engine's default mapping: best-utilization unrolling, greedy tiling, the order that moves the
-    fewest bits across the outermost level.
+    fewest bits across the outermost level (or the one stationarity ``order`` of ``ORDERS``).
 
     When the best unrolling leaves a tile that some buffer cannot hold, it degrades to the next
     unrollings (smaller spatial tiles, finally none) and raises only when no candidate is legal.
@@ -210,8 +210,8 @@ def greedy_mapping(problem: Problem, arch: ArchSpec) -> Mapping:
     for spatial in candidates:
         factors = greedy_factors(problem, arch, spatial, default_keep(arch))
         best, best_bits = None, math.inf
-        for order in ORDERS:
-            mapping = greedy_plan(problem, arch, spatial, order=order, factors=factors).to_mapping(arch, source="default")
+        for name in ([order] if order else ORDERS):
+            mapping = greedy_plan(problem, arch, spatial, order=name, factors=factors).to_mapping(arch, source="default")
             try:
                 stats = analyze(problem, arch, mapping).stats
             except InvalidMappingError as err:

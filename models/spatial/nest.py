@@ -34,6 +34,7 @@ class Problem:
     bits: tuple[int, int, int]            # W, I, O (partial sums on chip)
     out_bits: int = 8                     # O as written to the outermost level
     macs: int = 0                         # algorithmic MACs (unpadded)
+    act_density: float = 1.0              # non-zero fraction of the input activations (layer.act_density)
 
     @property
     def bound(self) -> dict[str, int]:
@@ -67,7 +68,8 @@ def problem_from_layer(layer: Layer, arch: ArchSpec | None = None) -> Problem:
     acc = layer.acc_bits if arch is None else arch.compute.acc_bits   # partial sums at the datapath width
     return Problem(name=layer.name, bounds=tuple((d, bounds[d]) for d in DIMS),
                    proj=(tuple(weight), tuple(inputs), tuple(outputs)),
-                   bits=(layer.weight_bits, layer.act_bits, acc), out_bits=layer.out_bits, macs=layer.macs)
+                   bits=(layer.weight_bits, layer.act_bits, acc), out_bits=layer.out_bits, macs=layer.macs,
+                   act_density=layer.act_density)
 
 
 def fanouts(arch: ArchSpec) -> list[tuple[int, int]]:
@@ -156,3 +158,27 @@ def capacity_problems(arch: ArchSpec, mapping: Mapping, tiles: np.ndarray, bits:
             problems.append(f"level {level.name}: tiles need {sum(need.values()):g} B ({detail}), "
                             f"capacity {level.size_bytes} B")
     return problems
+
+
+def active_instances(problem: Problem, mapping: Mapping) -> int:
+    """MAC units the mapping puts to work at once: spatial positions that hold real (unpadded) work.
+
+    A dim split over spatial loops whose product exceeds its bound (a 27-row output over 2 x 14 PEs)
+    leaves some positions idle; with every temporal loop at its first iteration (the fullest one) a
+    position works when its index along each dim is inside the bound.
+    """
+    bound = problem.bound
+    nest = flatten(mapping)
+    active = 1
+    for d, dim in enumerate(DIMS):
+        rows = np.flatnonzero(nest.loop_dim == d)
+        if not rows.size:
+            continue
+        bounds = nest.loop_bound[rows]
+        strides = np.concatenate([np.cumprod(bounds[::-1])[::-1][1:], [1]])   # inner loops of this dim
+        spatial = nest.loop_spatial[rows] == 1
+        index = np.zeros(1, dtype=np.int64)
+        for b, stride in zip(bounds[spatial], strides[spatial]):
+            index = (index[:, None] + np.arange(b, dtype=np.int64)[None, :] * stride).ravel()
+        active *= int(np.count_nonzero(index < bound[dim]))
+    return active

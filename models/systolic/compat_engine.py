@@ -155,6 +155,7 @@ def evaluate_compat(layer: Layer, arch: ArchSpec, mapping) -> LayerCounts:
         for level, block in ((sram_level, report.sram), (dram_level, report.dram))
         for (tensor, action, bits), entry in zip(tensors, block))
     stall_free = report.total_cycles - report.stall_cycles
+    sr, sc, _ = sl.spatial_dims(mapping.dataflow)
     details = (("scalesim_total_cycles_per_copy", float(report.total_cycles)), ("copies", float(reps)),
                ("folds", float(compat_compute(sl, rows=rows, cols=cols, dataflow=mapping.dataflow).folds)),
                ("buffer_model_simulated", float(mapping.buffer_model == "simulate")),
@@ -165,4 +166,4 @@ def evaluate_compat(layer: Layer, arch: ArchSpec, mapping) -> LayerCounts:
                        mac_ops=float(reps * sl.macs), weight_bits=layer.weight_bits, act_bits=layer.act_bits,
                        mac_kind="fp" if layer.number_format == "fp" else "int", accesses=accesses,
                        utilization=sl.macs / (max(report.total_cycles, 1) * rows * cols),
-                       engine="systolic", details=details)
+                       engine="systolic", active_pes=min(rows, sr) * min(cols, sc), details=details)

@@ -145,6 +145,8 @@ def evaluate_physical(layer: Layer, arch: ArchSpec, mapping) -> LayerCounts:
                           cycles, double_buffered=sram.double_buffered)
     accesses = _sram_accesses(layer, sram.name, dataflow, counts) + _dram_accesses(layer, dram.name, traffic)
     peak = rows * cols * mapping.cores
+    per_fold = groups_per_fold(groups, sr, sc, rows, cols, pack=pack)
+    active = per_fold * min(rows, sr) * min(cols, sc) * sum(count for _, count in split)
     details = (("folds", float(folds)), ("row_folds", float(first["row_folds"])),
                ("col_folds", float(first["col_folds"])),
                ("mapping_efficiency", groups * sr * sc / (folds * rows * cols)),
@@ -156,7 +158,7 @@ def evaluate_physical(layer: Layer, arch: ArchSpec, mapping) -> LayerCounts:
     return LayerCounts(compute_cycles=cycles, stall_cycles=stalls, mac_ops=float(layer.macs),
                        weight_bits=layer.weight_bits, act_bits=layer.act_bits, mac_kind=_mac_kind(layer),
                        accesses=accesses, utilization=layer.macs / ((cycles + stalls) * peak),
-                       engine="systolic", details=details)
+                       engine="systolic", active_pes=active, details=details)
 
 
 def _bits(layer: Layer, tensor: str) -> int:

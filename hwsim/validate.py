@@ -1,0 +1,211 @@
+"""``hwsim validate``: hwsim against published silicon and paper numbers, one row per figure.
+
+Each row names the reference value, its source (paper, table), what hwsim computes for the same workload
+on the matching preset, the relative error and the tolerance. Rows are *gated* (they fail the command when
+outside their tolerance) unless the reference file lists them as a known gap with the reason; a figure
+that could not be found in the papers is a "not found" row, never a guess. Torch-free: the workloads are
+built from the papers' layer shapes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hwsim.ir import Layer, LayerGraph, Op
+from hwsim.models.arch import load_arch
+from hwsim.results import LayerResult
+from hwsim.simulate import simulate_graph
+
+MB = 1e6   # the paper's MB taken as 10^6 bytes
+
+
+@dataclass(frozen=True)
+class ValidationRow:
+    """One published figure next to hwsim's value for it."""
+
+    case: str                    # workload / layer, e.g. "Eyeriss AlexNet CONV1 (batch 4)"
+    metric: str
+    unit: str
+    reference: float | None      # None: the number was not found
+    source: str
+    hwsim: float | None
+    tolerance: float             # relative; 0 = exact
+    gated: bool                  # False: a known gap, reported but not failing
+    note: str = ""
+
+    @property
+    def error(self) -> float | None:
+        """Relative error (hwsim - reference) / reference."""
+        if self.reference is None or self.hwsim is None or self.reference == 0:
+            return None
+        return (self.hwsim - self.reference) / self.reference
+
+    @property
+    def within(self) -> bool | None:
+        error = self.error
+        return None if error is None else abs(error) <= self.tolerance + 1e-12
+
+    @property
+    def status(self) -> str:
+        if self.reference is None:
+            return "not found"
+        if self.within:
+            return "pass" if self.gated else "pass (known gap)"
+        return "FAIL" if self.gated else "known gap"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "error": self.error, "status": self.status}
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """All rows; ``failed`` are the gated rows outside their tolerance."""
+
+    rows: tuple[ValidationRow, ...]
+
+    @property
+    def failed(self) -> tuple[ValidationRow, ...]:
+        return tuple(row for row in self.rows if row.gated and row.within is False)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed
+
+    def write_json(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps([row.to_dict() for row in self.rows], indent=1))
+        return path
+
+    def write_csv(self, path: str | Path) -> Path:
+        path = Path(path)
+        rows = [row.to_dict() for row in self.rows]
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        return path
+
+
+    def to_markdown(self) -> str:
+        """Per system a table: one line per metric, one column per workload, the error and the row's status."""
+        systems: dict[str, dict[str, dict[str, ValidationRow]]] = {}
+        for row in self.rows:
+            system = row.case.split(" ", 1)[0]
+            systems.setdefault(system, {}).setdefault(row.metric, {})[_where(row.case)] = row
+        out = []
+        for system, metrics in systems.items():
+            columns = list(dict.fromkeys(where for cells in metrics.values() for where in cells))
+            out += [f"| {system} | tolerance | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
+            for metric, cells in metrics.items():
+                tol = next(iter(cells.values())).tolerance
+                out.append(f"| {metric} | ±{100 * tol:g} % | "
+                           + " | ".join(_cell(cells.get(column)) for column in columns) + " |")
+            out.append("")
+        return "\n".join(out)
+
+
+def _where(case: str) -> str:
+    """The workload part of a case name ("Eyeriss AlexNet CONV1 (batch 4)" -> "AlexNet CONV1")."""
+    return case.split(" ", 1)[1].split(" (")[0] if " " in case else case
+
+
+def _cell(row: ValidationRow | None) -> str:
+    if row is None:
+        return ""
+    if row.error is None:
+        return row.status
+    mark = {"pass": " ✓", "FAIL": " ✗", "known gap": " (gap)", "pass (known gap)": " (gap)"}[row.status]
+    return f"{100 * row.error:+.0f} %{mark}"
+
+
+def load_reference(name: str) -> dict[str, Any]:
+    """A shipped reference file (``configs/reference/<name>.yaml``)."""
+    return yaml.safe_load((resources.files("hwsim.configs") / "reference" / f"{name}.yaml").read_text())
+
+
+def eyeriss_alexnet_graph(ref: dict[str, Any]) -> LayerGraph:
+    """AlexNet CONV1-5 at the reference's batch, 16-bit (the chip's fixed point), with the measured
+    fraction of zeros in each layer's input feature maps as its activation density."""
+    batch = ref["batch"]
+    graph = LayerGraph("alexnet_conv1_5", input_shape=(batch, 3, 227, 227))
+    previous: list[str] = []
+    for shape, zeros_pct in zip(ref["layers"], ref["measured"]["zeros_in_ifmaps_pct"]):
+        layer = Layer(shape["name"].lower(), Op.CONV, N=batch, K=shape["K"], C=shape["C"], G=shape["G"],
+                      P=shape["P"], Q=shape["P"], R=shape["R"], S=shape["R"], stride=shape["stride"],
+                      padding=shape["padding"], weight_bits=16, act_bits=16, out_bits=16, acc_bits=16,
+                      act_density=1.0 - zeros_pct / 100.0, source=f"{ref['paper']}, Table III")
+        graph.add_layer(layer, inputs=previous)
+        previous = [layer.name]
+    return graph
+
+
+def _dram_bytes(layer: LayerResult, dram: str) -> float:
+    return sum(a.total * a.word_bits / 8 for a in layer.counts.accesses if a.level == dram)
+
+
+_METRICS = {   # metric -> (unit, per-layer hwsim value)
+    "active_pes": ("PEs", lambda layer, arch: float(layer.active_pes)),
+    "processing_latency_ms": ("ms", lambda layer, arch: layer.compute_cycles / arch.clock_hz * 1e3),
+    "total_latency_ms": ("ms", lambda layer, arch: layer.latency_s * 1e3),
+    "dram_mb": ("MB", lambda layer, arch: _dram_bytes(layer, arch.dram.name) / MB),
+    "power_mw": ("mW", lambda layer, arch: layer.power_mw),
+}
+
+
+def eyeriss_alexnet_rows() -> list[ValidationRow]:
+    """Eyeriss (JSSC 2017, Table V) on AlexNet CONV1-5, batch 4, with the ``eyeriss`` preset."""
+    ref = load_reference("eyeriss_alexnet")
+    arch = load_arch("eyeriss")
+    result = simulate_graph(eyeriss_alexnet_graph(ref), arch)
+    gaps, tolerance = ref.get("known_gaps", {}), ref["tolerance"]
+    source = f"{ref['paper']}, {ref['table']}"
+    names = [shape["name"] for shape in ref["layers"]]
+
+    def row(metric: str, where: str, reference: float, value: float, unit: str) -> ValidationRow:
+        gap = gaps.get(metric, {}).get(where)
+        return ValidationRow(case=f"Eyeriss AlexNet {where} (batch {ref['batch']})", metric=metric, unit=unit,
+                             reference=float(reference), source=source, hwsim=value,
+                             tolerance=tolerance[metric], gated=gap is None, note=gap or "")
+
+    rows = []
+    for metric, (unit, value_of) in _METRICS.items():
+        values = [value_of(layer, arch) for layer in result.layers]
+        rows += [row(metric, name, measured, value, unit)
+                 for name, measured, value in zip(names, ref["measured"][metric], values)]
+        if metric == "active_pes":
+            continue
+        total = result.power_mw if metric == "power_mw" else float(sum(values))   # power: energy / time
+        rows.append(row(metric, "total", ref["totals"][metric], total, unit))
+    power = ref["measured"]["power_mw"]
+    rows.append(row("power_trend", f"{names[-1]}/{names[0]}", power[-1] / power[0],
+                    result.layers[-1].power_mw / result.layers[0].power_mw, "ratio"))
+    return rows
+
+
+def eie_rows() -> list[ValidationRow]:
+    """EIE (Han et al., ISCA 2016) FC-layer latencies: the paper's tables were not available to read."""
+    source = "Han et al., ISCA 2016 (EIE), Table IV/V"
+    note = "the paper's per-layer latencies were not found in the sources available; not guessed"
+    return [ValidationRow(case=f"EIE {layer}", metric="latency_us", unit="us", reference=None, source=source,
+                          hwsim=None, tolerance=0.15, gated=False, note=note)
+            for layer in ("AlexNet FC6", "AlexNet FC7", "AlexNet FC8", "VGG-16 FC6", "VGG-16 FC7", "VGG-16 FC8")]
+
+
+def validate() -> ValidationReport:
+    """Every validation row (Eyeriss AlexNet, EIE)."""
+    return ValidationReport(rows=tuple(eyeriss_alexnet_rows() + eie_rows()))
+
+
+def format_value(value: float | None) -> str:
+    """A table cell: 3 significant digits, or a dash."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"

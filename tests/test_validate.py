@@ -1,0 +1,113 @@
+"""``hwsim validate``: the rows against published numbers, their gating, the table and the files it writes."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from hwsim.cli import app
+from hwsim.validate import ValidationReport, ValidationRow, eyeriss_alexnet_rows, load_reference, validate
+
+
+@pytest.fixture(scope="module")
+def report() -> ValidationReport:
+    return validate()
+
+
+def _rows(report, metric):
+    return [row for row in report.rows if row.metric == metric]
+
+
+def test_every_gated_row_is_inside_its_tolerance(report):
+    assert report.passed, [(r.case, r.metric, r.error) for r in report.failed]
+    assert sum(row.gated for row in report.rows) >= 10
+
+
+def test_active_pes_match_the_chip_exactly_on_every_layer(report):
+    rows = _rows(report, "active_pes")
+    assert [row.reference for row in rows] == [154, 135, 156, 156, 156]    # JSSC 2017 Table V
+    assert [row.hwsim for row in rows] == [154, 135, 156, 156, 156]
+    assert all(row.gated and row.tolerance == 0 and row.status == "pass" for row in rows)
+
+
+def test_known_gaps_carry_their_reason_and_do_not_fail(report):
+    gaps = [row for row in report.rows if not row.gated and row.reference is not None]
+    assert gaps and all(row.note for row in gaps)
+    dram = {row.case.split()[2]: row for row in _rows(report, "dram_mb")}
+    assert dram["CONV1"].gated and dram["CONV1"].status == "pass"
+    trend = _rows(report, "power_trend")[0]
+    assert trend.gated and trend.status == "pass" and trend.hwsim < 1     # power falls as zeros rise
+    assert dram["CONV4"].gated and dram["CONV4"].status == "pass"   # run-length coded ifmaps
+    assert not dram["CONV5"].gated and dram["CONV5"].error > 0.25     # ofmaps are written uncompressed
+
+
+def test_missing_published_numbers_are_not_found_rows(report):
+    eie = [row for row in report.rows if row.case.startswith("EIE")]
+    assert len(eie) == 6
+    assert all(row.reference is None and row.status == "not found" and not row.gated for row in eie)
+
+
+def test_processing_latency_is_never_below_the_ideal_of_the_active_pes():
+    ref = load_reference("eyeriss_alexnet")
+    for row, shape in zip([r for r in eyeriss_alexnet_rows() if r.metric == "processing_latency_ms"], ref["layers"]):
+        macs = ref["batch"] * shape["K"] * shape["C"] // shape["G"] * shape["P"] ** 2 * shape["R"] ** 2
+        active = ref["measured"]["active_pes"][ref["layers"].index(shape)]
+        assert row.hwsim >= macs / active / 200e6 * 1e3 * (1 - 1e-9)
+
+
+@pytest.mark.parametrize("reference, value, tolerance, gated, status, failed", [
+    (100.0, 109.0, 0.10, True, "pass", False),
+    (100.0, 111.0, 0.10, True, "FAIL", True),
+    (100.0, 89.0, 0.10, False, "known gap", False),
+    (100.0, 100.0, 0.0, False, "pass (known gap)", False),
+    (None, None, 0.15, False, "not found", False),
+])
+def test_row_status_and_gating(reference, value, tolerance, gated, status, failed):
+    row = ValidationRow(case="c", metric="m", unit="u", reference=reference, source="s", hwsim=value,
+                        tolerance=tolerance, gated=gated)
+    assert row.status == status
+    assert bool(ValidationReport(rows=(row,)).failed) is failed
+
+
+def test_cli_prints_the_table_and_writes_json_and_csv(tmp_path):
+    out = CliRunner().invoke(app, ["validate", "--json", str(tmp_path / "v.json"), "--csv", str(tmp_path / "v.csv")])
+    assert out.exit_code == 0, out.output
+    assert "active_pes" in out.output and "known gap" in out.output
+    rows = json.loads((tmp_path / "v.json").read_text())
+    assert {"reference", "source", "hwsim", "error", "tolerance", "status"} <= set(rows[0])
+    with (tmp_path / "v.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == len(rows)
+
+
+def test_markdown_summary_has_one_line_per_metric(report):
+    text = report.to_markdown()
+    assert "| active_pes | ±0 % | +0 % ✓ |" in text
+    assert text.count("not found") == 6
+    assert "| power_trend |" in text
+
+
+def test_cli_exits_1_when_a_gated_row_fails(monkeypatch):
+    bad = ValidationRow(case="c", metric="m", unit="u", reference=1.0, source="s", hwsim=2.0, tolerance=0.1,
+                        gated=True)
+    monkeypatch.setattr("hwsim.validate.validate", lambda: ValidationReport(rows=(bad,)))
+    out = CliRunner().invoke(app, ["validate"])
+    assert out.exit_code == 1
+    assert "FAIL" in out.output
+
+
+def test_validate_is_torch_free():
+    import subprocess
+    import sys
+
+    code = "import sys, hwsim.validate; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_readme_accuracy_table_is_the_current_one(report):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert report.to_markdown().rstrip() in readme, "regenerate with `hwsim validate --markdown`"
