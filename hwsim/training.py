@@ -32,7 +32,8 @@ MOMENTUM_OPS_PER_WEIGHT = 2      # v = momentum * v + g; w -= lr * v
 
 
 def _backward_data(layer: Layer) -> Layer:
-    common = dict(phase="backward_data", act_density=layer.grad_density, weight_mask=None)
+    # its input is dY: the forward input's measured essential bits do not describe it
+    common = dict(phase="backward_data", act_density=layer.grad_density, weight_mask=None, act_essential_hist=())
     if layer.op in (Op.CONV, Op.DEPTHWISE):
         return layer.with_changes(name=f"{layer.name}.dX", K=layer.C, C=layer.K, input_size=(layer.P, layer.Q),
                                   stride=(1, 1), dilation=layer.dilation, padding=_same(layer), **common)
