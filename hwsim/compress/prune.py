@@ -118,7 +118,7 @@ def nm_prune(model: Any, modules: list, *, n: int = 2, m: int = 4) -> StepReport
     return StepReport(method="nm_prune", changes=tuple(changes))
 
 
-# ----- block sparsity (SBNet-style block masks) -------------------------------------------------------
+# ----- weight-block sparsity (block masks over the weight matrix) --------------------------------------
 def _check_block(params: dict[str, Any]) -> None:
     _check_fraction(params.get("sparsity", 0.5), "sparsity")
     block = params.get("block", [4, 4])
@@ -138,7 +138,9 @@ def block_mask(matrix: torch.Tensor, block: tuple[int, int], sparsity: float) ->
     return full[:rows, :cols]
 
 
-@register_method("block_prune", paper="Ren et al., SBNet: Sparse Blocks Network for Fast Inference, CVPR 2018",
+# not SBNet (Ren et al., CVPR 2018), whose blocks are tiles of *activations*: these are weight blocks
+@register_method("block_prune", paper="Narang, Undersander, Diamos, Block-Sparse Recurrent Neural Networks, "
+                 "arXiv:1711.02782, 2017 (weight-block pruning)",
                  params={"sparsity": "fraction of blocks zeroed (default 0.5)",
                          "block": "block shape [rows (K), cols (C/G*R*S)] (default [4, 4])"},
                  family="prune", applies_to=("conv", "linear"), check=_check_block)
