@@ -30,7 +30,9 @@ counts as dense.
 
 **Module annotations** (written by ``hwsim.compress``): a dict attribute ``module.hwsim_meta`` with
 optional keys ``weight_bits, act_bits, out_bits, acc_bits, number_format, act_density,
-act_essential_bits, compression`` (list of str). Annotations are inherited down the module tree
+act_essential_bits, compression`` (list of str), ``tiles`` (SBNet: ``{"block": [bh, bw], "active": n}``,
+the conv is lowered as gather -> dense conv over the active output tiles -> scatter, both moves
+``shuffle`` layers on the vector unit). Annotations are inherited down the module tree
 (the innermost module wins; ``compression`` labels accumulate outer to inner); ``weight_bits`` only
 applies to layers with weights.
 
@@ -50,7 +52,7 @@ from hwsim.ir import LayerGraph, PackedMask, Sparsity, SparsityKind
 __all__ = ["lower", "lower_onnx", "load_graph", "rebatch", "weight_facts", "META_KEYS"]
 
 META_KEYS = ("weight_bits", "act_bits", "out_bits", "acc_bits", "number_format", "act_density",
-             "act_essential_bits", "compression", "grad_density")
+             "act_essential_bits", "compression", "grad_density", "tiles")
 ACCIDENTAL_ZEROS = 1e-4      # a zero fraction at or below this (random init, rounding) counts as dense
 _NM_PATTERNS = ((1, 4), (2, 4), (4, 8))
 _BLOCKS = (16, 8, 4)

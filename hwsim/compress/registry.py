@@ -78,7 +78,7 @@ def _load_all() -> None:
     import importlib
 
     for module in ("prune", "channel_prune", "train_prune", "quantize", "quant_train", "lowrank", "distill",
-                   "gradients"):
+                   "gradients", "sbnet"):
         try:
             importlib.import_module(f"hwsim.compress.{module}")
         except ModuleNotFoundError as err:

@@ -225,9 +225,22 @@ class _Walker:
             fields.update(self._weight_fields(weight, fields.get("K", 1)))
             fields.update(self.profile.get(path, {}))  # measured; hwsim_meta annotations still win
         layer = Layer(name=name, op=op, source=path, **fields)
-        layer = self._apply_meta(layer, path)
+        layer, tiles = self._apply_meta(layer, path)
+        if tiles and layer.op in (Op.CONV, Op.DEPTHWISE):
+            return self._emit_tiled(layer, list(inputs), tiles)
         self.graph.add_layer(layer, inputs=list(inputs))
         return name
+
+    def _emit_tiled(self, layer: Layer, inputs: list[str], tiles: dict[str, Any]) -> str:
+        """SBNet's gather -> conv over the active tiles -> scatter (``hwsim.interop.tiles``)."""
+        from hwsim.interop.tiles import tiled_layers
+
+        previous = inputs
+        for part in tiled_layers(layer, tuple(tiles["block"]), int(tiles["active"])):
+            self.used_names.add(part.name)
+            self.graph.add_layer(part, inputs=previous)
+            previous = [part.name]
+        return previous[0]
 
     def _weight_fields(self, weight: Any, k_out: int) -> dict[str, Any]:
         if not isinstance(weight, torch.Tensor) or weight.is_meta or weight.numel() == 0:
@@ -239,7 +252,8 @@ class _Walker:
         density, sparsity, packed = weight_facts(mask, keep_mask=self.keep_masks)
         return {"weight_density": density, "sparsity": sparsity, "weight_mask": packed}
 
-    def _apply_meta(self, layer: Layer, path: str) -> Layer:
+    def _apply_meta(self, layer: Layer, path: str) -> tuple[Layer, dict[str, Any] | None]:
+        """The layer with its modules' hwsim_meta applied, and the SBNet ``tiles`` annotation if any."""
         merged: dict[str, Any] = {}
         parts = path.split(".") if path else []
         for depth in range(len(parts) + 1):
@@ -259,8 +273,9 @@ class _Walker:
             merged.pop("weight_bits", None)
         if "compression" in merged:
             merged["compression"] = tuple(str(c) for c in merged["compression"])
+        tiles = merged.pop("tiles", None)
         try:
-            return layer.with_changes(**merged)
+            return layer.with_changes(**merged), tiles
         except (ValueError, TypeError) as err:
             raise ConfigError(f"module {path!r}: invalid hwsim_meta ({err})") from None
 

@@ -312,9 +312,18 @@ def norm(ctx: Ctx) -> tuple[str, ...]:
 def batch_norm(ctx: Ctx) -> tuple[str, ...]:
     x = ctx.node.args[0]
     producers = ctx.producers(x)
-    if len(producers) == 1 and ctx.walker.graph[producers[0]].has_weights:
+    if len(producers) == 1 and _folds_batch_norm(ctx.walker.graph, producers[0]):
         return producers   # folded into the conv/linear that feeds it
     return norm(ctx)
+
+
+def _folds_batch_norm(graph, name: str) -> bool:
+    """A conv/linear, or the scatter of an SBNet-tiled conv (the norm is applied per tile, then scattered)."""
+    layer = graph[name]
+    if layer.has_weights:
+        return True
+    before = graph.predecessors(name)
+    return layer.op is Op.SHUFFLE and name.endswith(".scatter") and len(before) == 1 and graph[before[0]].has_weights
 
 
 RULES: dict[str, Callable[[Ctx], tuple[str, ...]]] = {
