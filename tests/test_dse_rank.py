@@ -25,9 +25,9 @@ def test_rank_recipes_on_digits_cnn(tmp_path):
     assert dense["top1_agreement"] == 1.0 and dense["kl"] == 0.0       # the baseline against itself
     # digits_cnn is trained on shipped data: rows rank by real held-out accuracy and say so
     from hwsim.data import trained_digits_cnn
-    from hwsim.dse.rank import ACCURACY_BASIS
 
-    assert {row["fidelity_basis"] for row in rows if row["status"] == "ok"} == {ACCURACY_BASIS}
+    assert {row["fidelity_basis"] for row in rows if row["status"] == "ok"} == {
+        "top-1 accuracy on held-out digits (hwsim-trained weights, no fine-tuning after compression)"}
     assert dense["top1_accuracy"] == pytest.approx(trained_digits_cnn(0)[1]) and dense["top1_accuracy"] > 0.95
     assert all(0.0 <= row["top1_accuracy"] <= 1.0 for row in rows if row["status"] == "ok")
     ok = [row for row in rows if row["status"] == "ok"]
@@ -71,11 +71,17 @@ def test_rank_cli_accepts_space_separated_recipes(tmp_path):
 
 
 def test_untrainable_models_rank_by_agreement_and_say_so():
-    from hwsim.dse.rank import FIDELITY_BASIS, _table
+    from hwsim.dse.rank import FIDELITY_BASIS, TRAINED_AGREEMENT_BASIS, _table, fidelity_basis
 
     rows = _table([{"recipe": "dense", "status": "ok", "objectives": {"latency_s": 1.0, "energy_pj": 1.0,
                                                                       "power_mw": 1.0, "top1_agreement": 1.0}}])
-    assert rows[0]["fidelity_metric"] == "top1_agreement" and rows[0]["fidelity_basis"] == FIDELITY_BASIS
+    assert rows[0]["fidelity_metric"] == "top1_agreement"
+    assert fidelity_basis("resnet18", metric="top1_agreement") == FIDELITY_BASIS
+    # trained weights without labelled data: still agreement, but not "untrained"
+    assert fidelity_basis("resnet18", metric="top1_agreement", weights="w.pt") == TRAINED_AGREEMENT_BASIS
+    assert fidelity_basis("mine.pt", metric="top1_accuracy", data="imgs", finetune_epochs=2) == (
+        "top-1 accuracy on held-out imgs (your weights, after 2 fine-tuning epochs per compressed model "
+        "(Han et al. retraining))")
 
 
 def test_rank_table_fits_80_columns_in_simulate_units():
