@@ -102,3 +102,33 @@ def test_rank_table_fits_80_columns_in_simulate_units():
         assert header in text
     assert "0.004998" in text and "3.427" in text and "685.6" in text and "87.5" in text and "1/2/1/3" in text
     assert "nope" not in text
+
+
+def test_finetune_epochs_retrain_each_compressed_model_and_say_so():
+    rows = rank_recipes("digits_cnn", "scnn", ["unstructured_global_80"], fidelity_batch=8, finetune_epochs=1)
+    by_name = {row["recipe"]: row for row in rows}
+    pruned = by_name["unstructured_global_80"]
+    assert pruned["status"] == "ok" and pruned["top1_accuracy_before_finetune"] is not None
+    assert by_name["dense"]["top1_accuracy_before_finetune"] is None      # nothing to retrain
+    # one epoch of masked retraining recovers accuracy lost to 80 % global pruning (Han et al.)
+    assert pruned["top1_accuracy"] > pruned["top1_accuracy_before_finetune"]
+    assert "after 1 fine-tuning epoch per compressed model" in pruned["fidelity_basis"]
+
+
+def test_sweep_keys_without_data_are_unchanged_and_weights_enter_them(tmp_path):
+    from hwsim.dse.runner import TaskBuilder
+    from hwsim.dse.spec import load_spec
+
+    base = {"models": ["digits_cnn"], "arch": {"base": "eyeriss"}, "objectives": ["latency", "fidelity"]}
+    plain = TaskBuilder(load_spec(base))
+    assert plain.fidelity == {"enabled": True, "batch": 32, "seed": 0}    # the keys stored sweeps were made with
+    (tmp_path / "w.pt").write_bytes(b"weights")
+    spec = load_spec({**base, "weights": {"digits_cnn": str(tmp_path / "w.pt")},
+                      "fidelity": {"data": "digits", "finetune_epochs": 2}})
+    assert TaskBuilder(spec).fidelity == {"enabled": True, "batch": 32, "seed": 0, "data": "digits", "finetune_epochs": 2}
+    from hwsim.dse.runner import iter_tasks
+
+    task, = iter_tasks(spec)
+    plain_task, = iter_tasks(load_spec(base))
+    assert task.weights == str(tmp_path / "w.pt") and plain_task.weights is None
+    assert task.fidelity["finetune_epochs"] == 2 and task.graph_key != plain_task.graph_key
