@@ -113,9 +113,9 @@ def load_weights(module: Any, path: Path, name: str) -> None:
         raise ConfigError(f"--weights {path}: no such file")
     try:
         state = torch.load(path, weights_only=True)
-    except Exception as err:  # noqa: BLE001
-        raise ConfigError(f"--weights {path}: not a state_dict saved with torch.save ({type(err).__name__}: "
-                          f"{str(err).splitlines()[0] if str(err) else ''})") from None
+    except Exception:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, ... for non-state_dicts
+        raise ConfigError(f"--weights {path}: not a plain state_dict file (a whole pickled model? give it as the "
+                          "MODEL argument instead)") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

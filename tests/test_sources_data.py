@@ -250,3 +250,22 @@ def test_user_checkpoint_and_image_folder_rank_end_to_end(tmp_path, one_torch_th
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
         "error: --data digits32: samples are 1x32x32 but model digits_cnn takes 1x8x8"]
+
+
+def test_whole_model_given_as_weights_points_to_the_model_argument(tmp_path):
+    torch.save(zoo.create("digits_cnn"), tmp_path / "whole.pt")
+    with pytest.raises(ConfigError, match=r"not a plain state_dict file \(a whole pickled model\? give it as the MODEL"):
+        resolve_model("digits_cnn", weights=tmp_path / "whole.pt")
+
+
+def test_sweep_models_check_accepts_pt_files_and_checks_weights(tmp_path):
+    from hwsim.cli.dse import _check_models
+
+    torch.save(zoo.create("digits_cnn"), tmp_path / "m.pt")
+    _check_models([str(tmp_path / "m.pt"), "digits_cnn"], {"digits_cnn": str(tmp_path / "m.pt")})
+    with pytest.raises(ConfigError, match=r"weights: '.*nope.pt': no such file"):
+        _check_models(["digits_cnn"], {"digits_cnn": str(tmp_path / "nope.pt")})
+    with pytest.raises(ConfigError, match="weights go with a zoo-name model"):
+        _check_models([str(tmp_path / "m.pt")], {str(tmp_path / "m.pt"): str(tmp_path / "m.pt")})
+    with pytest.raises(ConfigError, match="no such file"):
+        _check_models([str(tmp_path / "gone.pt")])

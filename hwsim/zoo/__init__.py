@@ -87,12 +87,12 @@ _REGISTRY: dict[str, _Entry] = {
     "digits_cnn": _Entry("small", "digits_cnn", _image(8, 1), "Tiny conv-BN-ReLU CNN for 8x8 digits, 10 classes",
                          "hwsim (for sklearn load_digits)", {}),
     "digits_resnet18": _Entry("digits", "digits_resnet18", _image(32, 1),
-                              "ResNet-18 layers, 3x3 stride-1 stem, no max-pool, width 16 (1/4), digits "
-                              "upsampled to 32x32; trained on first use (1-3 min on 2 cores; 0.991 held-out top-1, seed 0)",
+                              "ResNet-18 layers, 3x3 stride-1 stem, no max-pool, width 16 (1/4), 32x32 digits; "
+                              "trained on first use (1-3 min, held-out top-1 0.991)",
                               "He et al., CVPR 2016 (CIFAR-style stem, Section 4.2)", {}),
     "digits_mobilenet_v2": _Entry("digits", "digits_mobilenet_v2", _image(32, 1),
-                                  "MobileNet v2 layers at width 0.5, stride-1 stem, digits upsampled to "
-                                  "32x32; trained on first use (1-3 min on 2 cores; 0.962 held-out top-1, seed 0)",
+                                  "MobileNet v2 layers, stride-1 stem, width 0.5, 32x32 digits; trained on "
+                                  "first use (1-3 min, held-out top-1 0.962)",
                                   "Sandler et al., CVPR 2018 (stride-1 stem for 32x32)", {}),
 }
 
