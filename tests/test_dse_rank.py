@@ -132,3 +132,21 @@ def test_sweep_keys_without_data_are_unchanged_and_weights_enter_them(tmp_path):
     plain_task, = iter_tasks(load_spec(base))
     assert task.weights == str(tmp_path / "w.pt") and plain_task.weights is None
     assert task.fidelity["finetune_epochs"] == 2 and task.graph_key != plain_task.graph_key
+
+
+def test_a_kept_store_reuses_compressed_graphs_on_other_hardware(tmp_path, monkeypatch):
+    import hwsim.compress.pipeline
+    from hwsim.dse import evaluate
+    from hwsim.dse.store import ResultStore
+
+    with ResultStore(tmp_path / "rank.sqlite") as store:
+        first = rank_recipes("digits_cnn", "bit_fusion", ["nm_2_4"], fidelity_batch=8, store=store)
+        evaluate._GRAPHS.clear()
+        monkeypatch.setattr(hwsim.compress.pipeline, "measured_graph",
+                            lambda *a, **k: pytest.fail("compressed again"))
+        second = rank_recipes("digits_cnn", "scnn", ["nm_2_4"], fidelity_batch=8, store=store)
+        again = rank_recipes("digits_cnn", "scnn", ["nm_2_4"], fidelity_batch=8, store=store)
+        assert len(store.sweeps()) == 2                                      # one sweep per distinct ranking
+    acc = {row["recipe"]: row["top1_accuracy"] for row in first}
+    assert {row["recipe"]: row["top1_accuracy"] for row in second} == acc    # same compressed models
+    assert [row["recipe"] for row in again] == [row["recipe"] for row in second] and len(again) == 2

@@ -180,6 +180,8 @@ def rank_command(
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="local processes (recipes compress in parallel)"),
     as_json: bool = typer.Option(False, "--json", help="print the table as JSON"),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="also write the table as CSV"),
+    store_path: Optional[Path] = typer.Option(None, "--store", help="keep points and compressed graphs in this "
+                                              "SQLite store: ranking on another arch reuses the compressed models"),
 ) -> None:
     """Rank compression recipes for MODEL on ARCH by latency, energy, power and fidelity."""
     from hwsim.cli.core import parse_input_shape
@@ -195,15 +197,21 @@ def rank_command(
         check_model_and_data(model, weights=weights, data=data, input_shape=parse_input_shape(input_shape))
     if all_recipes:
         chosen = shipped_recipes()
+    from hwsim.dse.store import ResultStore
+
     backend = _backend(workers, None)
+    store = ResultStore(store_path) if store_path is not None else None
     with _progress(as_json, "compress + simulate") as bar:
         task = bar.add_task("rank", total=None)
         try:
             rows = rank_recipes(model, arch, chosen, batch=batch, input_shape=parse_input_shape(input_shape),
                                 backend=backend, weights=weights, data=data, finetune_epochs=finetune_epochs,
+                                store=store,
                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
         finally:
             backend.close()
+            if store is not None:
+                store.close()
     if csv_path is not None:
         import pandas as pd
 

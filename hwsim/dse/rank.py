@@ -6,6 +6,8 @@ through the same runner and store as every other sweep, then turned into one tab
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -105,13 +107,17 @@ def rank_recipes(model: str, arch: str | Path, recipes: Sequence[str | Path] | N
     from hwsim.dse.runner import run_sweep
 
     found, rows = _names(default_recipes() if recipes is None else recipes)
-    spec = {"name": f"rank:{model}@{Path(str(arch)).stem}", "models": [model], "batch": batch,
+    spec = {"models": [model], "batch": batch,
             "input_shape": list(input_shape) if input_shape else None,
             "recipes": {BASELINE: None, **{name: {"template": path} for name, path in found.items()}},
             "arch": {"base": str(arch)}, "objectives": ["latency", "energy", "fidelity"],
             "fidelity": {"enabled": True, "batch": fidelity_batch, "seed": seed, "data": data,
                          "finetune_epochs": finetune_epochs},
             "weights": {model: str(weights)} if weights is not None else {}}
+    # one sweep name per distinct ranking, so a kept store (``hwsim rank --store``) never mixes two rankings;
+    # the compressed graphs are keyed apart from the arch and shared between rankings on other hardware
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    spec = {"name": f"rank:{model}@{Path(str(arch)).stem}:{digest}", **spec}
     own = store is None
     store = store or ResultStore(":memory:")
     try:
