@@ -70,19 +70,11 @@ def _lower_source(model: str, *, batch: int | None, input_shape: tuple[int, ...]
                   skip_unsupported: bool, seed: int, weights: str | Path | None, data: str | None) -> LayerGraph:
     """A user's model (``.pt``, or a zoo name with ``weights``/``data``) compressed (if asked) and lowered."""
     from hwsim.compress.pipeline import compressed_graph, lowering_input
-    from hwsim.datasets import check_shape, load_data
     from hwsim.lower import lower
-    from hwsim.sources import resolve_model
+    from hwsim.sources import resolve_with_data
 
-    source = resolve_model(model, weights=weights, seed=seed)
-    sample = tuple(input_shape[1:]) if input_shape else source.sample_shape
-    split = load_data(data, seed=seed, sample_shape=sample) if data is not None else None
-    sample = sample or (split.sample_shape if split is not None else None)
-    if sample is None:
-        raise ConfigError(f"{model}: unknown input shape; give --input-shape (e.g. 1,3,32,32) or --data")
-    if split is not None:
-        check_shape(split, sample, source.name)
-    shape = (int(input_shape[0]) if input_shape else batch or 1, *sample)
+    inputs = resolve_with_data(model, weights=weights, data=data, input_shape=input_shape, batch=batch, seed=seed)
+    source, split, shape = inputs.source, inputs.data, inputs.input_shape
     if recipe is not None:
         return compressed_graph(source.module, recipe, input_shape=shape, skip_unsupported=skip_unsupported,
                                 seed=seed, name=source.name, data=split)

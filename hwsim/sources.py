@@ -145,16 +145,35 @@ def weight_mismatches(expected: dict[str, Any], given: dict[str, Any], *, shown:
     return out
 
 
-def check_model_and_data(model: str, *, weights: str | Path | None = None, data: str | None = None,
-                         input_shape: tuple[int, ...] | None = None, seed: int = 0) -> None:
-    """Resolve ``model`` (+ ``weights``) and ``data`` up front: a bad checkpoint or data of the wrong shape
-    is one ``ConfigError`` before any work starts, not a failure per ranked variant."""
+@dataclass(frozen=True)
+class ModelInputs:
+    """A resolved model with its data (``DataSplit`` or None) and full input shape (batch first)."""
+
+    source: ModelSource
+    data: Any = None
+    input_shape: tuple[int, ...] | None = None
+
+
+def resolve_with_data(model: str, *, weights: str | Path | None = None, data: str | None = None,
+                      input_shape: tuple[int, ...] | None = None, batch: int | None = None, seed: int = 0,
+                      trained: bool = False) -> ModelInputs:
+    """``resolve_model`` plus ``data`` (``hwsim.datasets``; with ``trained``, the set hwsim trained the model
+    on by default) and the input shape: ``input_shape``, else the model's own, else the data's. A bad
+    checkpoint, data of the wrong shape, or an unknown shape is one ``ConfigError`` before any work."""
     from hwsim.datasets import check_shape, load_data
 
-    source = resolve_model(model, weights=weights, seed=seed)
-    if data is None:
-        return
+    source = resolve_model(model, weights=weights, seed=seed, trained=trained)
     if source.graph_file:
-        raise ConfigError(f"--data: {model} is a lowered graph; data needs a torch model (zoo name or .pt file)")
+        if data is not None:
+            raise ConfigError(f"--data: {model} is a lowered graph; data needs a torch model (zoo name or .pt file)")
+        return ModelInputs(source)
     sample = tuple(input_shape[1:]) if input_shape else source.sample_shape
-    check_shape(load_data(data, seed=seed, sample_shape=sample), sample, source.name)
+    name = data or source.default_data
+    split = load_data(name, seed=seed, sample_shape=sample) if name else None
+    if sample is None:
+        if split is None:
+            raise ConfigError(f"{model}: unknown input shape; give --input-shape (e.g. 1,3,32,32) or --data")
+        sample = split.sample_shape
+    if split is not None:
+        check_shape(split, sample, source.name)
+    return ModelInputs(source, split, (int(input_shape[0]) if input_shape else batch or 1, *sample))

@@ -192,9 +192,9 @@ def rank_command(
         raise ConfigError(f"hwsim rank: unknown option(s) {' '.join(unknown)} (see hwsim rank --help)")
     chosen = (list(recipes or []) + list(ctx.args)) or None
     if weights is not None or data is not None or model.endswith((".pt", ".pth")):
-        from hwsim.sources import check_model_and_data
+        from hwsim.sources import resolve_with_data   # a bad checkpoint or data fails here, not per variant
 
-        check_model_and_data(model, weights=weights, data=data, input_shape=parse_input_shape(input_shape))
+        resolve_with_data(model, weights=weights, data=data, input_shape=parse_input_shape(input_shape))
     if all_recipes:
         chosen = shipped_recipes()
     from hwsim.dse.store import ResultStore

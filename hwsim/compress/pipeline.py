@@ -52,7 +52,8 @@ def compressed_graph(model: Any, recipe: Any, *, batch: int = 1, input_shape: tu
     from hwsim import zoo
     from hwsim.lower import lower
 
-    _, compressed, report, name = compress_model(model, recipe, seed=seed, name=name, data=data)
+    _, compressed, report, name = compress_model(model, recipe, seed=seed, name=name, data=data,
+                                                 input_shape=tuple(input_shape[1:]) if input_shape else None)
     if input_shape is None and name in zoo.names():
         input_shape = zoo.input_shape(name, batch=batch)
     graph = lower(compressed, input_shape=input_shape, name=name, skip_unsupported=skip_unsupported,
@@ -83,30 +84,21 @@ def measured_graph(model: str, recipe: Any, *, weights: str | None = None, data:
     """
     from hwsim.data import accuracy, finetune
     from hwsim.dse.evaluate import PERFECT_FIDELITY
-    from hwsim.datasets import check_shape, load_data
-    from hwsim.errors import ConfigError
     from hwsim.fidelity import output_fidelity, smooth_noise
     from hwsim.lower import lower
     from hwsim.simulate import resolve_graph
-    from hwsim.sources import resolve_model
+    from hwsim.sources import resolve_with_data
 
-    source = resolve_model(model, weights=weights, seed=seed, trained=True)
+    inputs = resolve_with_data(model, weights=weights, data=data, input_shape=input_shape, batch=batch, seed=seed,
+                               trained=True)
+    source, split, shape = inputs.source, inputs.data, inputs.input_shape
     if source.graph_file:
         return resolve_graph(model, batch=batch, input_shape=input_shape, recipe=recipe), dict(PERFECT_FIDELITY)
-    sample = tuple(input_shape[1:]) if input_shape else source.sample_shape
-    split = load_data(data or source.default_data, seed=seed, sample_shape=sample) \
-        if (data or source.default_data) else None
-    if sample is None:
-        if split is None:
-            raise ConfigError(f"{model}: unknown input shape; give --input-shape or --data")
-        sample = split.sample_shape
-    if split is not None:
-        check_shape(split, sample, source.name)
-    shape = (int(input_shape[0]) if input_shape else batch, *sample)
+    sample = shape[1:]
     original, compressed, report = source.module, source.module, None
     if recipe is not None:
         original, compressed, report, _ = compress_model(source.module, recipe, seed=seed, name=source.name,
-                                                         data=split)
+                                                         data=split, input_shape=sample)
     out: dict[str, float] = {}
     if split is not None:
         _check_classes(split, original, source.name)
@@ -114,8 +106,8 @@ def measured_graph(model: str, recipe: Any, *, weights: str | None = None, data:
             out["top1_accuracy_before_finetune"] = accuracy(compressed.eval(), split.x_test, split.y_test)
             finetune(compressed, split.as_tuple(), epochs=finetune_epochs, seed=seed)
         out["top1_accuracy"] = accuracy(compressed.eval(), split.x_test, split.y_test)
-    inputs = split.x_test[:fidelity_batch] if split is not None else smooth_noise((fidelity_batch, *sample), seed)
-    out.update({k: float(v) for k, v in output_fidelity(original, compressed, inputs).items()})
+    probe = split.x_test[:fidelity_batch] if split is not None else smooth_noise((fidelity_batch, *sample), seed)
+    out.update({k: float(v) for k, v in output_fidelity(original, compressed, probe).items()})
     graph = lower(compressed, input_shape=shape, name=source.name, example_input=lowering_input(split, shape))
     if report is not None:
         graph.meta["compression"] = report.to_dict() if hasattr(report, "to_dict") else str(report)
