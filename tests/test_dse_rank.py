@@ -139,6 +139,7 @@ def test_a_kept_store_reuses_compressed_graphs_on_other_hardware(tmp_path, monke
     from hwsim.dse import evaluate
     from hwsim.dse.store import ResultStore
 
+    evaluate._GRAPHS.clear()      # a graph another test left in memory would never reach the store's folder
     with ResultStore(tmp_path / "rank.sqlite") as store:
         first = rank_recipes("digits_cnn", "bit_fusion", ["nm_2_4"], fidelity_batch=8, store=store)
         evaluate._GRAPHS.clear()
