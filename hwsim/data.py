@@ -1,7 +1,9 @@
 """The small real dataset used for trained-from-scratch checks: scikit-learn's digits (1797 8x8 images).
 
-``load_digits_tensors`` returns a deterministic train/test split as torch tensors and
-``train_classifier`` is the tiny Adam loop every trainable compression method shares.
+``load_digits_tensors`` returns a deterministic train/test split as torch tensors,
+``train_classifier`` is the tiny Adam loop every trainable compression method shares, and ``finetune``
+is the one retraining path after compression (Han et al.'s prune -> retrain: pruned weights stay zero,
+quantized layers stay on their grid) that pruning methods and ``hwsim rank --finetune-epochs`` use.
 """
 
 from __future__ import annotations
@@ -55,11 +57,16 @@ def accuracy(model: Any, x: Any, y: Any, *, batch_size: int = 512) -> float:
 def train_classifier(model: Any, data: tuple[Any, Any, Any, Any], *, epochs: int, lr: float = 1e-2,
                      seed: int = 0, extra_loss: Callable[[Any], Any] | None = None,
                      after_step: Callable[[Any], None] | None = None, batch_size: int = 64,
-                     weight_decay: float = 0.0, optimizer: str = "adam") -> float:
+                     weight_decay: float = 0.0, optimizer: str = "adam", schedule: str = "constant",
+                     threads: int = 1) -> float:
     """Train ``model`` with Adam (or SGD+momentum) + cross-entropy (+ ``extra_loss(model)``); return test accuracy.
 
     ``after_step(model)`` runs after every optimizer step (projections, clipping, masks). Use
     ``optimizer="sgd"`` for sparsity penalties: Adam's per-weight normalization blunts L1/group lasso.
+    ``schedule="one_cycle"`` ramps the learning rate up to ``lr`` and anneals it (Smith & Topin 2019,
+    ``torch.optim.lr_scheduler.OneCycleLR``): from-scratch training of the 32x32 digits models converges in
+    a few epochs with it. ``threads`` torch threads train (restored afterwards; a fixed count keeps runs
+    bit-reproducible on one machine).
     """
     import torch
 
@@ -68,18 +75,20 @@ def train_classifier(model: Any, data: tuple[Any, Any, Any, Any], *, epochs: int
 
         raise ConfigError("this method trains the model and needs data=(x_train, y_train, x_test, y_test) "
                           "matching the model input (digits is only the default for 1x8x8 models)")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)      # tiny batches: one thread is faster and immune to a busy machine
+    if schedule not in ("constant", "one_cycle"):
+        raise ValueError(f"schedule: expected constant or one_cycle (got {schedule!r})")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(threads))      # tiny batches: one thread is faster and immune to a busy machine
     try:
         return _train(model, data, epochs=epochs, lr=lr, seed=seed, extra_loss=extra_loss, after_step=after_step,
-                      batch_size=batch_size, weight_decay=weight_decay, optimizer=optimizer)
+                      batch_size=batch_size, weight_decay=weight_decay, optimizer=optimizer, schedule=schedule)
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(previous)
 
 
 def _train(model: Any, data: tuple[Any, Any, Any, Any], *, epochs: int, lr: float, seed: int,
            extra_loss: Callable[[Any], Any] | None, after_step: Callable[[Any], None] | None,
-           batch_size: int, weight_decay: float, optimizer: str) -> float:
+           batch_size: int, weight_decay: float, optimizer: str, schedule: str) -> float:
     import torch
     import torch.nn.functional as F
 
@@ -91,6 +100,9 @@ def _train(model: Any, data: tuple[Any, Any, Any, Any], *, epochs: int, lr: floa
         opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     else:
         opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    steps = int(epochs) * -(-len(x_train) // batch_size)
+    scheduler = (torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+                 if schedule == "one_cycle" and steps else None)
     model.train()
     for _ in range(int(epochs)):
         order = torch.randperm(len(x_train), generator=generator)
@@ -102,6 +114,8 @@ def _train(model: Any, data: tuple[Any, Any, Any, Any], *, epochs: int, lr: floa
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if scheduler is not None:
+                scheduler.step()
             if after_step is not None:
                 with torch.no_grad():
                     after_step(model)
@@ -109,34 +123,44 @@ def _train(model: Any, data: tuple[Any, Any, Any, Any], *, epochs: int, lr: floa
     return accuracy(model, x_test, y_test)
 
 
-@lru_cache(maxsize=4)
-def _trained_state(seed: int, epochs: int) -> tuple[dict[str, Any], float]:
-    from hwsim import zoo
+def _frozen_on_grid(module: Any) -> bool:
+    meta = getattr(module, "hwsim_meta", None) or {}
+    return meta.get("weight_bits") is not None or meta.get("number_format") not in (None, "float")
 
-    model = zoo.create("digits_cnn", seed=seed)
-    acc = train_classifier(model, load_digits_tensors(seed), epochs=epochs, lr=3e-3, seed=seed)
-    return {k: v.clone() for k, v in model.state_dict().items()}, acc
+
+def finetune(model: Any, data: tuple[Any, Any, Any, Any], *, epochs: int, lr: float = 1e-3, seed: int = 0,
+             optimizer: str = "adam", threads: int = 1) -> float:
+    """Retrain a compressed ``model`` for ``epochs`` keeping its compression; return test accuracy.
+
+    Han et al. (Learning both Weights and Connections, NIPS 2015, Section 3) retrain the surviving weights
+    after pruning: every conv/linear weight that is exactly zero now stays zero (a mask re-applied after
+    each step). Layers whose weights were quantized or binarized (``hwsim_meta`` ``weight_bits`` or a
+    non-float ``number_format``) are frozen so their weights stay on their grid; BatchNorm and the other
+    layers train. Returns the held-out accuracy after retraining (``epochs == 0``: without retraining).
+    """
+    import torch
+
+    if epochs <= 0:
+        return accuracy(model, data[2], data[3])
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear))]
+    frozen = [m for m in layers if _frozen_on_grid(m)]
+    for module in frozen:
+        module.weight.requires_grad_(False)
+    masks = [(m, m.weight.detach() != 0) for m in layers if m not in frozen and bool((m.weight == 0).any())]
+
+    def keep_zeros(_model: Any) -> None:
+        for module, mask in masks:
+            module.weight.mul_(mask)
+    try:
+        return train_classifier(model, data, epochs=epochs, lr=lr, seed=seed, optimizer=optimizer,
+                                after_step=keep_zeros if masks else None, threads=threads)
+    finally:
+        for module in frozen:
+            module.weight.requires_grad_(True)
 
 
 def trained_digits_cnn(seed: int = 0, *, epochs: int = 5) -> tuple[Any, float]:
-    """A fresh ``digits_cnn`` trained on digits (cached per process) and its test accuracy (~0.99, ~1 s)."""
-    from hwsim import zoo
+    """A fresh ``digits_cnn`` trained on digits (cached) and its test accuracy (~0.99, ~1 s)."""
+    from hwsim.trained import trained_zoo_model
 
-    state, acc = _trained_state(int(seed), int(epochs))
-    model = zoo.create("digits_cnn", seed=seed)
-    model.load_state_dict(state)
-    return model.eval(), acc
-
-
-# zoo models hwsim can train itself on data it ships (scikit-learn's digits): name -> trainer
-TRAINABLE = {"digits_cnn": trained_digits_cnn}
-
-
-def trained_model(name: str, seed: int = 0) -> tuple[Any, tuple[Any, Any]] | None:
-    """``(trained model, (x_test, y_test))`` for a zoo model hwsim can train on shipped data, else ``None``."""
-    trainer = TRAINABLE.get(name) if isinstance(name, str) else None
-    if trainer is None:
-        return None
-    model, _ = trainer(seed)
-    _, _, x_test, y_test = load_digits_tensors(seed)
-    return model, (x_test, y_test)
+    return trained_zoo_model("digits_cnn", seed, epochs=epochs)

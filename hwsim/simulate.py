@@ -28,29 +28,58 @@ class Mapper(Protocol):
 
 
 def resolve_graph(model: Any, *, batch: int | None = None, input_shape: tuple[int, ...] | None = None,
-                  recipe: Any = None, skip_unsupported: bool = False, seed: int = 0) -> LayerGraph:
-    """Turn a LayerGraph, saved graph (``.json``), ``.onnx`` file, zoo name or ``nn.Module`` into a LayerGraph.
+                  recipe: Any = None, skip_unsupported: bool = False, seed: int = 0,
+                  weights: str | Path | None = None, data: str | None = None) -> LayerGraph:
+    """Turn a LayerGraph, saved graph (``.json``), ``.onnx`` file, zoo name, full-model ``.pt`` or ``nn.Module``
+    into a LayerGraph.
 
     ``batch=None`` keeps a saved graph's own batch (zoo models use 1). Saved graphs and ONNX files are
-    read without importing torch.
+    read without importing torch. ``weights`` (a state_dict file for a zoo name) and ``.pt`` files go
+    through ``hwsim.sources``; ``data`` (``hwsim.datasets`` name, folder or entry point) gives the
+    compression calibration batch and lowering's calibration input.
     """
-    if recipe is not None:
-        if isinstance(model, LayerGraph) or str(model).endswith((".json", ".onnx")):
+    from hwsim.sources import is_graph_file, is_model_file
+
+    if isinstance(model, LayerGraph) or is_graph_file(model):
+        if recipe is not None:
             raise ConfigError(f"{getattr(model, 'name', model)}: a recipe needs a torch model "
-                              "(zoo name or nn.Module), not a lowered graph")
+                              "(zoo name, .pt file or nn.Module), not a lowered graph")
+        if weights is not None or data is not None:
+            raise ConfigError(f"{getattr(model, 'name', model)}: --weights/--data need a torch model "
+                              "(zoo name or .pt file), not a lowered graph")
+        if isinstance(model, LayerGraph):
+            if batch is None:
+                return model
+            from hwsim.lower import rebatch
+
+            return rebatch(model, batch)
+    elif isinstance(model, (str, Path)) and (weights is not None or data is not None or is_model_file(model)):
+        return _lower_source(str(model), batch=batch, input_shape=input_shape, recipe=recipe,
+                             skip_unsupported=skip_unsupported, seed=seed, weights=weights, data=data)
+    if recipe is not None:
         from hwsim.compress.pipeline import compressed_graph
 
         return compressed_graph(model, recipe, batch=batch or 1, input_shape=input_shape,
                                 skip_unsupported=skip_unsupported, seed=seed)
-    if isinstance(model, LayerGraph):
-        if batch is None:
-            return model
-        from hwsim.lower import rebatch
-
-        return rebatch(model, batch)
     from hwsim.lower import load_graph
 
     return load_graph(model, batch=batch, input_shape=input_shape, skip_unsupported=skip_unsupported)
+
+
+def _lower_source(model: str, *, batch: int | None, input_shape: tuple[int, ...] | None, recipe: Any,
+                  skip_unsupported: bool, seed: int, weights: str | Path | None, data: str | None) -> LayerGraph:
+    """A user's model (``.pt``, or a zoo name with ``weights``/``data``) compressed (if asked) and lowered."""
+    from hwsim.compress.pipeline import compressed_graph, lowering_input
+    from hwsim.lower import lower
+    from hwsim.sources import resolve_with_data
+
+    inputs = resolve_with_data(model, weights=weights, data=data, input_shape=input_shape, batch=batch, seed=seed)
+    source, split, shape = inputs.source, inputs.data, inputs.input_shape
+    if recipe is not None:
+        return compressed_graph(source.module, recipe, input_shape=shape, skip_unsupported=skip_unsupported,
+                                seed=seed, name=source.name, data=split)
+    return lower(source.module, input_shape=shape, name=source.name, skip_unsupported=skip_unsupported,
+                 example_input=lowering_input(split, shape))
 
 
 def evaluate_layer(layer: Layer, arch: ArchSpec, *, mapper: Mapper | None = None) -> LayerCounts:
@@ -135,7 +164,8 @@ def simulate(model: Any, arch: str | Path | ArchSpec = "edge_tpu_like", *, batch
              input_shape: tuple[int, ...] | None = None, recipe: Any = None, mapper: Mapper | None = None,
              technology_nm: float | None = None, clock_hz: float | None = None,
              skip_unsupported: bool = False, training: bool = False,
-             progress: Callable[[int, int, str], None] | None = None) -> NetworkResult:
+             progress: Callable[[int, int, str], None] | None = None, weights: str | Path | None = None,
+             data: str | None = None) -> NetworkResult:
     """Simulate ``model`` on ``arch`` and return per-layer and total latency, energy, power, area.
 
     Parameters
@@ -148,6 +178,7 @@ def simulate(model: Any, arch: str | Path | ArchSpec = "edge_tpu_like", *, batch
     mapper : maps each MAC layer onto the arch; default is the engine's fixed-dataflow mapping.
     technology_nm, clock_hz : re-target the architecture before pricing.
     training : simulate one training step (forward, backward, update; ``hwsim.training``).
+    weights, data : a state_dict for a zoo-name model; calibration data (``resolve_graph``).
     """
     if batch is not None and batch < 1:
         raise ConfigError(f"batch must be >= 1, got {batch}")
@@ -155,7 +186,7 @@ def simulate(model: Any, arch: str | Path | ArchSpec = "edge_tpu_like", *, batch
 
     spec = retarget(load_arch(arch), technology_nm=technology_nm, clock_hz=clock_hz)
     graph = resolve_graph(model, batch=batch, input_shape=input_shape, recipe=recipe,
-                          skip_unsupported=skip_unsupported)
+                          skip_unsupported=skip_unsupported, weights=weights, data=data)
     if training:
         from hwsim.training import training_graph
 

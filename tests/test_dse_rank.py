@@ -25,9 +25,9 @@ def test_rank_recipes_on_digits_cnn(tmp_path):
     assert dense["top1_agreement"] == 1.0 and dense["kl"] == 0.0       # the baseline against itself
     # digits_cnn is trained on shipped data: rows rank by real held-out accuracy and say so
     from hwsim.data import trained_digits_cnn
-    from hwsim.dse.rank import ACCURACY_BASIS
 
-    assert {row["fidelity_basis"] for row in rows if row["status"] == "ok"} == {ACCURACY_BASIS}
+    assert {row["fidelity_basis"] for row in rows if row["status"] == "ok"} == {
+        "top-1 accuracy on held-out digits (hwsim-trained weights, no fine-tuning after compression)"}
     assert dense["top1_accuracy"] == pytest.approx(trained_digits_cnn(0)[1]) and dense["top1_accuracy"] > 0.95
     assert all(0.0 <= row["top1_accuracy"] <= 1.0 for row in rows if row["status"] == "ok")
     ok = [row for row in rows if row["status"] == "ok"]
@@ -71,11 +71,17 @@ def test_rank_cli_accepts_space_separated_recipes(tmp_path):
 
 
 def test_untrainable_models_rank_by_agreement_and_say_so():
-    from hwsim.dse.rank import FIDELITY_BASIS, _table
+    from hwsim.dse.rank import FIDELITY_BASIS, TRAINED_AGREEMENT_BASIS, _table, fidelity_basis
 
     rows = _table([{"recipe": "dense", "status": "ok", "objectives": {"latency_s": 1.0, "energy_pj": 1.0,
                                                                       "power_mw": 1.0, "top1_agreement": 1.0}}])
-    assert rows[0]["fidelity_metric"] == "top1_agreement" and rows[0]["fidelity_basis"] == FIDELITY_BASIS
+    assert rows[0]["fidelity_metric"] == "top1_agreement"
+    assert fidelity_basis("resnet18", metric="top1_agreement") == FIDELITY_BASIS
+    # trained weights without labelled data: still agreement, but not "untrained"
+    assert fidelity_basis("resnet18", metric="top1_agreement", weights="w.pt") == TRAINED_AGREEMENT_BASIS
+    assert fidelity_basis("mine.pt", metric="top1_accuracy", data="imgs", finetune_epochs=2) == (
+        "top-1 accuracy on held-out imgs (your weights, after 2 fine-tuning epochs per compressed model "
+        "(Han et al. retraining))")
 
 
 def test_rank_table_fits_80_columns_in_simulate_units():
@@ -96,3 +102,52 @@ def test_rank_table_fits_80_columns_in_simulate_units():
         assert header in text
     assert "0.004998" in text and "3.427" in text and "685.6" in text and "87.5" in text and "1/2/1/3" in text
     assert "nope" not in text
+
+
+def test_finetune_epochs_retrain_each_compressed_model_and_say_so():
+    rows = rank_recipes("digits_cnn", "scnn", ["unstructured_global_80"], fidelity_batch=8, finetune_epochs=1)
+    by_name = {row["recipe"]: row for row in rows}
+    pruned = by_name["unstructured_global_80"]
+    assert pruned["status"] == "ok" and pruned["top1_accuracy_before_finetune"] is not None
+    assert by_name["dense"]["top1_accuracy_before_finetune"] is None      # nothing to retrain
+    # one epoch of masked retraining recovers accuracy lost to 80 % global pruning (Han et al.)
+    assert pruned["top1_accuracy"] > pruned["top1_accuracy_before_finetune"]
+    assert "after 1 fine-tuning epoch per compressed model" in pruned["fidelity_basis"]
+
+
+def test_sweep_keys_without_data_are_unchanged_and_weights_enter_them(tmp_path):
+    from hwsim.dse.runner import TaskBuilder
+    from hwsim.dse.spec import load_spec
+
+    base = {"models": ["digits_cnn"], "arch": {"base": "eyeriss"}, "objectives": ["latency", "fidelity"]}
+    plain = TaskBuilder(load_spec(base))
+    assert plain.fidelity == {"enabled": True, "batch": 32, "seed": 0}    # the keys stored sweeps were made with
+    (tmp_path / "w.pt").write_bytes(b"weights")
+    spec = load_spec({**base, "weights": {"digits_cnn": str(tmp_path / "w.pt")},
+                      "fidelity": {"data": "digits", "finetune_epochs": 2}})
+    assert TaskBuilder(spec).fidelity == {"enabled": True, "batch": 32, "seed": 0, "data": "digits", "finetune_epochs": 2}
+    from hwsim.dse.runner import iter_tasks
+
+    task, = iter_tasks(spec)
+    plain_task, = iter_tasks(load_spec(base))
+    assert task.weights == str(tmp_path / "w.pt") and plain_task.weights is None
+    assert task.fidelity["finetune_epochs"] == 2 and task.graph_key != plain_task.graph_key
+
+
+def test_a_kept_store_reuses_compressed_graphs_on_other_hardware(tmp_path, monkeypatch):
+    import hwsim.compress.pipeline
+    from hwsim.dse import evaluate
+    from hwsim.dse.store import ResultStore
+
+    evaluate._GRAPHS.clear()      # a graph another test left in memory would never reach the store's folder
+    with ResultStore(tmp_path / "rank.sqlite") as store:
+        first = rank_recipes("digits_cnn", "bit_fusion", ["nm_2_4"], fidelity_batch=8, store=store)
+        evaluate._GRAPHS.clear()
+        monkeypatch.setattr(hwsim.compress.pipeline, "measured_graph",
+                            lambda *a, **k: pytest.fail("compressed again"))
+        second = rank_recipes("digits_cnn", "scnn", ["nm_2_4"], fidelity_batch=8, store=store)
+        again = rank_recipes("digits_cnn", "scnn", ["nm_2_4"], fidelity_batch=8, store=store)
+        assert len(store.sweeps()) == 2                                      # one sweep per distinct ranking
+    acc = {row["recipe"]: row["top1_accuracy"] for row in first}
+    assert {row["recipe"]: row["top1_accuracy"] for row in second} == acc    # same compressed models
+    assert [row["recipe"] for row in again] == [row["recipe"] for row in second] and len(again) == 2

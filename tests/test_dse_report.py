@@ -103,3 +103,38 @@ def test_html_renders_in_headless_chromium(store, tmp_path):
     scatter = dom[dom.index(f'id="{PARETO_DIV}"'):dom.index('id="hypervolume-plot"')]
     assert scatter.count('class="point"') == 27          # every stored point drawn once in the Pareto scatter
     assert 'class="main-svg"' in scatter
+
+
+_HIDE_AXIS_TITLES = "<style>.xtitle, .ytitle { visibility: hidden !important; }</style>"
+
+
+def _screenshot(page, path) -> "object":
+    from PIL import Image
+
+    subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000",
+                    "--hide-scrollbars", "--window-size=1200,900", f"--screenshot={path}", page.as_uri()],
+                   capture_output=True, text=True, timeout=120, check=True)
+    return Image.open(path).convert("RGB")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (apt-get install chromium)")
+def test_screenshot_shows_the_axis_titles_with_units(store, tmp_path):
+    """The Pareto scatter's axis titles (metric and unit) are in the DOM and painted on screen."""
+    from PIL import ImageChops
+
+    from hwsim.dse.spec import metric_label
+
+    page = write_report(store, tmp_path / "r.html")
+    dom = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000",
+                          "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    scatter = dom[dom.index(f'id="{PARETO_DIV}"'):dom.index('id="hypervolume-plot"')]
+    for metric in ("latency_s", "energy_pj"):
+        assert f">{metric_label(metric)}</text>" in scatter              # "latency (s)", "energy (pJ)"
+    hidden = tmp_path / "hidden.html"
+    hidden.write_text(page.read_text().replace("<head>", "<head>" + _HIDE_AXIS_TITLES, 1))
+    shown, blank = _screenshot(page, tmp_path / "shown.png"), _screenshot(hidden, tmp_path / "hidden.png")
+    assert shown.size == (1200, 900)
+    box = ImageChops.difference(shown, blank).getbbox()
+    assert box is not None                           # hiding only the axis titles changes the pixels: they are drawn
+    assert box[3] - box[1] > 100                     # both the x title (below) and the y title (rotated, left)

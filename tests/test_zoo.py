@@ -15,7 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 ALL = ["resnet18", "resnet50", "mobilenet_v1", "mobilenet_v2", "shufflenet_v1", "shufflenet_v2",
        "squeezenet1_1", "alexnet", "alexnet_orig", "vgg16", "ssdlite_mobilenet_v2", "vit_tiny", "lstm_kws",
-       "digits_cnn"]
+       "digits_cnn", "digits_resnet18", "digits_mobilenet_v2"]
 CNNS = [n for n in ALL if n not in ("vit_tiny", "lstm_kws")]
 # Exact parameter counts.
 PARAMS = {

@@ -15,23 +15,6 @@ from hwsim.errors import ConfigError
 out_console = Console()
 
 
-def load_model(model: str, *, seed: int = 0):
-    """A zoo model by name, or a whole module saved with ``torch.save`` (``.pt``/``.pth``)."""
-    import torch
-
-    path = Path(model)
-    if path.suffix in (".pt", ".pth"):
-        if not path.exists():
-            raise ConfigError(f"{model}: no such model file")
-        loaded = torch.load(path, weights_only=False)
-        if not isinstance(loaded, torch.nn.Module):
-            raise ConfigError(f"{model}: holds a {type(loaded).__name__}, not a whole torch.nn.Module")
-        return loaded
-    from hwsim import zoo
-
-    return zoo.create(model, seed=seed)
-
-
 def _summary(report) -> Table:
     table = Table(title=f"recipe {report.recipe}")
     for column in ("step", "method", "layers changed", "layers skipped"):
@@ -46,6 +29,9 @@ def _summary(report) -> Table:
 
 def compress_command(
     model: str = typer.Argument(..., help="zoo model name or a .pt file holding a whole torch module"),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="state_dict file for a zoo-name MODEL"),
+    data: Optional[str] = typer.Option(None, "--data", help="calibration / training data: digits | digits32 | "
+                                       "image folder | module:function"),
     recipe: Path = typer.Option(..., "--recipe", "-r", help="recipe YAML (or a shipped recipe name)"),
     output: Path = typer.Option(..., "--output", "-o", help="where to torch.save the compressed module"),
     report: Optional[Path] = typer.Option(None, "--report", help="JSON report path (default: OUTPUT with .json)"),
@@ -56,18 +42,25 @@ def compress_command(
     """Compress MODEL with a recipe; save the module (torch.save) and a JSON report."""
     import torch
 
-    from hwsim.compress.recipe import apply_recipe, load_recipe, resolve_input_shape
+    from hwsim.compress.pipeline import compress_model
+    from hwsim.compress.recipe import load_recipe, resolve_input_shape
+    from hwsim.datasets import check_shape, load_data
+    from hwsim.sources import resolve_model
 
     parsed = load_recipe(str(recipe))
-    net = load_model(model, seed=seed)
-    shape = None
-    if input_shape:
-        shape = tuple(int(p) for p in input_shape.replace("x", ",").split(",") if p.strip())
-    elif Path(model).suffix not in (".pt", ".pth"):
-        from hwsim import zoo
-
-        shape = zoo.input_shape(model)[1:]
-    net, result = apply_recipe(net, parsed, seed=seed, input_shape=shape or resolve_input_shape(net, parsed))
+    source = resolve_model(model, weights=weights, seed=seed)
+    if source.graph_file:
+        raise ConfigError(f"{model}: a lowered graph cannot be compressed; give a zoo name or a .pt file")
+    shape = tuple(int(p) for p in input_shape.replace("x", ",").split(",") if p.strip()) if input_shape \
+        else source.sample_shape
+    split = load_data(data, seed=seed, sample_shape=shape) if data else None
+    if split is not None:
+        check_shape(split, shape or split.sample_shape, source.name)
+        shape = shape or split.sample_shape
+    if shape is None:
+        shape = resolve_input_shape(source.module, parsed)
+    _, net, result, _ = compress_model(source.module, parsed, seed=seed, name=source.name, data=split,
+                                       input_shape=shape)
     if shape and getattr(net, "input_shape", None) is None:
         net.input_shape = tuple(shape)   # lets `hwsim simulate out.pt` lower without --input-shape
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,11 @@ def make_mapper(choice: MapperChoice, objective: str):
     return SearchMapper(objective=objective)
 
 
+WEIGHTS_HELP = "state_dict file (torch.save(model.state_dict())) for a zoo-name MODEL"
+DATA_HELP = ("calibration data: digits | digits32 | image folder (ImageFolder layout) | module:function "
+             "returning a torch Dataset")
+
+
 class ListWhat(str, Enum):
     models = "models"
     archs = "archs"
@@ -126,8 +131,10 @@ def list_command(what: ListWhat = typer.Argument(..., help="models | archs | met
 
 
 def lower_command(
-    model: str = typer.Argument(..., help="zoo name or .onnx file"),
+    model: str = typer.Argument(..., help="zoo name, full-model .pt, or .onnx file"),
     output: Path = typer.Option(..., "-o", "--output", help="where to write the layer graph (JSON)"),
+    weights: Optional[Path] = typer.Option(None, "--weights", help=WEIGHTS_HELP),
+    data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
     batch: Optional[int] = typer.Option(None, "--batch", min=1, help="batch size (default: 1, or a saved graph's own)"),
     input_shape: Optional[str] = typer.Option(None, "--input-shape", help="e.g. 1,3,224,224"),
     recipe: Optional[Path] = typer.Option(None, "--recipe", help="compression recipe applied before lowering"),
@@ -138,7 +145,8 @@ def lower_command(
     from hwsim.simulate import resolve_graph
 
     graph = resolve_graph(model, batch=batch, input_shape=parse_input_shape(input_shape),
-                          recipe=str(recipe) if recipe else None, skip_unsupported=skip_unsupported)
+                          recipe=str(recipe) if recipe else None, skip_unsupported=skip_unsupported,
+                          weights=weights, data=data)
     graph.save(output)
     if scalesim_csv is not None:
         from hwsim.interop.scalesim import export_topology_csv
@@ -197,8 +205,10 @@ def _link_names() -> list[str]:
 
 
 def simulate_command(
-    model: str = typer.Argument(..., help="zoo name, .onnx file, or saved layer graph (.json)"),
+    model: str = typer.Argument(..., help="zoo name, full-model .pt, .onnx file, or saved layer graph (.json)"),
     arch: str = typer.Option("edge_tpu_like", "--arch", "-a", help="preset name or YAML file"),
+    weights: Optional[Path] = typer.Option(None, "--weights", help=WEIGHTS_HELP),
+    data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
     batch: Optional[int] = typer.Option(None, "--batch", min=1, help="batch size (default: 1, or a saved graph's own)"),
     input_shape: Optional[str] = typer.Option(None, "--input-shape", help="e.g. 1,3,224,224"),
     recipe: Optional[Path] = typer.Option(None, "--recipe", help="compression recipe (YAML) applied first"),
@@ -226,7 +236,7 @@ def simulate_command(
         result = simulate(model, arch, batch=batch, input_shape=parse_input_shape(input_shape),
                           recipe=str(recipe) if recipe else None, technology_nm=parse_technology(tech),
                           clock_hz=clock_mhz * 1e6 if clock_mhz else None, skip_unsupported=skip_unsupported,
-                          mapper=make_mapper(mapper, objective), training=training)
+                          mapper=make_mapper(mapper, objective), training=training, weights=weights, data=data)
     if not quiet:
         out_console.print(result_table(result))
     out_console.print(summary_table(result))

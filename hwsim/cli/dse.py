@@ -106,7 +106,7 @@ def sweep_command(
     from hwsim.dse.spec import load_spec, space_size
 
     spec = load_spec(spec_path)
-    _check_models(spec.models)
+    _check_models(spec.models, spec.weights)
     if dry_run:
         out_console.print(f"{space_size(spec)} points ({spec.sampler.kind} sampler, sweep {spec.name!r})")
         return
@@ -137,17 +137,24 @@ def sweep_command(
         raise typer.Exit(1)
 
 
-def _check_models(models) -> None:
-    """Every model of a sweep is a zoo name or an existing .json/.onnx file (checked before any point runs)."""
+def _check_models(models, weights=None) -> None:
+    """Every model is a zoo name or an existing .json/.onnx/.pt file, every weights file exists and belongs
+    to a zoo-name model (checked before any point runs, without torch)."""
     from hwsim import zoo
     from hwsim.errors import UnknownNameError
+    from hwsim.sources import is_graph_file, is_model_file
 
     for model in models:
-        if str(model).endswith((".json", ".onnx")):
+        if is_graph_file(model) or is_model_file(model):
             if not Path(model).is_file():
                 raise ConfigError(f"models: {model!r}: no such file")
         elif model not in zoo.names():
             raise UnknownNameError(f"models: unknown model {model!r}; zoo names: {', '.join(zoo.names())}")
+    for model, path in (weights or {}).items():
+        if model not in zoo.names():
+            raise ConfigError(f"weights: {model!r}: weights go with a zoo-name model (got {model!r})")
+        if not Path(path).is_file():
+            raise ConfigError(f"weights: {path!r}: no such file")
 
 
 def _quiet_optuna() -> None:
@@ -158,8 +165,13 @@ def _quiet_optuna() -> None:
 
 def rank_command(
     ctx: typer.Context,
-    model: str = typer.Argument(..., help="zoo name or saved layer graph"),
+    model: str = typer.Argument(..., help="zoo name, full-model .pt, or saved layer graph"),
     arch: str = typer.Option("edge_tpu_like", "--arch", "-a", help="preset name or YAML file"),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="state_dict file for a zoo-name MODEL"),
+    data: Optional[str] = typer.Option(None, "--data", help="labelled data: digits | digits32 | image folder "
+                                       "| module:function (real accuracy)"),
+    finetune_epochs: int = typer.Option(0, "--finetune-epochs", min=0,
+                                        help="retrain each compressed model N epochs on --data (Han et al.)"),
     recipes: Optional[list[str]] = typer.Option(None, "--recipes", "-r",
                                                 help="recipe files or shipped names (default: one per family)"),
     all_recipes: bool = typer.Option(False, "--all", help="rank every shipped recipe (slow: some train)"),
@@ -168,26 +180,38 @@ def rank_command(
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="local processes (recipes compress in parallel)"),
     as_json: bool = typer.Option(False, "--json", help="print the table as JSON"),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="also write the table as CSV"),
+    store_path: Optional[Path] = typer.Option(None, "--store", help="keep points and compressed graphs in this "
+                                              "SQLite store: ranking on another arch reuses the compressed models"),
 ) -> None:
     """Rank compression recipes for MODEL on ARCH by latency, energy, power and fidelity."""
     from hwsim.cli.core import parse_input_shape
-    from hwsim.dse.rank import (FIDELITY_BASIS, FIDELITY_HOW_TO_ACCURACY, no_effect_recipes, rank_recipes,
-                                shipped_recipes)
+    from hwsim.dse.rank import FIDELITY_HOW_TO_ACCURACY, no_effect_recipes, rank_recipes, shipped_recipes
 
+    _check_models([model], {model: str(weights)} if weights else {})
     if unknown := [a for a in ctx.args if a.startswith("-")]:
         raise ConfigError(f"hwsim rank: unknown option(s) {' '.join(unknown)} (see hwsim rank --help)")
     chosen = (list(recipes or []) + list(ctx.args)) or None
+    if weights is not None or data is not None or model.endswith((".pt", ".pth")):
+        from hwsim.sources import resolve_with_data   # a bad checkpoint or data fails here, not per variant
+
+        resolve_with_data(model, weights=weights, data=data, input_shape=parse_input_shape(input_shape))
     if all_recipes:
         chosen = shipped_recipes()
+    from hwsim.dse.store import ResultStore
+
     backend = _backend(workers, None)
+    store = ResultStore(store_path) if store_path is not None else None
     with _progress(as_json, "compress + simulate") as bar:
         task = bar.add_task("rank", total=None)
         try:
             rows = rank_recipes(model, arch, chosen, batch=batch, input_shape=parse_input_shape(input_shape),
-                                backend=backend,
+                                backend=backend, weights=weights, data=data, finetune_epochs=finetune_epochs,
+                                store=store,
                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
         finally:
             backend.close()
+            if store is not None:
+                store.close()
     if csv_path is not None:
         import pandas as pd
 
@@ -200,8 +224,10 @@ def rank_command(
     if ok and ok[0]["fidelity_metric"] == "top1_accuracy":
         out_console.print(f"acc % (top1_accuracy): {ok[0]['fidelity_basis']}", highlight=False)
     elif ok:
-        out_console.print(f"agree % (top1_agreement): {FIDELITY_BASIS}, not accuracy; {FIDELITY_HOW_TO_ACCURACY}",
-                          highlight=False)
+        out_console.print(f"agree % (top1_agreement): {ok[0]['fidelity_basis']}, not accuracy; "
+                          f"{FIDELITY_HOW_TO_ACCURACY}", highlight=False)
+    if finetune_epochs and ok and ok[0]["fidelity_metric"] != "top1_accuracy":
+        out_console.print("--finetune-epochs had no effect: fine-tuning needs labelled data (--data)", highlight=False)
     if same := no_effect_recipes(rows):
         out_console.print(f"no hardware effect on {arch}: {', '.join(same)} (latency, energy and power equal "
                           f"the uncompressed model's)", highlight=False)

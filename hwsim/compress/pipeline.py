@@ -1,4 +1,11 @@
-"""Compress, then lower: the glue ``simulate(..., recipe=...)`` and ``hwsim lower --recipe`` use."""
+"""Compress, (fine-tune,) then lower: the glue ``simulate(..., recipe=...)``, ``hwsim lower --recipe`` and
+rank/sweep points use.
+
+``measured_graph`` is one ranked variant: resolve the model (``hwsim.sources``), compress it with the
+recipe, optionally retrain it (``hwsim.data.finetune``), lower it with the data's calibration batch,
+and measure its fidelity: agreement with the uncompressed model and, when there is labelled data
+(``--data``, or the set hwsim trained the model on), real top-1 accuracy on the held-out split.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +14,14 @@ from typing import Any
 from hwsim.ir import LayerGraph
 
 
-def compress_model(model: Any, recipe: Any, *, seed: int = 0, name: str | None = None
-                   ) -> tuple[Any, Any, Any, str]:
+def compress_model(model: Any, recipe: Any, *, seed: int = 0, name: str | None = None, data: Any = None,
+                   input_shape: tuple[int, ...] | None = None) -> tuple[Any, Any, Any, str]:
     """Build (if a zoo name) and compress ``model`` with ``recipe``.
 
     Returns ``(original, compressed, report, name)``; the original is kept for fidelity checks. ``name``
-    names a given module as the zoo model it is (e.g. trained ``digits_cnn`` weights).
+    names a given module as the zoo model it is (e.g. trained ``digits_cnn`` weights). ``data`` (a
+    ``hwsim.datasets.DataSplit``) feeds calibration and the methods that train; ``input_shape`` (per
+    sample) overrides the zoo's.
     """
     import copy
 
@@ -27,21 +36,92 @@ def compress_model(model: Any, recipe: Any, *, seed: int = 0, name: str | None =
     else:
         name, original = name or type(model).__name__, model
     shape = tuple(zoo.input_shape(name))[1:] if name in zoo.names() else None  # per-sample shape of *this* model
-    compressed, report = apply_recipe(copy.deepcopy(original), loaded, seed=seed, input_shape=shape)
+    shape = tuple(input_shape) if input_shape else shape
+    if shape is None and data is not None:
+        shape = data.sample_shape
+    compressed, report = apply_recipe(copy.deepcopy(original), loaded, seed=seed, input_shape=shape,
+                                      calib=None if data is None else data.calibration_batch(),
+                                      data=None if data is None else data.as_tuple())
     return original, compressed, report, name
 
 
 def compressed_graph(model: Any, recipe: Any, *, batch: int = 1, input_shape: tuple[int, ...] | None = None,
-                     skip_unsupported: bool = False, seed: int = 0, profile: bool = True) -> LayerGraph:
+                     skip_unsupported: bool = False, seed: int = 0, name: str | None = None,
+                     data: Any = None, profile: bool = True) -> LayerGraph:
     """Compress ``model`` (zoo name or ``nn.Module``) with ``recipe`` and lower the result (operand
     statistics measured on the compressed model unless ``profile=False``)."""
     from hwsim import zoo
     from hwsim.lower import lower
 
-    _, compressed, report, name = compress_model(model, recipe, seed=seed)
+    _, compressed, report, name = compress_model(model, recipe, seed=seed, name=name, data=data,
+                                                 input_shape=tuple(input_shape[1:]) if input_shape else None)
     if input_shape is None and name in zoo.names():
         input_shape = zoo.input_shape(name, batch=batch)
     graph = lower(compressed, input_shape=input_shape, name=name, skip_unsupported=skip_unsupported,
-                  profile=profile)
+                  example_input=lowering_input(data, input_shape), profile=profile)
     graph.meta["compression"] = report.to_json() if hasattr(report, "to_json") else str(report)
     return graph
+
+
+def lowering_input(data: Any, input_shape: tuple[int, ...] | None) -> Any:
+    """Lowering's calibration input from ``data``: its first ``batch`` training images (None: no data)."""
+    if data is None or input_shape is None:
+        return None
+    batch = int(input_shape[0])
+    x = data.x_train
+    if len(x) < batch:
+        x = x.repeat((-(-batch // len(x)),) + (1,) * (x.dim() - 1))
+    return x[:batch].contiguous()
+
+
+def measured_graph(model: str, recipe: Any, *, weights: str | None = None, data: str | None = None,
+                   finetune_epochs: int = 0, batch: int = 1, input_shape: tuple[int, ...] | None = None,
+                   fidelity_batch: int = 32, seed: int = 0) -> tuple[LayerGraph, dict[str, float]]:
+    """One ranked variant of ``model`` (``recipe=None``: uncompressed): its graph and fidelity figures.
+
+    Fidelity holds ``top1_agreement``/``kl``/``nrmse`` against the uncompressed model (on held-out data
+    when there is any, else smooth noise), and with labelled data ``top1_accuracy`` (after
+    ``finetune_epochs`` of retraining, with ``top1_accuracy_before_finetune`` beside it).
+    """
+    from hwsim.data import accuracy, finetune
+    from hwsim.dse.evaluate import PERFECT_FIDELITY
+    from hwsim.fidelity import output_fidelity, smooth_noise
+    from hwsim.lower import lower
+    from hwsim.simulate import resolve_graph
+    from hwsim.sources import resolve_with_data
+
+    inputs = resolve_with_data(model, weights=weights, data=data, input_shape=input_shape, batch=batch, seed=seed,
+                               trained=True)
+    source, split, shape = inputs.source, inputs.data, inputs.input_shape
+    if source.graph_file:
+        return resolve_graph(model, batch=batch, input_shape=input_shape, recipe=recipe), dict(PERFECT_FIDELITY)
+    sample = shape[1:]
+    original, compressed, report = source.module, source.module, None
+    if recipe is not None:
+        original, compressed, report, _ = compress_model(source.module, recipe, seed=seed, name=source.name,
+                                                         data=split, input_shape=sample)
+    out: dict[str, float] = {}
+    if split is not None:
+        _check_classes(split, original, source.name)
+        if finetune_epochs and recipe is not None:
+            out["top1_accuracy_before_finetune"] = accuracy(compressed.eval(), split.x_test, split.y_test)
+            finetune(compressed, split.as_tuple(), epochs=finetune_epochs, seed=seed)
+        out["top1_accuracy"] = accuracy(compressed.eval(), split.x_test, split.y_test)
+    probe = split.x_test[:fidelity_batch] if split is not None else smooth_noise((fidelity_batch, *sample), seed)
+    out.update({k: float(v) for k, v in output_fidelity(original, compressed, probe).items()})
+    graph = lower(compressed, input_shape=shape, name=source.name, example_input=lowering_input(split, shape))
+    if report is not None:
+        graph.meta["compression"] = report.to_dict() if hasattr(report, "to_dict") else str(report)
+    return graph, out
+
+
+def _check_classes(split: Any, model: Any, name: str) -> None:
+    import torch
+
+    from hwsim.errors import ConfigError
+
+    with torch.no_grad():
+        outputs = model.eval()(split.x_test[:1]).shape[-1]
+    if split.num_classes > outputs:
+        raise ConfigError(f"--data {split.name}: labels go up to {split.num_classes - 1} but model {name} "
+                          f"outputs {outputs} classes")

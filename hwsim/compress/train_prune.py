@@ -15,7 +15,7 @@ from hwsim.compress.channel_prune import find_chains, shrink_chain
 from hwsim.compress.prune import _check_fraction, materialize
 from hwsim.compress.recipe import change
 from hwsim.compress.registry import StepReport, annotate, register_method
-from hwsim.data import train_classifier
+from hwsim.data import finetune, train_classifier
 from hwsim.errors import ConfigError
 
 _TRAIN_PARAMS = {"epochs": "training epochs (default 6)", "lr": "Adam learning rate (default 3e-3)"}
@@ -58,13 +58,6 @@ def _threshold_groups(module: nn.Module, threshold: float, mu: float) -> torch.T
     return keep
 
 
-def _mask_keeper(masks: list[tuple[nn.Module, torch.Tensor]]):
-    def after_step(_model: nn.Module) -> None:
-        for module, mask in masks:
-            _rows(module).mul_(mask)
-    return after_step
-
-
 def _check_group(params: dict[str, Any]) -> None:
     _check_positive(params, "strength", "epochs", "lr", "finetune_epochs")
     _check_fraction(params.get("threshold", 0.1), "threshold")
@@ -91,11 +84,12 @@ def group_sparsity(model: nn.Module, modules: list, *, strength: float = 0.5, mu
     trained = train_classifier(model, data, epochs=epochs, lr=lr, seed=seed, optimizer="sgd",
                                extra_loss=_group_penalty(modules, strength, mu))
     masks = [(module, _threshold_groups(module, threshold, mu)) for _, module in modules]
-    keeper = _mask_keeper(masks)
     with torch.no_grad():
-        keeper(model)
-    acc = train_classifier(model, data, epochs=finetune_epochs, lr=lr / 3, seed=seed + 1, optimizer="sgd",
-                           after_step=keeper) if finetune_epochs else trained
+        for module, mask in masks:
+            _rows(module).mul_(mask)
+    # masked retraining (thresholded weights stay zero): the one retraining path, hwsim.data.finetune
+    acc = finetune(model, data, epochs=finetune_epochs, lr=lr / 3, seed=seed + 1, optimizer="sgd") \
+        if finetune_epochs else trained
     method = "group_exclusive_sparsity" if mu > 0 else "group_sparsity"
     changes = []
     for (path, module), (_, mask) in zip(modules, masks):
@@ -154,8 +148,7 @@ def network_slimming(model: nn.Module, modules: list, *, strength: float = 1e-3,
         counts = shrink_chain(model, chain, keep, method="network_slimming")
         changes.append(change(path, "network_slimming", structure="channel", consumer=chain.consumer,
                               removed_channels=counts["channels_before"] - counts["channels_after"], **counts))
-    acc = train_classifier(model, data, epochs=finetune_epochs, lr=lr / 3, seed=seed + 1) if finetune_epochs \
-        else trained
+    acc = finetune(model, data, epochs=finetune_epochs, lr=lr / 3, seed=seed + 1) if finetune_epochs else trained
     return StepReport(method="network_slimming", changes=tuple(changes),
                       metrics=(("accuracy_before_pruning", trained), ("accuracy", acc)))
 

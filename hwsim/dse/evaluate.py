@@ -44,6 +44,7 @@ class Task:
     mapper: dict[str, Any] = field(default_factory=dict)
     fidelity: dict[str, Any] | None = None   # {batch, seed} when fidelity is measured
     graph_dir: str | None = None
+    weights: str | None = None          # state_dict file for a zoo-name model (``--weights``)
 
 
 EvaluateFn = Callable[[Task], dict[str, Any]]
@@ -138,40 +139,15 @@ def _save_atomic(path: Path, data: dict[str, Any]) -> None:
 
 
 def build_graph(task: Task) -> tuple[LayerGraph, dict[str, float] | None]:
-    """Lower (and compress) the task's model; measure output fidelity (and accuracy when trainable) when asked."""
-    from hwsim.data import accuracy, trained_model
+    """Lower (and compress) the task's model; measure fidelity (and accuracy with labelled data) when asked."""
     from hwsim.simulate import resolve_graph
 
-    if task.recipe is None:
-        graph = resolve_graph(task.model, batch=task.batch, input_shape=task.input_shape)
-        if task.fidelity is None:
-            return graph, None
-        trained = trained_model(task.model, int(task.fidelity.get("seed", 0)))
-        extra = {} if trained is None else {"top1_accuracy": accuracy(trained[0], *trained[1])}
-        return graph, {**PERFECT_FIDELITY, **extra}
     if task.fidelity is None:
-        return resolve_graph(task.model, batch=task.batch, input_shape=task.input_shape, recipe=task.recipe), None
-    return _compressed_with_fidelity(task)
+        return resolve_graph(task.model, batch=task.batch, input_shape=task.input_shape, recipe=task.recipe,
+                             weights=task.weights), None
+    from hwsim.compress.pipeline import measured_graph
 
-
-def _compressed_with_fidelity(task: Task) -> tuple[LayerGraph, dict[str, float]]:
-    from hwsim import zoo
-    from hwsim.compress.pipeline import compress_model
-    from hwsim.data import accuracy, trained_model
-    from hwsim.fidelity import output_fidelity
-    from hwsim.lower import lower
-
-    seed = int(task.fidelity.get("seed", 0))
-    trained = trained_model(task.model, seed)   # real weights and a held-out split when hwsim can train it
-    source = task.model if trained is None else trained[0]
-    original, compressed, report, name = compress_model(source, task.recipe, seed=seed,
-                                                        name=None if trained is None else task.model)
-    shape = task.input_shape or zoo.input_shape(name, batch=task.batch)
-    graph = lower(compressed, input_shape=shape, name=name)
-    graph.meta["compression"] = report.to_dict() if hasattr(report, "to_dict") else str(report)
-    fidelity = output_fidelity(original, compressed, input_shape=tuple(shape[1:]),
-                               batch=int(task.fidelity.get("batch", 32)), seed=seed)
-    out = {k: float(v) for k, v in fidelity.items()}
-    if trained is not None:       # top-1 on held-out data, no fine-tuning after compression
-        out["top1_accuracy"] = accuracy(compressed.eval(), *trained[1])
-    return graph, out
+    return measured_graph(task.model, task.recipe, weights=task.weights, data=task.fidelity.get("data"),
+                          finetune_epochs=int(task.fidelity.get("finetune_epochs") or 0), batch=task.batch,
+                          input_shape=task.input_shape, fidelity_batch=int(task.fidelity.get("batch", 32)),
+                          seed=int(task.fidelity.get("seed", 0)))

@@ -6,6 +6,8 @@ through the same runner and store as every other sweep, then turned into one tab
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -18,13 +20,29 @@ from hwsim.dse.store import ResultStore
 RANK_METRICS = (("latency_s", "min"), ("energy_pj", "min"), ("power_mw", "min"), ("top1_agreement", "max"))
 BASELINE = "dense"
 HARDWARE_METRICS = ("latency_s", "energy_pj", "power_mw")
-# What ``top1_agreement`` measures here: zoo models are built with random weights, so it is agreement with
-# the uncompressed model, not accuracy; every row and the CLI table say so.
+# What ``top1_agreement`` measures for a zoo model with random weights: agreement with the uncompressed
+# model, not accuracy; every row and the CLI table say so.
 FIDELITY_BASIS = "agreement with the uncompressed model (untrained weights)"
-FIDELITY_HOW_TO_ACCURACY = ("real top-1 accuracy needs trained weights; hwsim trains only digits_cnn itself and "
-                            "does not yet take other models' weights")
-# models hwsim trains on shipped data (hwsim.data.TRAINABLE) are ranked by real held-out accuracy instead
-ACCURACY_BASIS = "top-1 accuracy on held-out digits (trained weights, no fine-tuning after compression)"
+FIDELITY_HOW_TO_ACCURACY = ("real top-1 accuracy needs trained weights and labelled data: rank a model hwsim "
+                            "trains itself (digits_cnn, digits_resnet18, digits_mobilenet_v2), or give a .pt "
+                            "file or --weights with --data")
+# a trained model (user weights or hwsim.trained.TRAINING) without labelled data
+TRAINED_AGREEMENT_BASIS = "agreement with the uncompressed model (trained weights; no --data, so no accuracy)"
+
+
+def fidelity_basis(model: str, *, metric: str, weights: Any = None, data: str | None = None,
+                   finetune_epochs: int = 0) -> str:
+    """What the fidelity column measures for ``model``: a sentence for the table, JSON and CSV."""
+    from hwsim.trained import TRAINING, training_data
+
+    trained = weights is not None or str(model).endswith((".pt", ".pth")) or model in TRAINING
+    if metric != "top1_accuracy":
+        return TRAINED_AGREEMENT_BASIS if trained else FIDELITY_BASIS
+    source = data or (training_data(model) if model in TRAINING else "data")
+    tuning = (f"after {finetune_epochs} fine-tuning epoch{'s' if finetune_epochs != 1 else ''} per compressed "
+              "model (Han et al. retraining)" if finetune_epochs else "no fine-tuning after compression")
+    weights_from = "hwsim-trained weights" if model in TRAINING and weights is None else "your weights"
+    return f"top-1 accuracy on held-out {source} ({weights_from}, {tuning})"
 
 
 # One or more shipped recipes per family of the survey: unstructured / N:M / block / channel pruning,
@@ -76,21 +94,30 @@ def _names(recipes: Sequence[str | Path]) -> tuple[dict[str, str], list[dict[str
 def rank_recipes(model: str, arch: str | Path, recipes: Sequence[str | Path] | None = None, *,
                  batch: int = 1, input_shape: tuple[int, ...] | None = None, fidelity_batch: int = 32,
                  seed: int = 0, store: ResultStore | None = None, backend: Any = None,
-                 progress: Any = None) -> list[dict[str, Any]]:
+                 progress: Any = None, weights: str | Path | None = None, data: str | None = None,
+                 finetune_epochs: int = 0) -> list[dict[str, Any]]:
     """One row per recipe (and the uncompressed baseline): metrics, per-metric ranks, ``pareto`` flag.
 
     Rows are sorted by mean rank; recipes that are missing or fail to compress/simulate come last with
     ``status: error`` and the reason. ``recipes`` defaults to ``default_recipes()``; ``progress`` is called
-    as ``progress(recipes_done, recipes_expected)`` (the baseline counts as one).
+    as ``progress(recipes_done, recipes_expected)`` (the baseline counts as one). ``weights`` (a
+    state_dict for a zoo name), ``data`` (``hwsim.datasets``) and ``finetune_epochs`` (retraining after
+    compression, ``hwsim.data.finetune``) decide whether the fidelity column is real accuracy.
     """
     from hwsim.dse.runner import run_sweep
 
     found, rows = _names(default_recipes() if recipes is None else recipes)
-    spec = {"name": f"rank:{model}@{Path(str(arch)).stem}", "models": [model], "batch": batch,
+    spec = {"models": [model], "batch": batch,
             "input_shape": list(input_shape) if input_shape else None,
             "recipes": {BASELINE: None, **{name: {"template": path} for name, path in found.items()}},
             "arch": {"base": str(arch)}, "objectives": ["latency", "energy", "fidelity"],
-            "fidelity": {"enabled": True, "batch": fidelity_batch, "seed": seed}}
+            "fidelity": {"enabled": True, "batch": fidelity_batch, "seed": seed, "data": data,
+                         "finetune_epochs": finetune_epochs},
+            "weights": {model: str(weights)} if weights is not None else {}}
+    # one sweep name per distinct ranking, so a kept store (``hwsim rank --store``) never mixes two rankings;
+    # the compressed graphs are keyed apart from the arch and shared between rankings on other hardware
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    spec = {"name": f"rank:{model}@{Path(str(arch)).stem}:{digest}", **spec}
     own = store is None
     store = store or ResultStore(":memory:")
     try:
@@ -99,7 +126,12 @@ def rank_recipes(model: str, arch: str | Path, recipes: Sequence[str | Path] | N
     finally:
         if own:
             store.close()
-    return _table(records) + rows
+    rows = _table(records) + rows
+    for row in rows:
+        if row.get("status") == "ok":
+            row["fidelity_basis"] = fidelity_basis(model, metric=row["fidelity_metric"], weights=weights, data=data,
+                                                   finetune_epochs=finetune_epochs)
+    return rows
 
 
 def _same(a: float | None, b: float | None) -> bool:
@@ -124,11 +156,11 @@ def _table(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = [{"recipe": r["recipe"], "status": "ok", **{m: r["objectives"].get(m) for m, _ in RANK_METRICS},
              "top1_accuracy": r["objectives"].get("top1_accuracy"),
              "edp_pj_s": r["objectives"].get("edp_pj_s"), "macs": r["objectives"].get("macs"),
+             "top1_accuracy_before_finetune": r["objectives"].get("top1_accuracy_before_finetune"),
              "kl": r["objectives"].get("kl"), "nrmse": r["objectives"].get("nrmse")} for r in ok]
     metrics = rank_metrics(rows)
     for row in rows:
         row["fidelity_metric"] = metrics[-1][0]
-        row["fidelity_basis"] = ACCURACY_BASIS if metrics[-1][0] == "top1_accuracy" else FIDELITY_BASIS
     if rows:
         values = np.array([[row[m] if row[m] is not None else np.nan for m, _ in metrics] for row in rows])
         senses = [s for _, s in metrics]

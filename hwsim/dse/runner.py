@@ -110,7 +110,9 @@ class TaskBuilder:
         self.templates = {name: recipe_template(spec, name) for name in spec.recipes}
         self.graph_dir = graph_dir
         self.version = hwsim.__version__
-        self.fidelity = spec.fidelity.model_dump() if spec.needs_fidelity else None
+        # data / fine-tuning enter the point keys only when set, so existing stores keep their keys
+        self.fidelity = {k: v for k, v in spec.fidelity.model_dump().items()
+                         if v or k not in ("data", "finetune_epochs")} if spec.needs_fidelity else None
         self.file_hashes: dict[str, str | None] = {}
 
     def _file_hash(self, model: str) -> str | None:
@@ -125,15 +127,17 @@ class TaskBuilder:
         template = self.templates[point.recipe]
         recipe = None if template is None else substitute(template, dict(point.recipe_params))
         shape = tuple(self.spec.input_shape) if self.spec.input_shape else None
+        weights = self.spec.weights.get(point.model)
         graph_key = point_key({"model": point.model, "model_file": self._file_hash(point.model), "recipe": recipe, "batch": self.spec.batch, "input_shape": shape,
-                               "fidelity": self.fidelity, "version": self.version})
+                               "fidelity": self.fidelity, "version": self.version,
+                               **({"weights_file": self._file_hash(weights)} if weights else {})})
         arch = self.base.with_overrides(arch_overrides(self.spec, dict(point.hw)), origin=self.spec.origin)
         arch_dict = arch.model_dump(mode="json")
         key = point_key({"graph": graph_key, "arch": arch_dict, "mapper": self.spec.mapper, "version": self.version})
         return Task(key=key, graph_key=graph_key, params=point.params(), model=point.model,
                     recipe_name=point.recipe, recipe=recipe, arch=arch_dict, batch=self.spec.batch,
                     input_shape=shape, mapper=dict(self.spec.mapper), fidelity=self.fidelity,
-                    graph_dir=self.graph_dir)
+                    graph_dir=self.graph_dir, weights=weights)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError, field_validator
 
 from hwsim.errors import ConfigError, HwsimError
 from hwsim.models.arch import ArchSpec, load_arch
@@ -194,6 +194,8 @@ class FidelitySpec(_Strict):
     enabled: bool = True
     batch: PositiveInt = 32
     seed: int = 0
+    data: str | None = None              # hwsim.datasets name, image folder or module:function (labelled data)
+    finetune_epochs: NonNegativeInt = 0  # retrain each compressed model this long (hwsim.data.finetune)
 
 
 class SweepSpec(_Strict):
@@ -201,6 +203,7 @@ class SweepSpec(_Strict):
 
     name: str = "sweep"
     models: tuple[str, ...] = Field(min_length=1)
+    weights: dict[str, str] = Field(default_factory=dict)   # zoo-name model -> state_dict file
     batch: PositiveInt = 1
     input_shape: tuple[PositiveInt, ...] | None = None
     recipes: dict[str, RecipeSpec | None] = Field(default_factory=lambda: {"dense": None})

@@ -86,6 +86,14 @@ _REGISTRY: dict[str, _Entry] = {
                        {"params": 834_572, "source": "closed form 4H(F+H+2) per layer + FC"}),
     "digits_cnn": _Entry("small", "digits_cnn", _image(8, 1), "Tiny conv-BN-ReLU CNN for 8x8 digits, 10 classes",
                          "hwsim (for sklearn load_digits)", {}),
+    "digits_resnet18": _Entry("digits", "digits_resnet18", _image(32, 1),
+                              "ResNet-18 layers, 3x3 stride-1 stem, no max-pool, width 16 (1/4), 32x32 digits; "
+                              "trained on first use (1-3 min, held-out top-1 0.991)",
+                              "He et al., CVPR 2016 (CIFAR-style stem, Section 4.2)", {}),
+    "digits_mobilenet_v2": _Entry("digits", "digits_mobilenet_v2", _image(32, 1),
+                                  "MobileNet v2 layers, stride-1 stem, width 0.5, 32x32 digits; trained on "
+                                  "first use (1-3 min, held-out top-1 0.962)",
+                                  "Sandler et al., CVPR 2018 (stride-1 stem for 32x32)", {}),
 }
 
 
