@@ -46,14 +46,19 @@ def _tree_rss(root: psutil.Process) -> tuple[int, int]:
 
 
 def measure(command: list[str], *, interval: float = 0.05, env: dict[str, str] | None = None,
-            cwd: str | None = None) -> dict[str, Any]:
-    """Run ``command`` to completion; its wall and CPU seconds, peak tree RSS and exit code."""
+            cwd: str | None = None, timeline_s: float | None = None) -> dict[str, Any]:
+    """Run ``command`` to completion; its wall and CPU seconds, peak tree RSS and exit code.
+
+    ``timeline_s``: also keep ``[seconds, tree RSS MB, processes]`` every that many seconds (memory
+    that stays flat over a long run shows as a flat timeline).
+    """
     load_before = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     root = psutil.Process(proc.pid)
     peak = {"rss": 0, "procs": 0}
+    timeline: list[list[float]] = []
     done = threading.Event()
 
     def sample() -> None:
@@ -62,6 +67,9 @@ def measure(command: list[str], *, interval: float = 0.05, env: dict[str, str] |
             if rss > peak["rss"]:
                 peak["rss"] = rss
             peak["procs"] = max(peak["procs"], count)
+            now = time.perf_counter() - start
+            if timeline_s is not None and (not timeline or now - timeline[-1][0] >= timeline_s):
+                timeline.append([round(now, 1), round(rss / 2**20, 1), count])
             done.wait(interval)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -72,12 +80,13 @@ def measure(command: list[str], *, interval: float = 0.05, env: dict[str, str] |
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    extra = {"timeline": timeline} if timeline_s is not None else {}
     return {"command": " ".join(command), "returncode": proc.returncode, "wall_s": round(wall, 2),
             "cpu_s": round(cpu, 2), "peak_tree_rss_mb": round(peak["rss"] / 2**20, 1),
             "max_processes": peak["procs"], "load1_before": round(load_before, 2),
             "load1_after": round(os.getloadavg()[0], 2),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "stderr_tail": stderr.decode(errors="replace").strip().splitlines()[-3:]}
+            "stderr_tail": stderr.decode(errors="replace").strip().splitlines()[-3:], **extra}
 
 
 def append_result(path: Path, label: str, result: dict[str, Any]) -> None:

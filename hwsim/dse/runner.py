@@ -80,11 +80,16 @@ class ProcessBackend(SerialBackend):
     def wait_any(self, futures: Iterable[Any]) -> set[Any]:
         return cf.wait(list(futures), return_when=cf.FIRST_COMPLETED).done
 
-    def recycle(self) -> None:
-        """Send new work to fresh workers; the old ones finish what they were given, then exit."""
+    def recycle(self, *, idle: bool = False) -> None:
+        """Send new work to fresh workers; the old ones finish what they were given, then exit.
+
+        ``idle``: nothing is in flight, so the old workers are let go before new ones start (their
+        memory never overlaps).
+        """
         old, self.pool = self.pool, self._new_pool()
-        old.shutdown(wait=False)
-        self.retired.append(old)
+        old.shutdown(wait=idle)
+        if not idle:
+            self.retired.append(old)
 
     def close(self) -> None:
         for pool in [*self.retired, self.pool]:
@@ -340,7 +345,7 @@ class _GraphBuilds:
             released.append((tasks, error))
         recycle = getattr(self.loop.backend, "recycle", None)
         if released and not self.building and self.dirty and recycle is not None:
-            recycle()                                 # builders imported torch; evaluate on fresh workers
+            recycle(idle=not self.loop.pending)       # builders imported torch; evaluate on fresh workers
             self.dirty = False
         for tasks, error in released:
             for task in tasks:
