@@ -262,6 +262,7 @@ class _Loop:
         Builds do not count against ``block_until``, so the loop reads ahead (holding at most
         ``max_held`` points) and every graph's build starts as soon as its first point is seen.
         """
+        self.graphs.finished({f for f in self.graphs.futures if f.done()})     # release without waiting
         while (len(self.pending) > block_until or self.graphs.over_limit
                or (drain and self.graphs.in_flight)):
             done = self.backend.wait_any([*self.pending, *self.graphs.futures])
@@ -295,7 +296,6 @@ class _GraphBuilds:
         self.held_count = 0
         self.max_held = 256 * loop.chunk_size        # bounds the parent's memory while a build runs
         self.built = 0
-        self.dirty = False                           # a build ran in a worker since the last recycle
 
     @property
     def futures(self) -> list[Any]:
@@ -329,6 +329,8 @@ class _GraphBuilds:
 
     def finished(self, done: set[Any]) -> None:
         """Mark finished builds; recycle the workers after the last one; release (or fail) their points."""
+        if not done:
+            return
         released: list[tuple[list[Task], str | None]] = []
         for future in [f for f in self.building if f in done]:
             task = self.building.pop(future)
@@ -341,12 +343,10 @@ class _GraphBuilds:
             except Exception as err:  # noqa: BLE001 - the graph's points are recorded as failed
                 error = f"building the graph of {task.model} ({task.recipe_name}): {type(err).__name__}: {err}"
                 self.failed[task.graph_key] = error
-            self.dirty = True
             released.append((tasks, error))
         recycle = getattr(self.loop.backend, "recycle", None)
-        if released and not self.building and self.dirty and recycle is not None:
+        if released and not self.building and recycle is not None:
             recycle(idle=not self.loop.pending)       # builders imported torch; evaluate on fresh workers
-            self.dirty = False
         for tasks, error in released:
             for task in tasks:
                 if error is None:
