@@ -29,8 +29,11 @@ from typing import Any
 import psutil
 
 
-def _tree_rss(root: psutil.Process) -> tuple[int, int]:
-    """(sum of RSS in bytes, number of processes) of ``root`` and all its descendants, right now."""
+def _tree_rss(root: psutil.Process, cpu: dict[int, float] | None = None) -> tuple[int, int]:
+    """(sum of RSS in bytes, number of processes) of ``root`` and all its descendants, right now.
+
+    ``cpu``: updated with each process's CPU seconds so far (user + system), by pid.
+    """
     total, count = 0, 0
     try:
         procs = [root, *root.children(recursive=True)]
@@ -40,6 +43,9 @@ def _tree_rss(root: psutil.Process) -> tuple[int, int]:
         try:
             total += proc.memory_info().rss
             count += 1
+            if cpu is not None:
+                times = proc.cpu_times()
+                cpu[proc.pid] = times.user + times.system
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return total, count
@@ -59,11 +65,12 @@ def measure(command: list[str], *, interval: float = 0.05, env: dict[str, str] |
     root = psutil.Process(proc.pid)
     peak = {"rss": 0, "procs": 0}
     timeline: list[list[float]] = []
+    cpu_by_pid: dict[int, float] = {}
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            rss, count = _tree_rss(root)
+            rss, count = _tree_rss(root, cpu_by_pid)
             if rss > peak["rss"]:
                 peak["rss"] = rss
             peak["procs"] = max(peak["procs"], count)
@@ -81,6 +88,9 @@ def measure(command: list[str], *, interval: float = 0.05, env: dict[str, str] |
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     extra = {"timeline": timeline} if timeline_s is not None else {}
+    # CPU seconds of each process as last sampled (to within one interval): with one process per core
+    # the busiest one bounds the wall time the run would take on an otherwise idle machine
+    extra["cpu_s_per_process"] = sorted((round(v, 2) for v in cpu_by_pid.values()), reverse=True)
     return {"command": " ".join(command), "returncode": proc.returncode, "wall_s": round(wall, 2),
             "cpu_s": round(cpu, 2), "peak_tree_rss_mb": round(peak["rss"] / 2**20, 1),
             "max_processes": peak["procs"], "load1_before": round(load_before, 2),

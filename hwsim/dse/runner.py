@@ -215,7 +215,7 @@ class _Loop:
 
     def __init__(self, spec: SweepSpec, store: ResultStore, backend: Any, evaluate: EvaluateFn,
                  retry_errors: bool, progress: ProgressFn | None, expected: int | None, *, chunk_size: int,
-                 share_graphs: bool):
+                 limit: int, share_graphs: bool):
         self.spec, self.store, self.backend, self.evaluate = spec, store, backend, evaluate
         self.retry_errors, self.progress, self.expected = retry_errors, progress, expected
         self.chunk_size, self.share_graphs = chunk_size, share_graphs
@@ -223,7 +223,9 @@ class _Loop:
         self.pending: dict[Any, list[Task]] = {}
         self.waiting: dict[str, list[Point]] = {}    # key -> points proposed while it is in flight
         self.batch: list[Task] = []
-        self.graphs = _GraphBuilds(self)
+        # read ahead far enough to start the builds of the next graphs, not so far that held tasks
+        # (a few kB each) grow the parent: a 10,000-point sweep would otherwise hold most of its points
+        self.graphs = _GraphBuilds(self, read_ahead=max(256, 4 * limit * chunk_size))
         self.counts = {"proposed": 0, "evaluated": 0, "skipped": 0, "failed": 0}
 
     def _tick(self, kind: str) -> None:
@@ -287,14 +289,14 @@ class _Loop:
 class _GraphBuilds:
     """One ``prepare_graph`` job per distinct graph missing from the cache; its points wait here meanwhile."""
 
-    def __init__(self, loop: _Loop):
+    def __init__(self, loop: _Loop, read_ahead: int):
         self.loop = loop
         self.known: set[str] = set()                 # graph keys whose entry is in the cache
         self.failed: dict[str, str] = {}             # graph key -> why its build failed
         self.building: dict[Any, Task] = {}          # build future -> the task that named the graph
         self.held: dict[str, list[Task]] = {}        # graph key -> tasks waiting for its build
         self.held_count = 0
-        self.max_held = 256 * loop.chunk_size        # bounds the parent's memory while a build runs
+        self.max_held = read_ahead                   # bounds the parent's memory while a build runs
         self.built = 0
 
     @property
@@ -391,7 +393,7 @@ def run_sweep(spec: SweepSpec | str | Path | dict, store: ResultStore, *, backen
     store.register_sweep(spec.name, spec.model_dump(mode="json"))
     share = evaluate is evaluate_point if share_graphs is None else share_graphs
     loop = _Loop(spec, store, backend, evaluate, retry_errors, progress, space_size(spec), chunk_size=chunk_size,
-                 share_graphs=share)
+                 limit=limit, share_graphs=share)
     start = time.perf_counter()
     for point in loop.sampler.points():
         if point is BARRIER:
