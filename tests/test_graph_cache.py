@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from hwsim.dse import evaluate, graphcache
-from hwsim.dse.runner import ProcessBackend, run_sweep
+from hwsim.dse import runner
+from hwsim.dse.runner import ProcessBackend, SerialBackend, run_sweep
 from hwsim.dse.store import ResultStore
 from tests.conftest import tiny_graph
 from tests.dse_fakes import fake_spec, torch_probe_evaluate
@@ -104,7 +105,25 @@ def test_code_version_is_a_hash_of_the_sources(tmp_path, monkeypatch):
         graphcache.code_version.cache_clear()
 
 
-def test_pool_workers_on_cached_graphs_never_import_torch(tmp_path, private_graph_cache):
+def test_builders_are_recycled_only_before_a_long_tail(tmp_path, counted_builds, monkeypatch):
+    class Recycling(SerialBackend):
+        recycled = 0
+
+        def recycle(self, *, idle: bool = False) -> None:
+            self.recycled += 1
+
+    short, long = Recycling(), Recycling()
+    with ResultStore(tmp_path / "a.sqlite") as store:
+        run_sweep(fake_spec(tmp_path), store, backend=short)          # 27 points: < 100 left per worker
+    monkeypatch.setattr(runner, "_RECYCLE_MIN", 0)
+    evaluate._GRAPHS.clear()
+    with ResultStore(tmp_path / "b.sqlite") as store:
+        run_sweep(fake_spec(tmp_path, name="other"), store, backend=long, graph_dir=str(tmp_path / "g2"))
+    assert short.recycled == 0 and long.recycled >= 1
+
+
+def test_pool_workers_on_cached_graphs_never_import_torch(tmp_path, private_graph_cache, monkeypatch):
+    monkeypatch.setattr(runner, "_RECYCLE_MIN", 0)       # recycle after the build even for this short sweep
     spec = {"name": "digits", "models": ["digits_cnn"],
             "arch": {"base": "edge_tpu_like", "params": {"systolic.rows": [8, 16, 32, 64]}},
             "objectives": ["latency", "energy"]}

@@ -8,8 +8,9 @@ store, one committed row per finished point, so a killed sweep resumes without l
 Graphs are built once per sweep and once per machine: the first point of each distinct graph that is
 not in the shared cache (``hwsim.dse.graphcache``) sends one ``prepare_graph`` job to one worker, and
 that graph's points are held here until it is saved; other workers meanwhile evaluate points whose
-graphs are ready. After a burst of builds a ``ProcessBackend`` is recycled (fresh workers), so the
-torch the builders imported does not stay resident for the rest of the sweep.
+graphs are ready. After a burst of builds a ``ProcessBackend`` is recycled (fresh workers) unless only
+a short tail of points remains, so the torch the builders imported does not stay resident for the
+rest of a long sweep.
 """
 
 from __future__ import annotations
@@ -243,6 +244,12 @@ class _Loop:
         self._tick("skipped")
         return True
 
+    def remaining(self) -> float:
+        """Points still to handle (infinite when the sampler does not say how many it will propose)."""
+        if self.expected is None:
+            return float("inf")
+        return self.expected - self.counts["evaluated"] - self.counts["skipped"] - self.counts["failed"]
+
     def dispatch(self, task: Task) -> None:
         """Evaluate ``task`` once its graph is in the shared cache (now, or after its one build)."""
         if not self.share_graphs or not needs_build(task) or self.graphs.ready(task):
@@ -347,7 +354,8 @@ class _GraphBuilds:
                 self.failed[task.graph_key] = error
             released.append((tasks, error))
         recycle = getattr(self.loop.backend, "recycle", None)
-        if released and not self.building and recycle is not None:
+        workers = max(1, getattr(self.loop.backend, "workers", 1))
+        if released and not self.building and recycle is not None and self.loop.remaining() > _RECYCLE_MIN * workers:
             recycle(idle=not self.loop.pending)       # builders imported torch; evaluate on fresh workers
         for tasks, error in released:
             for task in tasks:
@@ -356,6 +364,12 @@ class _GraphBuilds:
                 else:
                     self.loop.commit(_error_record(task, error))
         self.loop.flush()
+
+
+# Recycling costs each fresh worker ~2 s of start-up (imports, Numba cache, graph JSON), the time of ~100
+# hardware-only ResNet-18 points; for a shorter tail the builders finish the sweep (their memory peak is
+# already behind: it was the build itself).
+_RECYCLE_MIN = 100
 
 
 def _error_record(task: Task, error: str) -> dict[str, Any]:
