@@ -4,6 +4,7 @@
 (the XDG convention platformdirs follows on Linux). Numba's cache goes to ``<base>/numba`` unless
 ``NUMBA_CACHE_DIR`` is already set, so compiled kernels are never written next to the installed
 sources (which may be read-only or shared). This module must run before Numba is imported.
+Sweeps keep their lowered graphs in ``<base>/graphs`` (``HWSIM_GRAPH_CACHE_DIR`` overrides).
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ def cache_dir() -> Path:
         return Path(override).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "hwsim"
+
+
+def graph_cache_dir() -> Path:
+    """Where sweeps keep lowered graphs for every later sweep on this machine (``HWSIM_GRAPH_CACHE_DIR`` overrides)."""
+    if override := os.environ.get("HWSIM_GRAPH_CACHE_DIR"):
+        return Path(override).expanduser()
+    return cache_dir() / "graphs"
 
 
 def numba_cache_dir() -> Path:

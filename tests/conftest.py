@@ -21,6 +21,14 @@ def tiny_graph() -> LayerGraph:
     return graph
 
 
+@pytest.fixture(autouse=True)
+def private_graph_cache(tmp_path, monkeypatch):
+    """Every test gets its own sweep graph cache, never the user's (a test must not see another's graphs)."""
+    folder = tmp_path / "graph-cache"
+    monkeypatch.setenv("HWSIM_GRAPH_CACHE_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def tiny_graph_path(tmp_path):
     return tiny_graph().save(tmp_path / "tiny.json")

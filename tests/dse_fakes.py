@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -95,3 +97,12 @@ def run_fake_sweep(folder: str, store_path: str, workers: int, sleep_s: float) -
 def sleepy_evaluate(task: Any, *, sleep_s: float) -> dict[str, Any]:
     time.sleep(sleep_s)
     return fake_evaluate(task)
+
+
+def torch_probe_evaluate(task: Any) -> dict[str, Any]:
+    """The real ``evaluate_point``, recording in ``meta`` whether this worker had imported torch."""
+    from hwsim.dse.evaluate import evaluate_point
+
+    result = evaluate_point(task)
+    result["meta"].update(torch_imported="torch" in sys.modules, pid=os.getpid())
+    return result

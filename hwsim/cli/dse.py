@@ -93,6 +93,8 @@ def sweep_command(
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="local processes (default: all cores)"),
     dask: Optional[str] = typer.Option(None, "--dask", help="Dask scheduler address, e.g. tcp://host:8786"),
     chunk_size: int = typer.Option(1, "--chunk-size", min=1, help="points per task"),
+    graph_cache: Optional[Path] = typer.Option(None, "--graph-cache", metavar="DIR",
+                                               help="lowered-graph cache (default: the per-user hwsim cache)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="validate, print the number of points, stop"),
     retry_errors: bool = typer.Option(False, "--retry-errors", help="re-run points stored as failed"),
     keep_going: bool = typer.Option(False, "--keep-going", help="exit 0 even when some points failed"),
@@ -120,13 +122,15 @@ def sweep_command(
         task = bar.add_task("sweep", total=space_size(spec))
         try:
             summary = run_sweep(spec, store, backend=backend, chunk_size=chunk_size, retry_errors=retry_errors,
+                                graph_dir=None if graph_cache is None else str(graph_cache),
                                 progress=lambda done, total: bar.update(task, completed=done))
         finally:
             backend.close()
         best = front(store.records(sweep=spec.name), spec.objectives, constraints=spec.constraints)
         failures = [(r["params"], r.get("error")) for r in store.records(sweep=spec.name, status="error")]
+    built = f", {summary.graphs_built} graphs built" if summary.graphs_built else ""
     err_console.print(f"{summary.evaluated} evaluated, {summary.skipped} already stored, {summary.failed} failed "
-                      f"in {summary.seconds:.1f} s -> {store_path}")
+                      f"in {summary.seconds:.1f} s{built} -> {store_path}")
     out_console.print(_front_table(best, spec.metric_names, f"Pareto front ({len(best)} points)"))
     for params, error in failures[:20]:
         where = ", ".join(f"{_label(k)}={_fmt(v)}" for k, v in sorted(params.items()))

@@ -1,15 +1,13 @@
 """Worker side of a sweep: evaluate one ``Task`` (a fully resolved design point) into a record.
 
-A (model, recipe) pair is compressed and lowered once per worker and cached in memory; with a
-``graph_dir`` the LayerGraph (and its fidelity figures) is also saved as JSON so other workers and
-later runs load it without torch. Hardware-only variations then only call ``simulate_graph``.
+A (model, recipe) pair is compressed and lowered once (``prepare_graph``, sent by the runner to one
+worker) and saved as JSON in the shared, content-addressed ``graph_dir`` (``graphcache``); every
+worker then loads it without torch and keeps a few graphs in memory. Hardware-only variations only
+call ``simulate_graph``.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
 import traceback
 from collections import OrderedDict
@@ -17,14 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from hwsim.ir import LayerGraph
+from hwsim.dse import graphcache
+from hwsim.dse.graphcache import Entry
 
 PERFECT_FIDELITY = {"top1_agreement": 1.0, "kl": 0.0, "nrmse": 0.0}
 LAYER_COLUMNS = ("name", "op", "macs", "cycles", "latency_s", "energy_pj", "power_mw", "utilization",
                  "dram_bytes")
 _TOTAL_METRICS = ("latency_s", "energy_pj", "power_mw", "peak_power_mw", "area_mm2", "edp_pj_s", "tops_per_w",
                   "utilization", "cycles", "macs", "inferences_per_s")
-_GRAPHS: OrderedDict[str, tuple[LayerGraph, dict[str, float] | None]] = OrderedDict()
+_GRAPHS: OrderedDict[str, Entry] = OrderedDict()
 _GRAPH_CACHE_SIZE = 8
 
 
@@ -43,8 +42,9 @@ class Task:
     input_shape: tuple[int, ...] | None = None
     mapper: dict[str, Any] = field(default_factory=dict)
     fidelity: dict[str, Any] | None = None   # {batch, seed} when fidelity is measured
-    graph_dir: str | None = None
-    weights: str | None = None          # state_dict file for a zoo-name model (``--weights``)
+    graph_dir: str | None = None           # the shared graph cache (``graphcache``); None: build in memory only
+    weights: str | None = None             # state_dict file for a zoo-name model (``--weights``)
+    cache_key: str | None = None           # the graph's entry in ``graph_dir`` (inputs + code version)
 
 
 EvaluateFn = Callable[[Task], dict[str, Any]]
@@ -107,38 +107,61 @@ def _make_mapper(settings: dict[str, Any]) -> Any:
 
 
 # ----- lowered-graph cache ---------------------------------------------------------------------------
-def cached_graph(task: Task) -> tuple[LayerGraph, dict[str, float] | None]:
-    """The task's LayerGraph and fidelity: memory cache, then ``graph_dir`` JSON, then build (torch)."""
+def cached_graph(task: Task) -> Entry:
+    """The task's LayerGraph and fidelity: memory cache, then the shared JSON cache, then build (torch)."""
     if task.graph_key in _GRAPHS:
         _GRAPHS.move_to_end(task.graph_key)
         return _GRAPHS[task.graph_key]
-    saved = task.recipe is None and task.model.endswith(".json")      # already a saved graph: no copy
-    path = Path(task.graph_dir) / f"graph-{task.graph_key}.json" if task.graph_dir and not saved else None
-    if path is not None and path.is_file():
-        data = json.loads(path.read_text())
-        entry = (LayerGraph.from_json(data["graph"]), data.get("fidelity"))
-    else:
+    path = _cache_path(task)
+    entry = graphcache.load_entry(path) if path is not None else None
+    if entry is None:                      # missing or corrupt: build it (and replace a corrupt file)
         entry = build_graph(task)
         if path is not None:
-            _save_atomic(path, {"graph": entry[0].to_json(), "fidelity": entry[1]})
-    _GRAPHS[task.graph_key] = entry
-    while len(_GRAPHS) > _GRAPH_CACHE_SIZE:
-        _GRAPHS.popitem(last=False)
+            graphcache.save_entry(path, entry)
+    _remember(task.graph_key, entry)
     return entry
 
 
-def _save_atomic(path: Path, data: dict[str, Any]) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".graph-", suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, separators=(",", ":"))
-        os.replace(tmp, path)          # atomic: a racing worker sees the old or the new file, never half
-    except OSError:
-        pass                           # the cache is an optimisation (e.g. a remote worker's unwritable path)
+def prepare_graph(task: Task) -> dict[str, Any]:
+    """Make sure the task's graph is in the shared cache (build and save it unless a loadable entry exists).
+
+    The sweep runner sends one of these per distinct graph to one worker and holds that graph's points
+    until it returns, so no two workers build the same graph. Returns ``{"built": bool, "saved": bool}``.
+    """
+    path = _cache_path(task)
+    if path is None:
+        return {"built": False, "saved": False}
+    entry = graphcache.load_entry(path)
+    if entry is not None:
+        _remember(task.graph_key, entry)
+        return {"built": False, "saved": True}
+    entry = build_graph(task)
+    _remember(task.graph_key, entry)
+    return {"built": True, "saved": graphcache.save_entry(path, entry)}
 
 
-def build_graph(task: Task) -> tuple[LayerGraph, dict[str, float] | None]:
+def needs_build(task: Task) -> bool:
+    """True when the task's graph comes from the shared cache (a saved graph without a recipe is read as is)."""
+    return task.graph_dir is not None and not _is_saved_graph(task)
+
+
+def _is_saved_graph(task: Task) -> bool:
+    return task.recipe is None and task.model.endswith(".json")
+
+
+def _cache_path(task: Task) -> Path | None:
+    if not needs_build(task):
+        return None
+    return graphcache.entry_path(task.graph_dir, task.cache_key or task.graph_key)
+
+
+def _remember(graph_key: str, entry: Entry) -> None:
+    _GRAPHS[graph_key] = entry
+    while len(_GRAPHS) > _GRAPH_CACHE_SIZE:
+        _GRAPHS.popitem(last=False)
+
+
+def build_graph(task: Task) -> Entry:
     """Lower (and compress) the task's model; measure fidelity (and accuracy with labelled data) when asked."""
     from hwsim.simulate import resolve_graph
 

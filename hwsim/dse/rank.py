@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from scipy.stats import rankdata
 
 from hwsim.dse.pareto import pareto_mask
 from hwsim.dse.store import ResultStore
@@ -162,6 +161,8 @@ def _table(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in rows:
         row["fidelity_metric"] = metrics[-1][0]
     if rows:
+        from scipy.stats import rankdata      # here, not at the top: every sweep worker imports hwsim.dse
+
         values = np.array([[row[m] if row[m] is not None else np.nan for m, _ in metrics] for row in rows])
         senses = [s for _, s in metrics]
         mask = pareto_mask(values, senses)

@@ -4,6 +4,13 @@ There is one loop (``run_sweep``); backends are thin adapters with ``submit(fn, 
 ``wait_any(futures)``: ``SerialBackend`` (in-process), ``ProcessBackend`` (local process pool) and
 ``DaskBackend`` (a ``distributed.Client`` or scheduler address). Only this process writes to the
 store, one committed row per finished point, so a killed sweep resumes without loss or duplicates.
+
+Graphs are built once per sweep and once per machine: the first point of each distinct graph that is
+not in the shared cache (``hwsim.dse.graphcache``) sends one ``prepare_graph`` job to one worker, and
+that graph's points are held here until it is saved; other workers meanwhile evaluate points whose
+graphs are ready. After a burst of builds a ``ProcessBackend`` is recycled (fresh workers) unless only
+a short tail of points remains, so the torch the builders imported does not stay resident for the
+rest of a long sweep.
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from hwsim.dse.evaluate import EvaluateFn, Task, evaluate_point, run_batch
+from hwsim._cache import graph_cache_dir
+from hwsim.dse import graphcache
+from hwsim.dse.evaluate import EvaluateFn, Task, evaluate_point, needs_build, prepare_graph, run_batch
 from hwsim.dse.samplers import BARRIER, Point, make_sampler
 from hwsim.dse.spec import SweepSpec, arch_overrides, load_spec
 from hwsim.dse.templates import recipe_template, substitute
@@ -46,13 +55,25 @@ class SerialBackend:
 
 
 class ProcessBackend(SerialBackend):
-    """A local process pool (``workers`` defaults to all cores; spawned, so workers stay torch-free)."""
+    """A local process pool (``workers`` defaults to all cores; spawned, so workers stay torch-free).
 
-    def __init__(self, workers: int | None = None):
+    ``max_tasks_per_child`` replaces each worker after that many submissions (a bound on any growth of
+    its resident set); ``recycle()`` replaces all workers at once (the runner calls it after graph builds).
+    """
+
+    def __init__(self, workers: int | None = None, *, max_tasks_per_child: int | None = None):
+        self.workers = workers or os.cpu_count() or 1
+        self.max_tasks_per_child = max_tasks_per_child
+        self.pool = self._new_pool()
+        self.retired: list[cf.ProcessPoolExecutor] = []
+
+    def _new_pool(self) -> cf.ProcessPoolExecutor:
         import multiprocessing
 
-        self.workers = workers or os.cpu_count() or 1
-        self.pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        return cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                      max_tasks_per_child=self.max_tasks_per_child,
+                                      initializer=_share_cores, initargs=(threads,))
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future:
         return self.pool.submit(fn, *args)
@@ -60,8 +81,21 @@ class ProcessBackend(SerialBackend):
     def wait_any(self, futures: Iterable[Any]) -> set[Any]:
         return cf.wait(list(futures), return_when=cf.FIRST_COMPLETED).done
 
+    def recycle(self, *, idle: bool = False) -> None:
+        """Send new work to fresh workers; the old ones finish what they were given, then exit.
+
+        ``idle``: nothing is in flight, so the old workers are let go before new ones start (their
+        memory never overlaps).
+        """
+        old, self.pool = self.pool, self._new_pool()
+        old.shutdown(wait=idle)
+        if not idle:
+            self.retired.append(old)
+
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        for pool in [*self.retired, self.pool]:
+            pool.shutdown(wait=True, cancel_futures=True)
+        self.retired = []
 
 
 class DaskBackend(SerialBackend):
@@ -87,6 +121,16 @@ class DaskBackend(SerialBackend):
             self.client.close()
 
 
+def _share_cores(threads: int) -> None:
+    """Worker start-up: torch/BLAS use ``threads`` threads (the pool already runs one worker per core).
+
+    Without it every worker's torch (building a graph) starts a thread per core, and on a small
+    machine the spinning threads of two builders cost more CPU than the work they share.
+    """
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(name, str(threads))
+
+
 def as_backend(backend: Any) -> Any:
     """``None`` -> serial, an int -> that many local processes, an address or ``distributed.Client`` -> Dask."""
     if backend is None:
@@ -103,6 +147,7 @@ class TaskBuilder:
     """Turns points into ``Task``s with their content keys (arch dict, resolved recipe, version)."""
 
     def __init__(self, spec: SweepSpec, *, graph_dir: str | None = None):
+        """``graph_dir``: the shared graph cache the tasks name (``None``: each worker builds in memory)."""
         import hwsim
 
         self.spec = spec
@@ -128,8 +173,10 @@ class TaskBuilder:
         recipe = None if template is None else substitute(template, dict(point.recipe_params))
         shape = tuple(self.spec.input_shape) if self.spec.input_shape else None
         weights = self.spec.weights.get(point.model)
-        graph_key = point_key({"model": point.model, "model_file": self._file_hash(point.model), "recipe": recipe, "batch": self.spec.batch, "input_shape": shape,
-                               "fidelity": self.fidelity, "version": self.version,
+        # every input of the graph; a weights file goes in with its hash, like model_file
+        graph_key = point_key({"model": point.model, "model_file": self._file_hash(point.model), "recipe": recipe,
+                               "batch": self.spec.batch, "input_shape": shape, "fidelity": self.fidelity,
+                               "version": self.version,
                                **({"weights_file": self._file_hash(weights)} if weights else {})})
         arch = self.base.with_overrides(arch_overrides(self.spec, dict(point.hw)), origin=self.spec.origin)
         arch_dict = arch.model_dump(mode="json")
@@ -137,7 +184,8 @@ class TaskBuilder:
         return Task(key=key, graph_key=graph_key, params=point.params(), model=point.model,
                     recipe_name=point.recipe, recipe=recipe, arch=arch_dict, batch=self.spec.batch,
                     input_shape=shape, mapper=dict(self.spec.mapper), fidelity=self.fidelity,
-                    graph_dir=self.graph_dir, weights=weights)
+                    graph_dir=self.graph_dir, weights=weights,
+                    cache_key=graphcache.entry_key(graph_key) if self.graph_dir else None)
 
 
 @dataclass(frozen=True)
@@ -149,6 +197,7 @@ class SweepSummary:
     skipped: int
     failed: int
     seconds: float
+    graphs_built: int = 0          # graphs compressed/lowered by this sweep (0 when all were in the cache)
 
     @property
     def points_per_s(self) -> float:
@@ -158,9 +207,9 @@ class SweepSummary:
 ProgressFn = Callable[[int, int | None], None]   # (points handled, points expected)
 
 
-def default_graph_dir(store_path: str | Path) -> str | None:
-    """Where lowered graphs are cached: ``<store>.graphs/`` next to the store (none for ``:memory:``)."""
-    return None if str(store_path) == ":memory:" else f"{store_path}.graphs"
+def default_graph_dir() -> str:
+    """Where lowered graphs are cached: the per-machine ``graph_cache_dir()`` (shared by every sweep)."""
+    return str(graph_cache_dir())
 
 
 def _violations(spec: SweepSpec, values: dict[str, float] | None) -> list[float]:
@@ -168,15 +217,21 @@ def _violations(spec: SweepSpec, values: dict[str, float] | None) -> list[float]
 
 
 class _Loop:
-    """State of one sweep loop (kept small: only in-flight points live in memory)."""
+    """State of one sweep loop (kept small: only in-flight and held points live in memory)."""
 
     def __init__(self, spec: SweepSpec, store: ResultStore, backend: Any, evaluate: EvaluateFn,
-                 retry_errors: bool, progress: ProgressFn | None, expected: int | None):
+                 retry_errors: bool, progress: ProgressFn | None, expected: int | None, *, chunk_size: int,
+                 limit: int, share_graphs: bool):
         self.spec, self.store, self.backend, self.evaluate = spec, store, backend, evaluate
         self.retry_errors, self.progress, self.expected = retry_errors, progress, expected
+        self.chunk_size, self.share_graphs = chunk_size, share_graphs
         self.sampler = make_sampler(spec)
         self.pending: dict[Any, list[Task]] = {}
         self.waiting: dict[str, list[Point]] = {}    # key -> points proposed while it is in flight
+        self.batch: list[Task] = []
+        # read ahead far enough to start the builds of the next graphs, not so far that held tasks
+        # (a few kB each) grow the parent: a 10,000-point sweep would otherwise hold most of its points
+        self.graphs = _GraphBuilds(self, read_ahead=max(256, 4 * limit * chunk_size))
         self.counts = {"proposed": 0, "evaluated": 0, "skipped": 0, "failed": 0}
 
     def _tick(self, kind: str) -> None:
@@ -194,13 +249,38 @@ class _Loop:
         self._tick("skipped")
         return True
 
-    def submit(self, tasks: list[Task]) -> None:
-        self.pending[self.backend.submit(run_batch, self.evaluate, tasks)] = tasks
+    def remaining(self) -> float:
+        """Points still to handle (infinite when the sampler does not say how many it will propose)."""
+        if self.expected is None:
+            return float("inf")
+        return self.expected - self.counts["evaluated"] - self.counts["skipped"] - self.counts["failed"]
 
-    def collect(self, *, block_until: int) -> None:
-        """Commit finished batches until at most ``block_until`` remain in flight."""
-        while len(self.pending) > block_until:
-            done = self.backend.wait_any(self.pending)
+    def dispatch(self, task: Task) -> None:
+        """Evaluate ``task`` once its graph is in the shared cache (now, or after its one build)."""
+        if not self.share_graphs or not needs_build(task) or self.graphs.ready(task):
+            self.enqueue(task)
+
+    def enqueue(self, task: Task) -> None:
+        self.batch.append(task)
+        if len(self.batch) >= self.chunk_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.batch:
+            self.pending[self.backend.submit(run_batch, self.evaluate, self.batch)] = self.batch
+            self.batch = []
+
+    def collect(self, *, block_until: int, drain: bool = False) -> None:
+        """Commit finished batches until at most ``block_until`` remain in flight (``drain``: and no build).
+
+        Builds do not count against ``block_until``, so the loop reads ahead (holding at most
+        ``max_held`` points) and every graph's build starts as soon as its first point is seen.
+        """
+        self.graphs.finished({f for f in self.graphs.futures if f.done()})     # release without waiting
+        while (len(self.pending) > block_until or self.graphs.over_limit
+               or (drain and self.graphs.in_flight)):
+            done = self.backend.wait_any([*self.pending, *self.graphs.futures])
+            self.graphs.finished(done)
             for future in [f for f in self.pending if f in done]:     # commit in submission order
                 self.pending.pop(future)
                 for record in future.result():
@@ -218,9 +298,93 @@ class _Loop:
         self._tick("evaluated" if ok else "failed")
 
 
+class _GraphBuilds:
+    """One ``prepare_graph`` job per distinct graph missing from the cache; its points wait here meanwhile."""
+
+    def __init__(self, loop: _Loop, read_ahead: int):
+        self.loop = loop
+        self.known: set[str] = set()                 # graph keys whose entry is in the cache
+        self.failed: dict[str, str] = {}             # graph key -> why its build failed
+        self.building: dict[Any, Task] = {}          # build future -> the task that named the graph
+        self.held: dict[str, list[Task]] = {}        # graph key -> tasks waiting for its build
+        self.held_count = 0
+        self.max_held = read_ahead                   # bounds the parent's memory while a build runs
+        self.built = 0
+
+    @property
+    def futures(self) -> list[Any]:
+        return list(self.building)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.building)
+
+    @property
+    def over_limit(self) -> bool:
+        return self.held_count > self.max_held and bool(self.building)
+
+    def ready(self, task: Task) -> bool:
+        """True when ``task`` can run now; otherwise it is held (and its graph's build started, if needed)."""
+        key = task.graph_key
+        if key in self.known:
+            return True
+        if key in self.failed:
+            self.loop.commit(_error_record(task, self.failed[key]))
+            return False
+        if key not in self.held:
+            if graphcache.has_entry(task.graph_dir, task.cache_key or key):
+                self.known.add(key)
+                return True
+            self.building[self.loop.backend.submit(prepare_graph, task)] = task
+            self.held[key] = []
+        self.held[key].append(task)
+        self.held_count += 1
+        return False
+
+    def finished(self, done: set[Any]) -> None:
+        """Mark finished builds; recycle the workers after the last one; release (or fail) their points."""
+        if not done:
+            return
+        released: list[tuple[list[Task], str | None]] = []
+        for future in [f for f in self.building if f in done]:
+            task = self.building.pop(future)
+            tasks = self.held.pop(task.graph_key, [])
+            self.held_count -= len(tasks)
+            try:
+                self.built += int(bool(future.result().get("built")))
+                self.known.add(task.graph_key)
+                error = None
+            except Exception as err:  # noqa: BLE001 - the graph's points are recorded as failed
+                error = f"building the graph of {task.model} ({task.recipe_name}): {type(err).__name__}: {err}"
+                self.failed[task.graph_key] = error
+            released.append((tasks, error))
+        recycle = getattr(self.loop.backend, "recycle", None)
+        workers = max(1, getattr(self.loop.backend, "workers", 1))
+        if released and not self.building and recycle is not None and self.loop.remaining() > _RECYCLE_MIN * workers:
+            recycle(idle=not self.loop.pending)       # builders imported torch; evaluate on fresh workers
+        for tasks, error in released:
+            for task in tasks:
+                if error is None:
+                    self.loop.enqueue(task)
+                else:
+                    self.loop.commit(_error_record(task, error))
+        self.loop.flush()
+
+
+# Recycling costs each fresh worker ~2 s of start-up (imports, Numba cache, graph JSON), the time of ~100
+# hardware-only ResNet-18 points; for a shorter tail the builders finish the sweep (their memory peak is
+# already behind: it was the build itself).
+_RECYCLE_MIN = 100
+
+
+def _error_record(task: Task, error: str) -> dict[str, Any]:
+    return {"key": task.key, "status": "error", "model": task.model, "recipe": task.recipe_name,
+            "params": task.params, "objectives": {}, "error": error}
+
+
 def run_sweep(spec: SweepSpec | str | Path | dict, store: ResultStore, *, backend: Any = None,
               evaluate: EvaluateFn = evaluate_point, chunk_size: int = 1, max_in_flight: int | None = None,
-              retry_errors: bool = False, graph_dir: str | None = None,
+              retry_errors: bool = False, graph_dir: str | None = None, share_graphs: bool | None = None,
               progress: ProgressFn | None = None) -> SweepSummary:
     """Run (or resume) a sweep: every finished point is committed to ``store`` as it completes.
 
@@ -232,7 +396,9 @@ def run_sweep(spec: SweepSpec | str | Path | dict, store: ResultStore, *, backen
         ``as_backend`` accepts (a worker count, a scheduler address, a ``distributed.Client``).
     evaluate : ``evaluate(task) -> {"objectives": ..., "total": ..., "layers": ..., "meta": ...}``.
     chunk_size : points per submitted task (larger amortises scheduling overhead for fast points).
-    graph_dir : where workers cache lowered graphs (default ``<store>.graphs``).
+    graph_dir : the shared, content-addressed graph cache (default: ``graph_cache_dir()``, per machine).
+    share_graphs : build each missing graph once (one ``prepare_graph`` job) before its points run;
+        default: when ``evaluate`` is the real ``evaluate_point``.
     progress : called as ``progress(points_handled, points_expected)`` after every point.
     """
     from hwsim.dse.spec import space_size
@@ -242,17 +408,16 @@ def run_sweep(spec: SweepSpec | str | Path | dict, store: ResultStore, *, backen
     if chunk_size < 1:
         raise ConfigError(f"chunk_size must be >= 1, got {chunk_size}")
     limit = max_in_flight or 2 * max(1, getattr(backend, "workers", 1))
-    builder = TaskBuilder(spec, graph_dir=graph_dir if graph_dir is not None else default_graph_dir(store.path))
+    builder = TaskBuilder(spec, graph_dir=graph_dir if graph_dir is not None else default_graph_dir())
     store.register_sweep(spec.name, spec.model_dump(mode="json"))
-    loop = _Loop(spec, store, backend, evaluate, retry_errors, progress, space_size(spec))
+    share = evaluate is evaluate_point if share_graphs is None else share_graphs
+    loop = _Loop(spec, store, backend, evaluate, retry_errors, progress, space_size(spec), chunk_size=chunk_size,
+                 limit=limit, share_graphs=share)
     start = time.perf_counter()
-    batch: list[Task] = []
     for point in loop.sampler.points():
         if point is BARRIER:
-            if batch:
-                loop.submit(batch)
-                batch = []
-            loop.collect(block_until=0)
+            loop.flush()
+            loop.collect(block_until=0, drain=True)
             continue
         loop.counts["proposed"] += 1
         task = _task_or_error(builder, point, loop)
@@ -262,17 +427,13 @@ def run_sweep(spec: SweepSpec | str | Path | dict, store: ResultStore, *, backen
             loop.waiting[task.key].append(point)
             continue
         loop.waiting[task.key] = [point]
-        batch.append(task)
-        if len(batch) >= chunk_size:
-            loop.submit(batch)
-            batch = []
-            loop.collect(block_until=limit - 1)
-    if batch:
-        loop.submit(batch)
-    loop.collect(block_until=0)
+        loop.dispatch(task)
+        loop.collect(block_until=limit - 1)
+    loop.flush()
+    loop.collect(block_until=0, drain=True)
     c = loop.counts
     return SweepSummary(proposed=c["proposed"], evaluated=c["evaluated"], skipped=c["skipped"], failed=c["failed"],
-                        seconds=time.perf_counter() - start)
+                        seconds=time.perf_counter() - start, graphs_built=loop.graphs.built)
 
 
 def _task_or_error(builder: TaskBuilder, point: Point, loop: _Loop) -> Task | None:
