@@ -204,3 +204,25 @@ def test_rank_baseline_is_the_best_ranked_recipe():
     result = autocompress("digits_cnn", "scnn", trials=2, finetune_epochs=0, rank_baseline=True)
     best = [name for name in result.baselines if name.startswith("best fixed recipe")]
     assert len(best) == 1 and 0.0 <= result.baselines[best[0]]["accuracy"] <= 1.0
+
+
+def test_autocompress_takes_a_users_checkpoint_and_data(tmp_path):
+    """--weights + --data: the search runs on the user's model and reports accuracy on their held-out split;
+    data of the wrong shape is one error (exit 2) before any search."""
+    import torch
+
+    from hwsim import zoo
+    from hwsim.compress.policy_eval import PolicyEvaluator
+    from hwsim.data import accuracy, load_digits_tensors
+
+    checkpoint = tmp_path / "w.pt"
+    torch.save(zoo.create("digits_cnn", seed=3).state_dict(), checkpoint)
+    evaluator = PolicyEvaluator.create("digits_cnn", weights=str(checkpoint), data="digits")
+    fresh = zoo.create("digits_cnn", seed=3).eval()
+    x_test, y_test = evaluator.data[2], evaluator.data[3]
+    assert len(y_test) == len(load_digits_tensors(0)[3])                   # the 25 % held-out digits split
+    assert evaluator.trained_accuracy == pytest.approx(accuracy(fresh, x_test, y_test))   # the user's weights
+    from conftest import run_cli
+
+    bad = run_cli("autocompress", "digits_cnn", "--data", "digits32", "--trials", "1")
+    assert bad.returncode == 2 and "--data digits32: samples are 1x32x32" in bad.stderr

@@ -16,7 +16,8 @@ err_console = Console(stderr=True)
 
 
 def autocompress_command(
-    model: str = typer.Argument(..., help="zoo model (digits_cnn has trained weights and real accuracy)"),
+    model: str = typer.Argument(..., help="zoo name, whole-model .pt, or zoo name + --weights (digits_* models "
+                                          "are trained by hwsim: real accuracy)"),
     arch: str = typer.Option("edge_tpu_like", "--arch", "-a", help="preset name or arch YAML"),
     space: Optional[Path] = typer.Option(None, "--space", help="policy space YAML (default: the engine's)"),
     objectives: str = typer.Option("accuracy,latency,energy", "--objectives",
@@ -25,6 +26,9 @@ def autocompress_command(
                                                           "accuracy_drop (repeatable)"),
     trials: int = typer.Option(64, "--trials", min=1, help="search trials (a resumed search counts stored ones)"),
     seed: int = typer.Option(0, "--seed", help="search and model seed"),
+    data: Optional[str] = typer.Option(None, "--data", help="labelled data: digits, digits32, an ImageFolder "
+                                                            "directory, or module:function"),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="state_dict checkpoint for a zoo-name MODEL"),
     finetune_epochs: int = typer.Option(2, "--finetune-epochs", min=0, help="fine-tuning of Pareto candidates"),
     store: Optional[Path] = typer.Option(None, "--store", help="SQLite file: keep trials, resume a killed search"),
     json_path: Optional[Path] = typer.Option(None, "--json", help="write baselines and the Pareto set as JSON"),
@@ -51,7 +55,8 @@ def autocompress_command(
     with progress:
         result = autocompress(model, arch, space=space, objectives=[o.strip() for o in objectives.split(",") if o],
                               budgets=budget, trials=trials, seed=seed, store=store, finetune_epochs=finetune_epochs,
-                              rank_baseline=rank_baseline, progress=report)
+                              data=data, weights=str(weights) if weights else None, rank_baseline=rank_baseline,
+                              progress=report)
     _print(result)
     if json_path:
         json_path.write_text(json.dumps(result.to_json(), indent=1))

@@ -41,34 +41,40 @@ class PolicyEvaluator:
     _final: dict[tuple[str, int], float] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, model: str, *, data: Any = None, seed: int = 0) -> "PolicyEvaluator":
-        """A zoo model; ``digits_cnn`` (or ``data=(x_train, y_train, x_test, y_test)``) has labelled data."""
-        from hwsim import zoo
+    def create(cls, model: str, *, data: Any = None, weights: str | None = None, seed: int = 0) -> "PolicyEvaluator":
+        """A torch model (zoo name, ``.pt``, or zoo name + ``weights``) with its labelled data: ``data`` names a
+        dataset (``hwsim.datasets``: built-in, image folder, ``module:function``) or is a tuple
+        ``(x_train, y_train, x_test, y_test)``; hwsim-trained zoo models (``digits_*``) bring their own."""
         from hwsim.lower import lower
+        from hwsim.sources import resolve_with_data
 
-        if not isinstance(model, str) or model not in zoo.names():
-            raise ConfigError(f"autocompress: unknown model {model!r}; choose a zoo name (hwsim list models)")
-        trained_accuracy = None
-        if model == "digits_cnn" and data is None:
-            from hwsim.data import load_digits_tensors, trained_digits_cnn
-
-            net, trained_accuracy = trained_digits_cnn(seed)
-            data = load_digits_tensors(seed)
+        named = data if data is None or isinstance(data, str) else None
+        inputs = resolve_with_data(model, weights=weights, data=named, seed=seed, trained=True)
+        if inputs.source.graph_file:
+            raise ConfigError(f"autocompress: {model} is a lowered graph; the search needs the torch model "
+                              "(a zoo name or a .pt file)")
+        net, input_shape = inputs.source.module.eval(), tuple(inputs.input_shape)
+        if named is None and data is not None:
+            split = tuple(data)
         else:
-            net = zoo.create(model, seed=seed).eval()
-        input_shape = tuple(zoo.input_shape(model))
-        if data is not None:
-            if tuple(data[0].shape[1:]) != input_shape[1:]:
-                raise ConfigError(f"autocompress: data samples have shape {tuple(data[0].shape[1:])}, the model "
-                                  f"{model} takes {input_shape[1:]}")
-            calib = data[0][:_CALIB_SAMPLES]
+            split = inputs.data.as_tuple() if inputs.data is not None else None
+        if split is not None and tuple(split[0].shape[1:]) != input_shape[1:]:
+            raise ConfigError(f"autocompress: data samples have shape {tuple(split[0].shape[1:])}, the model "
+                              f"{model} takes {input_shape[1:]}")
+        if split is not None:
+            calib = split[0][:_CALIB_SAMPLES]
         else:
             from hwsim.fidelity import smooth_noise
 
             calib = smooth_noise((32, *input_shape[1:]), seed)
-        graph = lower(net, input_shape=input_shape, name=model)
-        return cls(name=model, model=net, input_shape=input_shape, graph=graph, calib=calib, data=data, seed=seed,
-                   trained_accuracy=trained_accuracy)
+        trained_accuracy = None
+        if split is not None and inputs.source.trained:
+            from hwsim.data import accuracy
+
+            trained_accuracy = accuracy(net, split[2], split[3])
+        graph = lower(net, input_shape=input_shape, name=inputs.source.name, example_input=calib[:input_shape[0]])
+        return cls(name=inputs.source.name, model=net, input_shape=input_shape, graph=graph, calib=calib, data=split,
+                   seed=seed, trained_accuracy=trained_accuracy)
 
     # ----- facts for the graph editor ------------------------------------------------------------------
     @property

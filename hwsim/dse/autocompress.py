@@ -181,7 +181,8 @@ def study_name(model: str, arch: Any, space: PolicySpace, objectives: list[str],
 
 def autocompress(model: str, arch: Any, *, space: Any = None, objectives: list[str] | None = None,
                  budgets: Any = None, trials: int = 64, seed: int = 0, store: str | Path | None = None,
-                 finetune_epochs: int = 2, max_final: int = 8, data: Any = None, rank_baseline: bool = False,
+                 finetune_epochs: int = 2, max_final: int = 8, data: Any = None, weights: str | None = None,
+                 rank_baseline: bool = False,
                  progress: Callable[[str, int, int], None] | None = None) -> SearchResult:
     """Search per-layer compression policies for ``model`` on ``arch`` (see the module docstring).
 
@@ -207,7 +208,7 @@ def autocompress(model: str, arch: Any, *, space: Any = None, objectives: list[s
     budgets = parse_budgets(budgets)
     space = load_space(space, arch)
 
-    evaluator = PolicyEvaluator.create(model, data=data, seed=seed)
+    evaluator = PolicyEvaluator.create(model, data=data, weights=weights, seed=seed)
     graph = evaluator.graph
     choices = _choice_lists(graph, space, evaluator.channel_prunable)
     stats = evaluator.measure(choices)
@@ -225,7 +226,9 @@ def autocompress(model: str, arch: Any, *, space: Any = None, objectives: list[s
     storage = f"sqlite:///{Path(store).resolve()}" if store else None
     sampler = optuna.samplers.NSGAIISampler(
         seed=seed, constraints_func=(lambda t: t.user_attrs["constraints"]) if budgets else None)
-    study = optuna.create_study(study_name=study_name(model, arch, space, objectives, budgets, seed),
+    data_key = data if data is None or isinstance(data, str) else "in-memory data"
+    resume_key = model if weights is None and data is None else f"{model}+{weights}+{data_key}"
+    study = optuna.create_study(study_name=study_name(resume_key, arch, space, objectives, budgets, seed),
                                 storage=storage, load_if_exists=True, sampler=sampler,
                                 directions=["maximize" if OBJECTIVES[o] == "max" else "minimize" for o in objectives])
 
@@ -275,20 +278,23 @@ def autocompress(model: str, arch: Any, *, space: Any = None, objectives: list[s
     if rank_baseline:
         if not isinstance(arch_source, (str, Path)):
             raise ConfigError("rank_baseline needs the arch as a preset name or YAML path (hwsim rank reads it)")
-        baselines.update(_best_ranked_recipe(evaluator, model, arch_source, finetune_epochs))
+        baselines.update(_best_ranked_recipe(evaluator, model, arch_source, finetune_epochs, weights=weights,
+                                             data=data if isinstance(data, str) else None))
     pareto = _final_front(finals, budgets, baselines["dense"]["accuracy"])
     return SearchResult(model=model, arch=arch.name, accuracy_kind=evaluator.accuracy_kind(finetune_epochs),
                         baselines=baselines, pareto=pareto, trials=records, wall_s=time.perf_counter() - start,
                         hardware_evaluations=cost.evaluations, hardware_s=cost.seconds, space=space.model_dump())
 
 
-def _best_ranked_recipe(evaluator: Any, model: str, arch: str | Path, epochs: int) -> dict[str, dict[str, Any]]:
+def _best_ranked_recipe(evaluator: Any, model: str, arch: str | Path, epochs: int, *, weights: str | None = None,
+                        data: str | None = None) -> dict[str, dict[str, Any]]:
     """``{"best fixed recipe (<name>)": ...}``: the top of ``hwsim rank``, re-evaluated like the other baselines."""
     from hwsim.compress.recipe import load_recipe
     from hwsim.dse.rank import BASELINE, _recipe_path, rank_recipes
     from hwsim.simulate import simulate
 
-    rows = [r for r in rank_recipes(model, arch) if r["status"] == "ok" and r["recipe"] != BASELINE]
+    rows = [r for r in rank_recipes(model, arch, weights=weights, data=data)
+            if r["status"] == "ok" and r["recipe"] != BASELINE]
     if not rows:
         return {}
     best = rows[0]["recipe"]
