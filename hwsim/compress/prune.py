@@ -63,27 +63,48 @@ def _check_magnitude(params: dict[str, Any]) -> None:
     _check_fraction(params.get("sparsity", 0.5), "sparsity")
     if params.get("scope", "layer") not in ("layer", "global"):
         raise ConfigError(f"scope must be 'layer' or 'global', got {params.get('scope')!r}")
+    for name in ("retrain_epochs", "iterations"):
+        value = params.get(name, 1 if name == "iterations" else 0)
+        if not isinstance(value, int) or value < (1 if name == "iterations" else 0):
+            raise ConfigError(f"{name} must be an integer >= {1 if name == 'iterations' else 0}, got {value!r}")
+
+
+def magnitude_masks(mats: list[torch.Tensor], sparsity: float, scope: str) -> list[torch.Tensor]:
+    """Keep-masks of the largest |w|: ``sparsity`` of each matrix (layer) or of all of them (global)."""
+    if scope == "global":
+        flat = torch.cat([w.flatten() for w in mats])
+        keep = flat.numel() - int(round(sparsity * flat.numel()))
+        masks = list(torch.split(_keep_top(flat, keep), [w.numel() for w in mats]))
+        return [mask.reshape(w.shape) for mask, w in zip(masks, mats)]
+    return [_keep_top(w, w.numel() - int(round(sparsity * w.numel()))) for w in mats]
 
 
 @register_method("magnitude_prune", paper="Han et al., Learning both Weights and Connections, NIPS 2015",
                  params={"sparsity": "fraction of weights zeroed (default 0.5)",
-                         "scope": "'layer' (each layer to the sparsity) or 'global' (one threshold; default layer)"},
+                         "scope": "'layer' (each layer to the sparsity) or 'global' (one threshold; default layer)",
+                         "retrain_epochs": "retraining after each pruning step, pruned weights held at zero "
+                                           "(Han et al. Sec. 3; default 0: prune only)",
+                         "iterations": "prune -> retrain rounds, sparsity rising evenly to the target (default 1)"},
                  family="prune", applies_to=("conv", "depthwise", "linear"), check=_check_magnitude)
-def magnitude_prune(model: Any, modules: list, *, sparsity: float = 0.5, scope: str = "layer") -> StepReport:
-    """Zero the smallest-magnitude weights, per layer or with one global threshold."""
-    mats = [weight_matrix(m).abs() for _, m in modules]
-    if scope == "global":
-        flat = torch.cat([w.flatten() for w in mats])
-        keep = flat.numel() - int(round(sparsity * flat.numel()))
-        global_mask = _keep_top(flat, keep)
-        masks = list(torch.split(global_mask, [w.numel() for w in mats]))
-        masks = [mask.reshape(w.shape) for mask, w in zip(masks, mats)]
-    else:
-        masks = [_keep_top(w, w.numel() - int(round(sparsity * w.numel()))) for w in mats]
-    label = f"{sparsity:g},{scope}"
-    changes = [apply_mask(p, m, mask, method="magnitude_prune", label=label, sparsity={"kind": "unstructured"})
-               for (p, m), mask in zip(modules, masks)]
-    return StepReport(method="magnitude_prune", changes=tuple(changes))
+def magnitude_prune(model: Any, modules: list, *, sparsity: float = 0.5, scope: str = "layer",
+                    retrain_epochs: int = 0, iterations: int = 1, data: Any = None, seed: int = 0) -> StepReport:
+    """Zero the smallest-magnitude weights (per layer or one global threshold); with ``retrain_epochs``,
+    Han et al.'s prune -> retrain, ``iterations`` times at rising sparsity."""
+    from hwsim.data import finetune
+
+    metrics: tuple[tuple[str, float], ...] = ()
+    for step in range(1, iterations + 1):
+        target = sparsity * step / iterations
+        for (_, module), mask in zip(modules, magnitude_masks([weight_matrix(m).abs() for _, m in modules],
+                                                              target, scope)):
+            with torch.no_grad():
+                weight_matrix(module).mul_(mask.to(module.weight.dtype))
+        if retrain_epochs:
+            metrics = (("accuracy", finetune(model, data, epochs=retrain_epochs, seed=seed + step)),)
+    label = f"{sparsity:g},{scope}" + (f",retrain {iterations}x{retrain_epochs}" if retrain_epochs else "")
+    changes = [apply_mask(p, m, weight_matrix(m) != 0, method="magnitude_prune", label=label,
+                          sparsity={"kind": "unstructured"}) for p, m in modules]
+    return StepReport(method="magnitude_prune", changes=tuple(changes), metrics=metrics)
 
 
 # ----- N:M along the reduction axis --------------------------------------------------------------------
