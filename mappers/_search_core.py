@@ -241,7 +241,9 @@ def run_search(mapper: Any, layer: Any, arch: Any) -> Any:
         d_counts = engine.evaluate(layer, arch, default)
         d_energy = price(d_counts, arch).total_pj
         better = _objective(mapper)
-        if better(d_energy, d_counts.cycles, energy, counts.cycles) < better(energy, counts.cycles, energy, counts.cycles):
+        padded = d_counts.detail("padded_macs", d_counts.mac_ops) > layer.macs
+        if (mapper.allow_padding or not padded) and (
+                better(d_energy, d_counts.cycles, energy, counts.cycles) < better(energy, counts.cycles, energy, counts.cycles)):
             mapping, counts, energy = default, d_counts, d_energy
     return SearchResult(mapping=mapping, energy_pj=energy, cycles=counts.cycles, evaluated=evaluator.evaluated,
                         padded_macs=int(counts.detail("padded_macs", counts.mac_ops)), macs=layer.macs)
