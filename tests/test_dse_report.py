@@ -138,3 +138,15 @@ def test_screenshot_shows_the_axis_titles_with_units(store, tmp_path):
     box = ImageChops.difference(shown, blank).getbbox()
     assert box is not None                           # hiding only the axis titles changes the pixels: they are drawn
     assert box[3] - box[1] > 100                     # both the x title (below) and the y title (rotated, left)
+
+
+def test_colour_scale_fits_the_metric():
+    """A fraction spans [0, 1]; another metric its own range; a constant one is not padded to +-40 %."""
+    from hwsim.dse.report_html import _colour_range
+
+    rows = [{"objectives": {"top1_accuracy": 1.0, "energy_pj": 5.0}}, {"objectives": {"top1_accuracy": 1.0,
+                                                                                     "energy_pj": 9.0}}]
+    assert _colour_range("top1_accuracy", rows) == {"cmin": 0.0, "cmax": 1.0}
+    assert _colour_range("energy_pj", rows) == {"cmin": 5.0, "cmax": 9.0}
+    constant = _colour_range("energy_pj", rows[:1])
+    assert constant["cmin"] < 5.0 < constant["cmax"] and constant["cmax"] - constant["cmin"] < 0.02

@@ -28,6 +28,7 @@ def pareto_figure(data: ReportData) -> Any:
         name = "Pareto front" if r["key"] in front else ("dominated" if r["key"] in feasible_keys else "infeasible")
         groups[name].append(r)
     fig = go.Figure()
+    colour_range = _colour_range(metrics[2], data.records) if len(metrics) == 3 else {}
     styles = {"dominated": dict(color="#9aa5b1", size=7), "infeasible": dict(color="#e0b0b0", size=7, symbol="x"),
               "Pareto front": dict(color="#d62728", size=10)}
     for name, rows in groups.items():
@@ -35,7 +36,7 @@ def pareto_figure(data: ReportData) -> Any:
             rows = sorted(rows, key=lambda r: r["objectives"][x_m])
         marker = dict(styles[name])
         if len(metrics) == 3 and name != "infeasible":
-            marker.update(color=[r["objectives"][metrics[2]] for r in rows], colorscale="Viridis",
+            marker.update(color=[r["objectives"][metrics[2]] for r in rows], colorscale="Viridis", **colour_range,
                           showscale=name == "Pareto front", colorbar=dict(title=metric_label(metrics[2])))
         fig.add_trace(go.Scatter(
             x=[r["objectives"][x_m] for r in rows], y=[r["objectives"][y_m] for r in rows], name=name,
@@ -147,3 +148,18 @@ def write_html(data: ReportData, path: str | Path) -> Path:
             + "".join(parts) + "</body></html>")
     path.write_text(page)
     return path
+
+
+FRACTION_METRICS = ("top1_accuracy", "top1_agreement", "utilization")   # metrics that live in [0, 1]
+
+
+def _colour_range(metric: str, records: list) -> dict[str, float]:
+    """One colour scale for every trace: [0, 1] for fractions, else the values' own range (plotly pads a
+    constant one to +-40 %, e.g. 0.6-1.4 for an accuracy of 1.0)."""
+    if metric in FRACTION_METRICS:
+        return {"cmin": 0.0, "cmax": 1.0}
+    values = [r["objectives"][metric] for r in records if r["objectives"].get(metric) is not None]
+    if not values:
+        return {}
+    lo, hi = min(values), max(values)
+    return {"cmin": lo, "cmax": hi} if hi > lo else {"cmin": lo * 0.999, "cmax": lo * 1.001 if lo else 1.0}
