@@ -105,3 +105,33 @@ def test_expected_max_ceil_matches_full_cdf(population, frac, draw_frac, copies,
     got = expected_max_ceil(population=population, successes=successes, draws=draws, copies=copies, lanes=lanes,
                             model="hypergeometric")
     assert got == pytest.approx(expected_max_ceil_ref(population, successes, draws, copies, lanes), abs=1e-9)
+
+
+def test_expected_max_of_standard_normals_matches_closed_forms():
+    """E[max of 2] = 1/sqrt(pi), E[max of 3] = 3/(2 sqrt(pi)) (order statistics of the normal)."""
+    import math
+
+    from hwsim.models.sparse.statistical import expected_max_std_normal
+
+    assert expected_max_std_normal(1) == 0.0
+    assert expected_max_std_normal(2) == pytest.approx(1 / math.sqrt(math.pi), abs=1e-6)
+    assert expected_max_std_normal(3) == pytest.approx(3 / (2 * math.sqrt(math.pi)), abs=1e-6)
+    import numpy as np
+
+    sampled = np.random.default_rng(0).standard_normal((200_000, 64)).max(axis=1).mean()
+    assert expected_max_std_normal(64) == pytest.approx(sampled, abs=0.01)   # Monte Carlo reference
+
+
+@pytest.mark.parametrize("population, successes, draws, lanes", [(200, 60, 20, 1), (500, 100, 64, 4), (90, 45, 9, 2)])
+def test_ceil_moments_match_scipy_hypergeom(population, successes, draws, lanes):
+    import numpy as np
+    from scipy.stats import hypergeom
+
+    from hwsim.models.sparse.statistical import ceil_moments
+
+    x = np.arange(0, draws + 1)
+    pmf = hypergeom(population, successes, draws).pmf(x)
+    y = np.ceil(x / lanes)
+    mean, second = ceil_moments(population=population, successes=successes, draws=draws, lanes=lanes,
+                                model="hypergeometric")
+    assert mean == pytest.approx(float(y @ pmf), rel=1e-9) and second == pytest.approx(float((y ** 2) @ pmf), rel=1e-9)

@@ -169,6 +169,7 @@ def evaluate(layer: Layer, arch: ArchSpec, mapping: SparseMapping) -> LayerCount
     details = (("effectual_macs", g_layer.macs * w_d * layer.act_density), ("dense_macs", float(g_layer.macs)),
                ("ideal_cycles", g_layer.macs * w_d * layer.act_density / lanes),
                ("statistical", float(mapping.mode == "statistical")), ("synthetic_mask", float(synthetic)),
+               *((("statistical_error", stat.STATED_ERROR[sp.dataflow]),) if mapping.mode == "statistical" else ()),
                ("weight_payload_words", weights.payload_words), ("weight_metadata_words", weights.metadata_words),
                *traffic.details())
     total = cycles + traffic.stall_cycles
