@@ -58,6 +58,12 @@ class LayerResult:
     def power_mw(self) -> float:
         return power_mw(self.energy_pj, self.latency_s)
 
+    def bytes_at(self, level: str) -> float:
+        """Bytes moved at memory ``level`` (every tensor and action), from the layer's access counts."""
+        if self.counts is None:
+            return 0.0
+        return float(sum(a.total * a.word_bits / 8 for a in self.counts.accesses if a.level == level))
+
     def to_row(self) -> dict[str, Any]:
         return {
             "name": self.name, "op": self.op, "engine": self.engine, "macs": self.macs,

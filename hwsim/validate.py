@@ -21,7 +21,6 @@ import yaml
 
 from hwsim.ir import Layer, LayerGraph, Op
 from hwsim.models.arch import load_arch
-from hwsim.results import LayerResult
 from hwsim.simulate import simulate_graph
 
 MB = 1e6   # the paper's MB taken as 10^6 bytes
@@ -147,15 +146,11 @@ def eyeriss_alexnet_graph(ref: dict[str, Any]) -> LayerGraph:
     return graph
 
 
-def _dram_bytes(layer: LayerResult, dram: str) -> float:
-    return sum(a.total * a.word_bits / 8 for a in layer.counts.accesses if a.level == dram)
-
-
 _METRICS = {   # metric -> (unit, per-layer hwsim value)
     "active_pes": ("PEs", lambda layer, arch: float(layer.active_pes)),
     "processing_latency_ms": ("ms", lambda layer, arch: layer.compute_cycles / arch.clock_hz * 1e3),
     "total_latency_ms": ("ms", lambda layer, arch: layer.latency_s * 1e3),
-    "dram_mb": ("MB", lambda layer, arch: _dram_bytes(layer, arch.dram.name) / MB),
+    "dram_mb": ("MB", lambda layer, arch: layer.bytes_at(arch.dram.name) / MB),
     "power_mw": ("mW", lambda layer, arch: layer.power_mw),
 }
 

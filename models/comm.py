@@ -2,9 +2,12 @@
 
 * Links: bandwidth and latency of an interconnect (``configs/links/*.yaml``, cited) or given directly.
 * Gradient bytes per scheme: ``none`` (fp32, 32 bits per element); ``qsgd:<bits>`` (Alistarh et al.,
-  QSGD, NIPS 2017: a sign and a ``bits``-bit level per element plus the fp32 norm, ``n(bits+1) + 32``
-  bits: the fixed-length encoding, an upper bound on the paper's Elias-coded size, which is smaller
-  when most levels are zero); ``terngrad`` (Wen et al., NIPS 2017: 2 bits per element plus one fp32 scale).
+  QSGD, NIPS 2017, Sec. 3.2 "Code_s": per bucket the fp32 norm, then for each non-zero level the Elias
+  omega code of the gap to the previous non-zero, a sign bit and the Elias code of the level; ``bits``
+  sets s = 2^(bits-1) - 1 levels, as ``hwsim.compress.gradients`` does). With no gradient to encode, the
+  expected code length is taken for a Gaussian gradient (``qsgd_expected_bits``; an assumption, stated
+  in the result); ``gradient_bits(..., coding="fixed")`` gives the fixed-length ``bits`` per element.
+  ``terngrad`` (Wen et al., NIPS 2017): 2 bits per element plus one fp32 scale.
 * All-reduce (the alpha-beta model, Thakur, Rabenseifner & Gropp 2005): ring ``2(p-1) a + 2 (p-1)/p n b``;
   a parameter server on one link: ``2 a + 2 p n b`` (every worker pushes and pulls ``n`` bytes).
 * Overlap as PyTorch DDP does it: gradients are bucketed (25 MB, ``bucket_cap_mb``'s default) in
@@ -18,8 +21,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from typing import Any
+
+import numpy as np
 
 from hwsim.errors import ConfigError, UnknownNameError
 
@@ -27,6 +33,10 @@ BUCKET_BYTES = 25 * 2**20                 # torch.nn.parallel.DistributedDataPar
 # vector-unit operations per gradient element to encode + decode (assumption: scale, compare/round,
 # pack; the same again to unpack and accumulate)
 ENCODE_OPS = {"none": 0, "qsgd": 6, "terngrad": 5}
+# QSGD bucket (elements sharing one norm) when the wire size is modelled rather than measured; an
+# assumption: small buckets keep QSGD's variance bound (Lemma 3.1, min(d/s^2, sqrt(d)/s)) low
+QSGD_BUCKET = 512
+FLOAT_BITS = 32   # the QSGD bucket norm and the TernGrad scale travel as fp32
 
 
 @dataclass(frozen=True)
@@ -66,25 +76,91 @@ def parse_scheme(scheme: str) -> tuple[str, int | None]:
     """``none`` | ``qsgd:<bits>`` | ``terngrad`` -> (kind, bits)."""
     kind, _, bits = scheme.partition(":")
     if kind == "qsgd":
-        if not bits.isdigit() or not 1 <= int(bits) <= 16:
-            raise ConfigError(f"grad compression {scheme!r}: write qsgd:<bits> with 1..16 bits, e.g. qsgd:4")
+        if not bits.isdigit() or not 2 <= int(bits) <= 16:
+            raise ConfigError(f"grad compression {scheme!r}: write qsgd:<bits> with 2..16 bits, e.g. qsgd:4")
         return kind, int(bits)
     if kind in ("none", "terngrad") and not bits:
         return kind, None
     raise ConfigError(f"grad compression {scheme!r}: expected none, qsgd:<bits> or terngrad")
 
 
-def gradient_bits(elements: int, scheme: str = "none") -> float:
-    """Bits on the wire for one tensor of ``elements`` gradients under ``scheme`` (module docstring)."""
+def elias_omega_lengths(values: np.ndarray) -> np.ndarray:
+    """Length in bits of the Elias omega code of each positive integer in ``values``."""
+    x = np.asarray(values, dtype=np.int64).ravel()
+    if x.size and x.min() < 1:
+        raise ValueError("Elias omega codes positive integers only")
+    bits = np.ones_like(x)                     # the terminating 0
+    while np.any(x > 1):
+        big = x > 1
+        width = np.floor(np.log2(np.where(big, x, 1))).astype(np.int64) + 1
+        bits += np.where(big, width, 0)
+        x = np.where(big, width - 1, 1)
+    return bits
+
+
+def elias_omega_bits(values: np.ndarray) -> int:
+    """Total length in bits of the Elias omega codes of positive integers ``values``."""
+    return int(elias_omega_lengths(values).sum())
+
+
+@lru_cache(maxsize=256)
+def _qsgd_level_probabilities(levels: int, bucket: int) -> tuple[float, ...]:
+    """P(level = j), j = 0..s, of one coordinate of a Gaussian vector of dimension ``bucket``.
+
+    u = |v_i| / ||v|| has density proportional to (1 - u^2)^((d-3)/2) on [0, 1]; QSGD rounds s*u
+    stochastically to its neighbours, so P(j) = E[max(0, 1 - |s u - j|)].
+    """
+    if bucket <= 1:
+        weights, u = np.ones(1), np.ones(1)
+    else:
+        grid = 400_000
+        u = (np.arange(grid) + 0.5) / grid               # midpoints: the d = 2 density is singular at 1
+        weights = (1.0 - u * u) ** ((bucket - 3) / 2.0)
+        weights /= weights.sum()
+    scaled = levels * u
+    return tuple(float(np.sum(weights * np.clip(1.0 - np.abs(scaled - j), 0.0, None)))
+                 for j in range(levels + 1))
+
+
+def qsgd_expected_bits(elements: int, bits: int, bucket: int = QSGD_BUCKET) -> float:
+    """Expected Elias-coded size (Code_s) of a Gaussian gradient of ``elements`` under ``qsgd:<bits>``."""
+    n = int(elements)
+    if n <= 0:
+        return 0.0
+    levels, d = 2 ** (bits - 1) - 1, min(int(bucket), n)
+    probs = np.array(_qsgd_level_probabilities(levels, d))
+    nonzero = 1.0 - probs[0]
+    level_bits = float(np.sum(probs[1:] * elias_omega_lengths(np.arange(1, levels + 1))))
+    if nonzero <= 0:
+        return math.ceil(n / d) * FLOAT_BITS
+    # gaps between non-zero positions are geometric(nonzero), cut at the tensor's length
+    horizon = int(min(n, math.ceil(60.0 / nonzero)))
+    gaps = np.arange(1, horizon + 1)
+    gap_probs = nonzero * (1.0 - nonzero) ** (gaps - 1)
+    gap_bits = float(np.sum(gap_probs * elias_omega_lengths(gaps)) / gap_probs.sum())
+    return math.ceil(n / d) * FLOAT_BITS + n * (nonzero * (1.0 + gap_bits) + level_bits)
+
+
+def gradient_bits(elements: int, scheme: str = "none", *, coding: str = "elias",
+                  bucket: int = QSGD_BUCKET) -> float:
+    """Bits on the wire for one tensor of ``elements`` gradients under ``scheme`` (module docstring).
+
+    ``coding`` applies to QSGD: ``elias`` (the paper's Code_s, expected size) or ``fixed`` (``bits`` per
+    element plus one norm per bucket).
+    """
     kind, bits = parse_scheme(scheme)
+    if coding not in ("elias", "fixed"):
+        raise ConfigError(f"QSGD coding must be 'elias' or 'fixed', got {coding!r}")
     n = max(int(elements), 0)
     if n == 0:
         return 0.0
     if kind == "none":
         return 32.0 * n
     if kind == "terngrad":
-        return 2.0 * n + 32
-    return n * (bits + 1) + 32.0
+        return 2.0 * n + FLOAT_BITS
+    if coding == "fixed":
+        return n * bits + math.ceil(n / min(bucket, n)) * FLOAT_BITS
+    return qsgd_expected_bits(n, bits, bucket)
 
 
 def ring_allreduce_s(n_bytes: float, devices: int, link: Link) -> float:
@@ -155,7 +231,10 @@ def data_parallel(result: Any, *, devices: int, link: Link, scheme: str = "none"
         link_free = start + duration
     exposed = max(0.0, link_free - backward_end) if buckets else 0.0
     step_s = compute_s + exposed
-    return {"devices": devices, "link": link.name, "grad_compression": scheme, "algorithm": algorithm,
+    coding = (f"Elias Code_s, expected for Gaussian gradients in {QSGD_BUCKET}-element buckets (assumption)"
+              if kind == "qsgd" else "fp32" if kind == "none" else "2 bits per element + fp32 scale")
+    return {"devices": devices, "link": link.name, "grad_compression": scheme, "gradient_coding": coding,
+            "algorithm": algorithm,
             "compute_s": compute_s, "communication_total_s": comm_total, "communication_s": exposed,
             "step_s": step_s, "speedup_vs_one_device": devices * compute_s / step_s if step_s > 0 else 0.0,
             "gradient_bytes": sum(gradient_bits(e, scheme) / 8 for _, e in ready), "buckets": len(buckets)}

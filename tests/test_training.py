@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from hwsim.ir import Layer, LayerGraph, Op
@@ -112,7 +114,9 @@ def test_gradient_sizes_follow_the_papers():
     n = 1_000_000
     assert gradient_bits(n, "none") == 32 * n
     assert gradient_bits(n, "terngrad") == 2 * n + 32
-    assert gradient_bits(n, "qsgd:4") == 5 * n + 32          # sign + 4-bit level per element + the norm
+    # qsgd:4 = sign + 3-bit level (s = 7), one fp32 norm per 512-element bucket
+    assert gradient_bits(n, "qsgd:4", coding="fixed") == 4 * n + 32 * math.ceil(n / 512)
+    assert gradient_bits(n, "qsgd:4") < gradient_bits(n, "qsgd:4", coding="fixed")   # Elias-coded
     with pytest.raises(Exception, match="qsgd:<bits>"):
         gradient_bits(n, "qsgd")
 

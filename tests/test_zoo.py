@@ -13,7 +13,7 @@ from hwsim.errors import ConfigError, UnknownNameError
 torch = pytest.importorskip("torch")
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-ALL = ["resnet18", "resnet50", "mobilenet_v1", "mobilenet_v2", "shufflenet_v1", "shufflenet_v2",
+ALL = ["resnet18", "resnet50", "resnet152", "mobilenet_v1", "mobilenet_v2", "shufflenet_v1", "shufflenet_v2",
        "squeezenet1_1", "alexnet", "alexnet_orig", "vgg16", "ssdlite_mobilenet_v2", "vit_tiny", "lstm_kws",
        "digits_cnn", "digits_resnet18", "digits_mobilenet_v2"]
 CNNS = [n for n in ALL if n not in ("vit_tiny", "lstm_kws")]
@@ -21,6 +21,7 @@ CNNS = [n for n in ALL if n not in ("vit_tiny", "lstm_kws")]
 PARAMS = {
     "resnet18": 11_689_512,        # torchvision 0.28.0 resnet18 (shared/research/frontend.md §0)
     "resnet50": 25_557_032,        # torchvision resnet50 model docs
+    "resnet152": 60_192_808,       # torchvision resnet152 model docs
     "mobilenet_v1": 4_231_976,     # timm mobilenetv1_100 (frontend.md §4)
     "mobilenet_v2": 3_504_872,     # torchvision 0.28.0 mobilenet_v2 (frontend.md §0)
     "shufflenet_v2": 2_278_604,    # torchvision 0.28.0 shufflenet_v2_x1_0 (frontend.md §0)
@@ -40,6 +41,7 @@ MACS = {
 # Published approximate MACs with relative tolerance.
 MACS_APPROX = {
     "resnet50": (4.09e9, 0.005),          # torchvision docs: 4.09 GFLOPS (their "FLOPS" are MACs)
+    "resnet152": (11.51e9, 0.005),        # torchvision docs: 11.51 GFLOPS
     "vgg16": (15.47e9, 0.005),            # torchvision docs: 15.47 GFLOPS
     "alexnet": (0.71e9, 0.01),            # torchvision docs: 0.71 GFLOPS
     "mobilenet_v1": (569e6, 0.002),       # Howard et al. 2017, Table 8: 569 million mult-adds

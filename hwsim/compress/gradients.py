@@ -16,9 +16,7 @@ import numpy as np
 import torch
 
 from hwsim.errors import ConfigError
-
-FLOAT_BITS = 32   # a full-precision scalar (the QSGD bucket norm, the TernGrad scale) travels as fp32
-
+from hwsim.models.comm import FLOAT_BITS, elias_omega_bits
 
 @dataclass(frozen=True)
 class CompressedGradient:
@@ -32,20 +30,6 @@ class CompressedGradient:
     @property
     def compression_ratio(self) -> float:
         return self.dense_bits / max(self.bits, 1)
-
-
-def elias_omega_bits(values: np.ndarray) -> int:
-    """Total length in bits of the Elias omega codes of positive integers ``values``."""
-    x = np.asarray(values, dtype=np.int64).ravel()
-    if x.size and x.min() < 1:
-        raise ValueError("Elias omega codes positive integers only")
-    bits = np.ones_like(x)                     # the terminating 0
-    while np.any(x > 1):
-        big = x > 1
-        width = np.floor(np.log2(np.where(big, x, 1))).astype(np.int64) + 1
-        bits += np.where(big, width, 0)
-        x = np.where(big, width - 1, 1)
-    return int(bits.sum())
 
 
 def _uniform(shape, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:

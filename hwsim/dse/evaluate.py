@@ -80,19 +80,12 @@ def evaluate_point(task: Task) -> dict[str, Any]:
     objectives.update(fidelity or {})
     dram = arch.memory[0]
     rows = [[lr.name, lr.op, lr.macs, lr.cycles, lr.latency_s, lr.energy_pj, lr.power_mw, lr.utilization,
-             _dram_bytes(lr, dram.name)] for lr in result.layers]
+             lr.bytes_at(dram.name)] for lr in result.layers]
     meta = {"graph": task.graph_key, "arch": arch.name, "clock_hz": arch.clock_hz,
             "peak_macs_per_cycle": arch.peak_macs_per_cycle,
             "dram_bw_bytes_per_cycle": dram.read_bw_bytes_per_cycle}
     return {"objectives": objectives, "total": total, "meta": meta,
             "layers": {"columns": list(LAYER_COLUMNS), "rows": rows}}
-
-
-def _dram_bytes(layer_result: Any, level: str) -> float:
-    counts = layer_result.counts
-    if counts is None:
-        return 0.0
-    return float(sum(a.total * a.word_bits / 8 for a in counts.accesses if a.level == level))
 
 
 def _make_mapper(settings: dict[str, Any]) -> Any:

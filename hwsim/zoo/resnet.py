@@ -89,3 +89,8 @@ def resnet18(*, num_classes: int = 1000, width: int = 64) -> ResNet:
 def resnet50(*, num_classes: int = 1000, width: int = 64) -> ResNet:
     """ResNet-50: Bottleneck x [3, 4, 6, 3]."""
     return ResNet(Bottleneck, [3, 4, 6, 3], num_classes=num_classes, width=width)
+
+
+def resnet152(*, num_classes: int = 1000, width: int = 64) -> ResNet:
+    """ResNet-152: Bottleneck x [3, 8, 36, 3] (the network of QSGD's headline ImageNet result)."""
+    return ResNet(Bottleneck, [3, 8, 36, 3], num_classes=num_classes, width=width)
