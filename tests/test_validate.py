@@ -111,3 +111,24 @@ def test_readme_accuracy_table_is_the_current_one(report):
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert report.to_markdown().rstrip() in readme, "regenerate with `hwsim validate --markdown`"
+
+
+def test_sparse_tensor_core_doubles_math_on_2_4_weights(report):
+    (row,) = _rows(report, "math_speedup")
+    assert row.gated and row.status == "pass" and row.hwsim == pytest.approx(2.0, rel=1e-3)
+
+
+def test_edge_tpu_rows_compare_the_preset_with_corals_published_latencies(report):
+    rows = {row.case.split()[1]: row for row in _rows(report, "latency_ms") if row.case.startswith("EdgeTPU")}
+    assert {name: row.reference for name, row in rows.items()} == {"mobilenet_v1": 2.2, "mobilenet_v2": 2.5}
+    # MobileNet v2 has ~half v1's MACs but lower utilization on a 64x64 array: not proportionally faster
+    assert rows["mobilenet_v1"].hwsim < rows["mobilenet_v2"].hwsim
+    assert all(row.note and not row.gated for row in rows.values())
+
+
+def test_paper_headlines_carry_reference_and_source_and_no_guessed_hwsim_number(report):
+    rows = [row for row in report.rows if row.hwsim is None and row.reference is not None]
+    assert {row.case.split()[0] for row in rows} >= {"SCNN", "Cambricon-X", "BitFusion", "Stripes", "Loom", "Pragmatic"}
+    assert all(row.source and "abstract" in row.source and row.note.startswith("not computed: needs")
+               and not row.gated for row in rows)
+    assert "| paper figure, not computed yet |" in report.to_markdown()
