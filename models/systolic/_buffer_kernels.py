@@ -668,8 +668,11 @@ RESULT_STALLS, RESULT_WINDOWS, RESULT_DRAM, RESULT_SIZE = 0, 1, 8, 17
 def _pack_result(stalls, windows, read_i, read_f, wb, user):
     out = np.empty(RESULT_SIZE, dtype=np.int64)
     out[RESULT_STALLS] = stalls
-    out[RESULT_WINDOWS:RESULT_DRAM] = windows
-    start, stop, count = (_UR_DSTART, _UR_LAST, _UR_ACCESS) if user else (_RB_DSTART, _RB_DEND, _RB_ACCESS)
+    for i in range(RESULT_DRAM - RESULT_WINDOWS):         # a loop, not a slice copy: ~2 s less cold compile
+        out[RESULT_WINDOWS + i] = windows[i]
+    start, stop, count = _RB_DSTART, _RB_DEND, _RB_ACCESS
+    if user:
+        start, stop, count = _UR_DSTART, _UR_LAST, _UR_ACCESS
     out[8], out[9], out[10] = read_i[start], read_i[stop], read_i[count]
     out[11], out[12], out[13] = read_f[start], read_f[stop], read_f[count]
     out[14], out[15], out[16] = wb[_WB_DSTART], wb[_WB_DSTOP], wb[_WB_ACCESS]
@@ -750,7 +753,8 @@ def _user_operand(shape, ptab, ktab, df, operand, rows, cols, sr, sc, t, size_wo
     """Prefetch order, valid words per prefetch unit and address -> copies tables of one operand;
     returns its window state.
 
-    Inlined (with ``_prefetch_kernel``) so the literal ``operand`` of each call site folds its branches.
+    ``_prefetch_kernel`` is an ordinary call (compiled once for both operands): inlining it per operand
+    cost ~17 s of cold compile for branches taken once per prefetch segment, not per word.
     """
     block_rows, total_rows, width, diagonal = _prefetch_layout(df, operand, rows, cols, sr, sc, t)
     seq = sequence[:total_rows * width]
@@ -850,7 +854,7 @@ def _prefetch_segment(shape, ptab, ktab, df, operand, rows, cols, window, block,
     return _prefetch_words(ADDR_IFMAP_CHECKED, ptab, ktab, height, width, a, b, c, d, lo, real, out, idx)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _prefetch_kernel(shape, ptab, ktab, df, operand, rows, cols, sr, sc, block_rows, total_rows, width, diagonal,
                      out, unit_valid):
     """SCALE-Sim's prefetch order of one operand into ``out`` (``total_rows * width`` words): the
@@ -874,18 +878,15 @@ def _prefetch_kernel(shape, ptab, ktab, df, operand, rows, cols, sr, sc, block_r
     valid, idx = 0, 0
     for u in range(units):
         unit_valid[u] = valid
-        if not diagonal:
-            block = u // block_rows
-            valid += _prefetch_segment(shape, ptab, ktab, df, operand, rows, cols, window, block, inside[block],
-                                       u % block_rows, 0, width - 1, extent - block * width, out, idx)
-            idx += width
-            continue
-        row = min(u, total_rows - 1)
-        lo, hi = u - row, min(u, width - 1)                    # column j holds row u - j
-        block = row // block_rows
-        while lo <= hi:
+        if diagonal:
+            row = min(u, total_rows - 1)
+            lo, hi = u - row, min(u, width - 1)                # column j holds row u - j
+            block = row // block_rows
+        else:                                                  # one segment: row u % block_rows of its block
+            lo, hi, block = 0, width - 1, u // block_rows
+        while lo <= hi:                                        # one call site: one inlined copy of the segment
             base = u - block * block_rows                      # the block's row at column j is base - j
-            top = min(hi, base)
+            top = min(hi, base) if diagonal else hi
             valid += _prefetch_segment(shape, ptab, ktab, df, operand, rows, cols, window, block, inside[block],
                                        base, lo, top, extent - block * width, out, idx)
             idx += top - lo + 1
