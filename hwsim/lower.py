@@ -165,7 +165,8 @@ def rebatch(graph: LayerGraph, batch: int) -> LayerGraph:
 
 def load_graph(spec: Any, *, batch: int | None = None, input_shape: tuple[int, ...] | None = None,
                skip_unsupported: bool = False, profile: bool = True) -> LayerGraph:
-    """Resolve ``spec``: a saved ``.json`` graph, an ``.onnx`` file, a zoo name, or a torch module
+    """Resolve ``spec``: a saved ``.json`` graph, an ``.onnx`` file, a ZigZag workload ``.yaml``, a zoo
+    name, or a torch module
     (torch models get measured operand statistics unless ``profile=False``; see ``lower``).
 
     ``batch`` sets the batch dim (ignored when ``input_shape`` is given; ``None``: zoo models use 1,
@@ -190,8 +191,13 @@ def load_graph(spec: Any, *, batch: int | None = None, input_shape: tuple[int, .
             else:
                 graph = lower_onnx(path, input_shape=input_shape, skip_unsupported=skip_unsupported)
             return graph if input_shape or batch is None else rebatch(graph, batch)
+        if suffix in (".yaml", ".yml") and path.is_file():         # a ZigZag workload (einsum layer list)
+            from hwsim.interop.zigzag import load_zigzag_graph
+
+            graph = load_zigzag_graph(path)
+            return graph if batch is None else rebatch(graph, batch)
         if str(spec) not in zoo.names():
-            raise UnknownNameError(f"unknown model {str(spec)!r}: not a .json/.onnx file and not a zoo name; "
+            raise UnknownNameError(f"unknown model {str(spec)!r}: not a .json/.onnx/ZigZag .yaml file and not a zoo name; "
                                    f"zoo names: {', '.join(zoo.names())}")
         model = zoo.create(str(spec))
         shape = tuple(input_shape) if input_shape else zoo.input_shape(str(spec), batch=batch or 1)

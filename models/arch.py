@@ -386,15 +386,24 @@ def _load_preset(name: str) -> ArchSpec:
 
 
 def load_arch(name_or_path: str | Path | ArchSpec) -> ArchSpec:
-    """Load a preset by name (``edge_tpu_like``) or a YAML file path; pass an ``ArchSpec`` through."""
+    """Load a preset by name (``edge_tpu_like``), a YAML file path or ``zigzag:HARDWARE.yaml`` (a ZigZag
+    accelerator, read by ``hwsim.interop.zigzag``); pass an ``ArchSpec`` through."""
     if isinstance(name_or_path, ArchSpec):
         return name_or_path
     text = str(name_or_path)
+    if text.startswith("zigzag:"):                  # a ZigZag hardware YAML (hwsim.interop.zigzag)
+        from hwsim.interop.zigzag import load_zigzag_accelerator
+
+        return load_zigzag_accelerator(text[len("zigzag:"):])
     path = Path(text)
     if text.endswith((".yaml", ".yml")) or path.exists():
         if not path.is_file():
             raise ConfigError(f"{text}: architecture file not found")
-        return validate_arch(_parse_yaml(path.read_text(), path.name), origin=path.name)
+        data = _parse_yaml(path.read_text(), path.name)
+        if isinstance(data, dict) and "operational_array" in data and "memories" in data and "engine" not in data:
+            raise ConfigError(f"{path.name}: this is a ZigZag hardware file; pass it as 'zigzag:{text}' "
+                              "(and its mapping with --zigzag-mapping MAPPING.yaml)")
+        return validate_arch(data, origin=path.name)
     if text not in preset_names():
         raise UnknownNameError(f"unknown architecture {text!r}; presets: {', '.join(preset_names())}")
     return _load_preset(text)

@@ -188,3 +188,21 @@ def test_dynamo_export_of_attention_and_lstm(tmp_path, name, options, shape):
     assert graph.macs == reference.macs
     assert len([layer for layer in graph if layer.op is Op.MATMUL]) == \
         len([layer for layer in reference if layer.op is Op.MATMUL])
+
+
+def test_onnx_external_weights_missing_reads_shapes_and_present_reads_values(tmp_path):
+    """ZigZag's resnet18.onnx keeps its weights in an external file it does not ship: shapes only."""
+    model = _shape_only_model()
+    weight = np.ones((10, 8), dtype=np.float32)
+    weight[:5] = 0.0
+    model.graph.initializer.append(onnx.numpy_helper.from_array(weight, "w3"))
+    del model.graph.input[3]
+    path = tmp_path / "ext.onnx"
+    onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location="ext.data",
+              size_threshold=0)
+    assert lower_onnx(path)["fc"].weight_density == 0.5             # data file present: values read
+    (tmp_path / "ext.data").unlink()
+    graph = lower_onnx(path)                                         # absent: the shape alone
+    fc = graph["fc"]
+    assert (fc.K, fc.C, fc.weight_density) == (10, 8, 1.0)
+    assert graph.macs == 16 * 16 * 8 * 27 + 8 * 8 * 8 * 9 + 8 * 10

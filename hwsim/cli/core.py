@@ -20,6 +20,10 @@ out_console = Console(width=None if Console().is_terminal else 160)
 err_console = Console(stderr=True)
 
 
+ARCH_HELP = "preset name, arch YAML file, or zigzag:HARDWARE.yaml (a ZigZag accelerator)"
+ZIGZAG_MAPPING_HELP = ("ZigZag mapping YAML for a zigzag: arch (operand links, dims each array axis unrolls)")
+
+
 class MapperChoice(str, Enum):
     default = "default"
     search = "search"
@@ -206,7 +210,8 @@ def _link_names() -> list[str]:
 
 def simulate_command(
     model: str = typer.Argument(..., help="zoo name, full-model .pt, .onnx file, or saved layer graph (.json)"),
-    arch: str = typer.Option("edge_tpu_like", "--arch", "-a", help="preset name or YAML file"),
+    arch: str = typer.Option("edge_tpu_like", "--arch", "-a", help=ARCH_HELP),
+    zigzag_mapping: Optional[Path] = typer.Option(None, "--zigzag-mapping", help=ZIGZAG_MAPPING_HELP),
     weights: Optional[Path] = typer.Option(None, "--weights", help=WEIGHTS_HELP),
     data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
     batch: Optional[int] = typer.Option(None, "--batch", min=1, help="batch size (default: 1, or a saved graph's own)"),
@@ -232,8 +237,9 @@ def simulate_command(
     """Simulate MODEL on ARCH and print a per-layer table and a summary."""
     from hwsim.simulate import simulate
 
+    spec = arch_with_mapping(arch, zigzag_mapping)
     with compile_notice():
-        result = simulate(model, arch, batch=batch, input_shape=parse_input_shape(input_shape),
+        result = simulate(model, spec, batch=batch, input_shape=parse_input_shape(input_shape),
                           recipe=str(recipe) if recipe else None, technology_nm=parse_technology(tech),
                           clock_hz=clock_mhz * 1e6 if clock_mhz else None, skip_unsupported=skip_unsupported,
                           mapper=make_mapper(mapper, objective), training=training, weights=weights, data=data)
@@ -250,7 +256,7 @@ def simulate_command(
         parallel = data_parallel(result, devices=devices, link=load_link(link, gbps=link_gbps,
                                                                          latency_us=link_latency_us),
                                  scheme=grad_compression, algorithm=allreduce,
-                                 arch=load_arch_for(arch))
+                                 arch=load_arch_for(spec))
         result.meta["data_parallel"] = parallel
         out_console.print(f"{devices} devices over {parallel['link']} ({allreduce}, {grad_compression}): step "
                           f"{parallel['step_s'] * 1e3:.4g} ms, exposed communication {parallel['communication_s'] * 1e3:.4g} ms "
@@ -267,7 +273,8 @@ def simulate_command(
 
 def map_command(
     model: str = typer.Argument(..., help="zoo name, .onnx file, or saved layer graph (.json)"),
-    arch: str = typer.Option("eyeriss", "--arch", "-a", help="preset name or YAML file"),
+    arch: str = typer.Option("eyeriss", "--arch", "-a", help=ARCH_HELP),
+    zigzag_mapping: Optional[Path] = typer.Option(None, "--zigzag-mapping", help=ZIGZAG_MAPPING_HELP),
     layer_name: Optional[str] = typer.Option(None, "--layer", help="only this layer (default: every MAC layer)"),
     mapper: MapperChoice = typer.Option(MapperChoice.search, "--mapper"),
     objective: str = typer.Option("edp", "--objective", help="edp | energy | latency"),
@@ -278,7 +285,7 @@ def map_command(
     from hwsim.models.arch import load_arch
     from hwsim.simulate import resolve_graph
 
-    spec = load_arch(arch)
+    spec = load_arch(arch_with_mapping(arch, zigzag_mapping))
     graph = resolve_graph(model)
     layers = [layer for layer in graph.compute_layers() if layer_name in (None, layer.name)]
     if not layers:
@@ -296,10 +303,22 @@ def map_command(
             err_console.print(f"wrote {save}")
 
 
-def load_arch_for(arch: str):
+def load_arch_for(arch):
     from hwsim.models.arch import load_arch
 
     return load_arch(arch)
+
+
+def arch_with_mapping(arch: str, zigzag_mapping: Optional[Path]):
+    """``arch`` as given, or the ZigZag accelerator it names read with ``zigzag_mapping``."""
+    if zigzag_mapping is None:
+        return arch
+    if not arch.startswith("zigzag:"):
+        raise ConfigError(f"--zigzag-mapping {zigzag_mapping.name}: applies to a ZigZag accelerator; "
+                          f"pass --arch zigzag:HARDWARE.yaml (got --arch {arch})")
+    from hwsim.interop.zigzag import load_zigzag_accelerator
+
+    return load_zigzag_accelerator(arch[len("zigzag:"):], mapping=zigzag_mapping)
 
 
 def phase_table(result) -> Table:

@@ -43,13 +43,27 @@ def lower_onnx(path: str | Path, *, input_shape: tuple[int, ...] | None = None, 
         raise ConfigError("reading ONNX needs the 'onnx' package: pip install 'hwsim[onnx]'") from None
     path = Path(path)
     try:
-        model = onnx.load(str(path))
+        model = onnx.load(str(path), load_external_data=False)
     except Exception as err:  # protobuf/IO errors vary
         raise ConfigError(f"{path.name}: cannot read ONNX model ({err})") from None
+    _load_external_weights(model, path)
     _set_input_shape(model, input_shape, batch)
     model = onnx.shape_inference.infer_shapes(model, data_prop=True)
     walker = _OnnxWalker(model, name=path.stem, skip_unsupported=skip_unsupported, keep_masks=keep_masks)
     return walker.run()
+
+
+def _load_external_weights(model: Any, path: Path) -> None:
+    """Pull in weights stored in external data files; when those files are absent (ZigZag's shape-only
+    ``resnet18.onnx`` ships without its ``.external``), the initializers stay shape-only (density 1)."""
+    from onnx.external_data_helper import ExternalDataInfo, load_external_data_for_tensor, uses_external_data
+
+    for tensor in model.graph.initializer:
+        if not uses_external_data(tensor) or not (path.parent / ExternalDataInfo(tensor).location).is_file():
+            continue                   # no data file: the tensor keeps its shape only
+        load_external_data_for_tensor(tensor, str(path.parent))
+        tensor.data_location = 0       # DEFAULT: the data is now inline
+        del tensor.external_data[:]
 
 
 def _set_input_shape(model: Any, input_shape: tuple[int, ...] | None, batch: int | None) -> None:
@@ -80,14 +94,15 @@ class _OnnxWalker:
         g = model.graph
         self.nodes = list(g.node)
         self.skip_unsupported, self.keep_masks = skip_unsupported, keep_masks
-        self.const: dict[str, np.ndarray | None] = {t.name: numpy_helper.to_array(t) for t in g.initializer}
-        self.shapes: dict[str, tuple[int, ...]] = {}
+        from onnx.external_data_helper import uses_external_data
+
+        self.const: dict[str, np.ndarray | None] = {
+            t.name: None if uses_external_data(t) else numpy_helper.to_array(t) for t in g.initializer}
+        self.shapes: dict[str, tuple[int, ...]] = {t.name: tuple(int(d) for d in t.dims) for t in g.initializer}
         for info in [*g.input, *g.value_info, *g.output]:
             shape = info.type.tensor_type.shape
             if info.type.tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in shape.dim):
                 self.shapes[info.name] = tuple(int(d.dim_value) for d in shape.dim)
-        for name, value in self.const.items():
-            self.shapes[name] = tuple(value.shape)
         graph_inputs = [i.name for i in g.input if i.name not in self.const]
         weights = _weight_inputs(self.nodes, graph_inputs)         # shape-only files: weights as graph inputs
         data = [name for name in graph_inputs if name not in weights] or graph_inputs[:1]

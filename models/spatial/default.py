@@ -85,15 +85,37 @@ def _axis_options(remaining: dict[str, int], dims: tuple[str, ...], size: int, *
     return sorted(options, key=lambda opt: (-math.prod(f for _, f in opt), opt))[:16]   # best-filled first
 
 
+def _spatial_tiles_fit(problem: Problem, arch: ArchSpec, chosen: list, keep: tuple[tuple[str, ...], ...]) -> bool:
+    """Whether every on-chip level holds its kept tiles with no temporal loop below it (only the spatial
+    unrolling below the level spans them): an unrolling that fails this can never map."""
+    box = {d: 1 for d in DIMS}
+    for level in range(len(chosen) - 1, 0, -1):
+        for d, f in chosen[level][0] + chosen[level][1]:
+            box[d] *= f
+        if not fits(arch, level, tile_bytes(problem, box, keep[level])):
+            return False
+    return True
+
+
 def spatial_candidates(problem: Problem, arch: ArchSpec, *, limit: int = 4, pad: bool = True,
-                       dims: tuple[tuple[str, ...], tuple[str, ...]] | None = None) -> list[tuple[float, Spatial]]:
-    """The ``limit`` best unrollings by MAC utilization (padded MACs count as idle), best first."""
+                       dims: tuple[tuple[str, ...], tuple[str, ...]] | None = None,
+                       keep: tuple[tuple[str, ...], ...] | None = None) -> list[tuple[float, Spatial]]:
+    """The ``limit`` best unrollings by MAC utilization (padded MACs count as idle), best first.
+
+    Unrollings whose spatial tiles alone overflow a level that keeps them (``keep``, default every
+    tensor a level may hold) are left out: on arrays whose per-operand register files sit at different
+    depths (ZigZag's edge_tpu_like keeps one weight per 4 x 4 group of MACs) the best-filled unrollings
+    would otherwise all be unmappable.
+    """
     bound = problem.bound
     x_dims, y_dims = dims or allowed_dims(arch)
     per_level = fanouts(arch)
+    keep = keep or default_keep(arch)
     results = []
     def recurse(level: int, remaining: dict[str, int], chosen: list) -> None:
         if level == len(per_level):
+            if not _spatial_tiles_fit(problem, arch, chosen, keep):
+                return
             used = math.prod(b for x, y in chosen for _, b in x + y)
             covered = {d: math.ceil(bound[d] / remaining[d]) for d in DIMS}
             padded = math.prod(math.ceil(bound[d] / covered[d]) * covered[d] / bound[d] for d in DIMS)
