@@ -15,15 +15,44 @@ import pytest
 from hwsim.errors import ConfigError
 from hwsim.models.sparse import evaluate_sparseloop_case
 
-CASES = sorted(p for p in (Path(__file__).parent / "data" / "timeloop").glob("sl_*.json")
-               if p.stem != "sl_03_2_1_conv1d")                 # fractional densities: refused, see below
+CASES = sorted((Path(__file__).parent / "data" / "timeloop").glob("sl_*.json"))
 CONV1D = Path(__file__).parent / "data" / "timeloop" / "sl_03_2_1_conv1d.json"
 
 
-def test_sparse_conv1d_sum_projection_parses_and_fractional_density_is_refused():
-    # `S + Q` is parsed (input extent S + Q - 1 = 11); density 0.43 of 3 weights has no exact count
-    with pytest.raises(ConfigError, match="not modelled"):
-        evaluate_sparseloop_case(CONV1D)
+def test_sparse_conv1d_fractional_density_follows_sparseloops_rounding():
+    # density 0.43 of 3 weights: 1.29 expected non-zeros. Sparseloop rounds the *removed* part: weight fills
+    # 3 - floor(3 x 0.57) = 2, computes 27 - floor(27 x 0.57) = 12, output reads (read-modify-write) lose
+    # ceil(18 x 0.57) = 11 -> 7; the reference's own counts
+    got = evaluate_sparseloop_case(CONV1D)
+    buffer = got["storage_accesses"]["Buffer"]
+    assert (got["actual_computes"], got["cycles"]) == (12, 12)
+    assert (buffer["Weights"]["fills"], buffer["Weights"]["reads"]) == (2, 12)
+    assert (buffer["Outputs"]["reads"], buffer["Outputs"]["updates"]) == (7, 12)
+
+
+@pytest.mark.parametrize("density", [0.1, 0.25, 0.43, 0.5, 0.77, 1.0])
+def test_conv1d_counts_follow_the_density(tmp_path, density):
+    # other members of the family: the same conv1d at other weight densities
+    data = json.loads(CONV1D.read_text())
+    data["problem"]["densities"]["Weights"]["density"] = density
+    path = tmp_path / "conv1d.json"
+    path.write_text(json.dumps(data))
+    got = evaluate_sparseloop_case(path)
+    removed = int(27 * (1 - density) + 1e-9)
+    assert got["actual_computes"] == got["cycles"] == 27 - removed
+    assert got["storage_accesses"]["Buffer"]["Inputs"]["reads"] == 27 - removed
+    assert got["storage_accesses"]["BackingStorage"]["Weights"]["reads"] == 3 - int(3 * (1 - density) + 1e-9)
+
+
+def test_energy_falls_with_density(tmp_path):
+    energies = []
+    for density in (1.0, 0.77, 0.43, 0.1):
+        data = json.loads(CONV1D.read_text())
+        data["problem"]["densities"]["Weights"]["density"] = density
+        path = tmp_path / f"conv1d_{density}.json"
+        path.write_text(json.dumps(data))
+        energies.append(evaluate_sparseloop_case(path)["total_energy_pJ"])
+    assert energies == sorted(energies, reverse=True) and energies[-1] < 0.6 * energies[0]
 
 
 @pytest.fixture(params=CASES, ids=[c.stem for c in CASES])
