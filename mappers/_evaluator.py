@@ -36,6 +36,7 @@ class Evaluator:
         self.write_bw = np.array([lvl.write_bw_bytes_per_cycle or 0.0 for lvl in arch.memory])
         self.evaluated = 0
         self.mac_reuse = bool(arch.spatial and arch.spatial.mac_operand_reuse)
+        self.identical_multicast = bool(arch.spatial and arch.spatial.multicast == "identical")
         self._keep_cache: dict = {}
         self._orders_cache: dict = {}
         self._spatial_cache: dict = {}
@@ -116,5 +117,5 @@ class Evaluator:
             words_per_vector=self.words_per_vector, vectors_per_word=self.vectors_per_word, pj=self.pj,
             part_cap=self.part_cap, total_cap=self.total_cap, read_bw=self.read_bw, write_bw=self.write_bw,
             mac_pj=self.mac_pj, leak_pj=self.leak_pj, mac_reuse=self.mac_reuse, count_scale=self.count_scale,
-            compute_scale=self.compute_scale)
+            compute_scale=self.compute_scale, identical_multicast=self.identical_multicast)
         return (float(energy), int(cycles)) if valid else None

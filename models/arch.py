@@ -149,6 +149,9 @@ class SpatialParams(_Strict):
     spatial_dims_y: tuple[str, ...] = ()
     mac_mesh_x: PositiveInt | None = None            # X size of each last-level instance's MAC fan-out (default: all on X)
     mac_operand_reuse: bool = False                  # MACs keep their last operands/partial sum (ZigZag); False: Timeloop
+    # how a buffer serves PEs whose tiles overlap: "union" reads the overlap once (halo/diagonal multicast, as
+    # ZigZag counts it); "identical" shares a read only between PEs needing the very same tile (Timeloop)
+    multicast: Literal["union", "identical"] = "union"
     # zero input activations (layer act_density; models/spatial/zeros.py): gate the MAC and filter read
     # (energy saved, cycle kept), skip them (cycle removed too), or nothing
     act_zeros: Literal["none", "gate", "skip"] = "none"

@@ -51,22 +51,23 @@ def nest_case(draw):
         keep = ("W", "I", "O") if lvl == 0 else tuple(t for t in "WIO" if draw(st.booleans()))
         levels.append(LevelMapping(level=f"L{lvl}", temporal=tuple(temporal), spatial_x=tuple(spatial[:split]),
                                    spatial_y=tuple(spatial[split:]), keep=keep))
-    return layer, Mapping(levels=tuple(levels)), draw(st.booleans())
+    return layer, Mapping(levels=tuple(levels)), draw(st.booleans()), draw(st.booleans())
 
 
-@settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.filter_too_much])
+@settings(deadline=None, max_examples=80, suppress_health_check=[HealthCheck.filter_too_much])
 @given(case=nest_case())
 def test_nest_kernel_matches_literal_simulation(case):
-    layer, mapping, mac_reuse = case
+    layer, mapping, mac_reuse, identical = case
     problem = problem_from_layer(layer)
     nest = flatten(mapping)
     proj, nranks = problem.proj_array()
     stats = _nest_stats_kernel(loop_dim=nest.loop_dim, loop_bound=nest.loop_bound, loop_level=nest.loop_level,
                                loop_spatial=nest.loop_spatial, proj=proj, nranks=nranks, keep=nest.keep,
-                               n_levels=len(mapping.levels), rw_tensor=2, mac_reuse=mac_reuse)
+                               n_levels=len(mapping.levels), rw_tensor=2, mac_reuse=mac_reuse,
+                               identical_multicast=identical)
     result = NestStats(levels=tuple(l.level for l in mapping.levels), stats=stats, instances=(1,) * len(mapping.levels),
                        compute_cycles=0, level_cycles=(), padded_macs=0, utilized_macs=0)
-    expected = simulate_nest_ref(problem, mapping, mac_reuse)
+    expected = simulate_nest_ref(problem, mapping, mac_reuse, identical)
     for (level, tensor), want in expected.items():
         name = mapping.levels[level].level
         for action, key in (("read", "reads"), ("write", "fills"), ("update", "updates"), ("tile", "tile")):

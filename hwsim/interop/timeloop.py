@@ -130,8 +130,9 @@ def arch_from_case(levels: list[dict[str, Any]], *, name: str, where: str) -> Ar
     memory = []
     for i, level in enumerate(storage):
         attrs = level.get("attributes", {})
-        datawidth = int(attrs.get("datawidth", attrs.get("word_bits", 8)))
-        width = int(attrs.get("width", attrs.get("block_size", 1) * datawidth))
+        dummy = "dummy" in str(level.get("class", "")).lower()    # a fan-out point that stores nothing
+        datawidth = 8 if dummy else int(attrs.get("datawidth", attrs.get("word_bits", 8)))
+        width = 8 if dummy else int(attrs.get("width", attrs.get("block_size", 1) * datawidth))
         entry: dict[str, Any] = {"name": level["name"], "kind": "dram" if i == 0 else
                                  ("regfile" if "regfile" in str(level.get("class", "")).lower() else "sram"),
                                  "word_bits": datawidth, "width_bits": width}
@@ -140,7 +141,9 @@ def arch_from_case(levels: list[dict[str, Any]], *, name: str, where: str) -> Ar
             mesh_x = int(attrs.get("meshX", 1))
             mesh_y = int(attrs.get("meshY", instances // mesh_x if instances % mesh_x == 0 else 1))
             entry.update(banks=int(attrs.get("n_banks", 1)), instances=instances, mesh_x=mesh_x, mesh_y=mesh_y)
-            if "depth" in attrs:
+            if dummy:
+                entry.update(size_bytes=1, tensors=())
+            elif "depth" in attrs:
                 entry["size_bytes"] = int(attrs["depth"]) * width // 8
         for key, ours in (("read_bandwidth", "read_bw_bytes_per_cycle"),
                           ("write_bandwidth", "write_bw_bytes_per_cycle")):
@@ -151,7 +154,7 @@ def arch_from_case(levels: list[dict[str, Any]], *, name: str, where: str) -> Ar
     mac_x = max(1, int(compute.get("attributes", {}).get("meshX", 1)) // memory[-1].get("mesh_x", 1))
     data = {"name": name, "engine": "spatial", "clock_hz": 1e9, "technology_nm": _tech_nm(storage[0].get("attributes", {})),
             "memory": memory, "compute": {"kind": "mac", "units": units},
-            "spatial": {"mac_mesh_x": mac_x}, "sources": {"memory": f"Timeloop case {name}"}}
+            "spatial": {"mac_mesh_x": mac_x, "multicast": "identical"}, "sources": {"memory": f"Timeloop case {name}"}}
     return validate_arch(data, origin=where)
 
 
@@ -187,15 +190,20 @@ def _case_energy(case: dict[str, Any], arch: ArchSpec, result: NestStats, roles:
     accesses: dict[str, dict[str, dict[str, float]]] = {}
     by_level: dict[str, float] = {}
     cycles = result.cycles
+    attributes = {lvl["name"]: lvl.get("attributes", {}) for lvl in case["architecture_flattened_outer_to_inner"]}
     for level in arch.memory:
         energies, kept = ert.get(level.name, {}), {}
-        block = level.block_words
+        # a cluster of instances shares one access of the full width (Timeloop: block = width / cluster /
+        # word bits; energy charged per utilized cluster, min(utilized, instances / cluster) -- buffer.cpp)
+        cluster = max(1, int(attributes.get(level.name, {}).get("cluster_size", 1) or 1))
+        block = max(1, level.block_words // cluster)
         for case_name, role in roles.items():
             if result.count(level.name, role, "tile") == 0 and level.name != arch.memory[0].name:
                 continue
             counts = {a: result.count(level.name, role, a) for a in ("read", "write", "update")}
             instances = result.instances[result.levels.index(level.name)]
-            pj = sum(math.ceil(n / block) * energies.get(a, 0.0) for a, n in counts.items()) * instances
+            payers = min(instances, max(1, level.instances // cluster)) if cluster > 1 else instances
+            pj = sum(math.ceil(n / block) * energies.get(a, 0.0) for a, n in counts.items()) * payers
             kept[case_name] = {"reads_per_instance": counts["read"], "fills_per_instance": counts["write"],
                                "updates_per_instance": counts["update"], "utilized_instances": instances,
                                "energy_total_pJ": pj}
@@ -225,19 +233,24 @@ def _drop_dummy_levels(levels: list[dict[str, Any]], entries: list[dict[str, Any
     return kept_levels, out
 
 
-def evaluate_reference_case(path: str | Path) -> dict[str, Any]:
-    """Evaluate a Timeloop reference case with hwsim; returns cycles, energy_pj, computes and access counts."""
-    path = Path(path)
-    try:
-        case = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{path.name}: cannot read reference case ({err})") from None
+def evaluate_reference_case(path: str | Path | dict[str, Any]) -> dict[str, Any]:
+    """Evaluate a Timeloop reference case (a ``*.json`` path or the case dict itself) with hwsim;
+    returns cycles, energy_pj, computes and access counts."""
+    if isinstance(path, dict):
+        case = path
+        path = Path(str(case.get("id", "case")))
+    else:
+        path = Path(path)
+        try:
+            case = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ConfigError(f"{path.name}: cannot read reference case ({err})") from None
     where = path.name
     if case.get("problem", {}).get("densities") or case.get("sparse_optimizations"):
         raise ConfigError(f"{where}: sparse case (densities / sparse optimizations); evaluate it with the "
                           f"sparse engine (hwsim.models.sparse), not the dense spatial engine")
-    levels, entries = _drop_dummy_levels(case["architecture_flattened_outer_to_inner"],
-                                         case["mapping_result_outer_to_inner"])
+    # dummy (fan-out only) levels stay: each is its own fan-out, and Timeloop multicasts per fan-out
+    levels, entries = case["architecture_flattened_outer_to_inner"], case["mapping_result_outer_to_inner"]
     bits = int(levels[0].get("attributes", {}).get("datawidth", 8))
     problem, roles, slots = problem_from_case(case["problem"], bits=bits, where=where)
     arch = arch_from_case(levels, name=case.get("id", path.stem), where=where)

@@ -44,7 +44,9 @@ def _kept(count: float, removed_fraction: float, *, round_up: bool = False) -> i
     return int(count) - removed
 
 
-def _load(path: str | Path) -> dict[str, Any]:
+def _load(path: str | Path | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(path, dict):
+        return path
     path = Path(path)
     try:
         return json.loads(path.read_text())
@@ -76,6 +78,12 @@ class _Case:
             for tensor, ranks in (saf.get("representation_format") or {}).items():
                 self.formats[(saf["target"], tensor)] = [r.upper() for r in ranks]
             for act in saf.get("action_optimization") or []:
+                # a SAF whose read-only target bypasses its level acts at the next keeper out (02.2.1: A skipped
+                # at BackingStorage); a read-write target that bypasses it is not optimized (03.2.2: Outputs
+                # bypass the Buffer and Sparseloop reports all 432 updates) -- both as Sparseloop reports them
+                rw = any(ds["name"] == act["target"] and ds.get("read_write") for ds in prob["data_spaces"])
+                if rw and act["target"] not in self.kept.get(saf["target"], {}):
+                    continue
                 table = self.skip if act["type"] == "skipping" else self.gate
                 table.setdefault(act["target"], set()).update(act["condition_on"])
 
@@ -113,7 +121,9 @@ def _format_counts(case: _Case, level: str, tensor: str, traversals: float, fact
     ranks = case.formats.get((level, tensor))
     if not ranks:
         return 0.0
-    sizes = case.rank_extents(tensor)[-len(ranks):]
+    # the fibertree's ranks run outer to inner from the *last* projection rank (Weights[M][S]: S outer, M
+    # inner), and the formats name the innermost ones, outer to inner (Sparseloop 03.2.2: UOP on S, RLE on M)
+    sizes = list(reversed(case.rank_extents(tensor)))[-len(ranks):]
     words = 0.0
     for i, fmt in enumerate(ranks):
         outer = math.prod(sizes[:i])
@@ -202,9 +212,9 @@ def _energy(case: _Case, index: int, tensor: str, acc: dict[str, float]) -> floa
     return energy * int(case.levels[index].get("instances", 1))
 
 
-def evaluate_sparseloop_case(path: str | Path) -> dict[str, Any]:
+def evaluate_sparseloop_case(path: str | Path | dict[str, Any]) -> dict[str, Any]:
     """Cycles, computes and energy of a Sparseloop case, keyed like its ``key_results``."""
-    case = _Case(_load(path), Path(path).name)
+    case = _Case(_load(path), str(path["id"]) if isinstance(path, dict) else Path(path).name)
     actual = cycles = case.computes
     for tensor in (t for t in case.tensors if not case.is_output(t)):
         actual = _kept(actual, 1.0 - case.leader_factor(case.skip, tensor) * case.leader_factor(case.gate, tensor))

@@ -92,7 +92,8 @@ def analyze(problem: Problem, arch: ArchSpec, mapping: Mapping, *, check: bool =
     stats = _nest_stats_kernel(loop_dim=nest.loop_dim, loop_bound=nest.loop_bound,
                                loop_level=nest.loop_level, loop_spatial=nest.loop_spatial, proj=proj,
                                nranks=nranks, keep=nest.keep, n_levels=len(mapping.levels), rw_tensor=2,
-                               mac_reuse=bool(arch.spatial and arch.spatial.mac_operand_reuse))
+                               mac_reuse=bool(arch.spatial and arch.spatial.mac_operand_reuse),
+                               identical_multicast=bool(arch.spatial and arch.spatial.multicast == "identical"))
     if check and (problems := capacity_problems(arch, mapping, stats[:, :, TILE], problem.bits)):
         raise InvalidMappingError(problem.name, problems)
     temporal = nest.loop_spatial == 0

@@ -108,9 +108,57 @@ def _box_and_time_kernel(parent, child, loop_dim, loop_bound, loop_level, loop_s
 
 
 @njit(cache=True)
+def _distinct_tiles_kernel(tensor, level, loop_dim, loop_bound, loop_level, loop_spatial, strides, proj, nranks):
+    """Distinct tiles of ``tensor`` among the children of one fan-out (the spatial loops of ``level``).
+
+    Children whose tiles sit at the same data offset need the same data (one multicast read serves them);
+    all others are served separately, however much their tiles overlap (Timeloop's nest analysis matches
+    only identical deltas: ComputeAccurateMulticastedAccesses / CheckEquality).
+    """
+    n = loop_dim.shape[0]
+    positions = 1
+    for j in range(n):
+        if loop_spatial[j] == 1 and loop_level[j] == level:
+            positions *= loop_bound[j]
+    if positions == 1:
+        return 1
+    radix = np.ones(MAX_RANKS, dtype=np.int64)
+    for r in range(nranks[tensor]):
+        span = 0
+        for j in range(n):
+            if loop_spatial[j] == 1 and loop_level[j] == level:
+                span += proj[tensor, r, loop_dim[j]] * strides[j] * (loop_bound[j] - 1)
+        radix[r] = span + 1
+    codes = np.empty(positions, dtype=np.int64)
+    index = np.zeros(n, dtype=np.int64)
+    for p in range(positions):
+        rest = p
+        for j in range(n - 1, -1, -1):
+            if loop_spatial[j] == 1 and loop_level[j] == level:
+                index[j] = rest % loop_bound[j]
+                rest //= loop_bound[j]
+        code = 0
+        scale = 1
+        for r in range(nranks[tensor]):
+            offset = 0
+            for j in range(n):
+                if loop_spatial[j] == 1 and loop_level[j] == level:
+                    offset += proj[tensor, r, loop_dim[j]] * strides[j] * index[j]
+            code += offset * scale
+            scale *= radix[r]
+        codes[p] = code
+    return np.unique(codes).shape[0]
+
+
+@njit(cache=True)
 def _nest_stats_kernel(loop_dim, loop_bound, loop_level, loop_spatial, proj, nranks, keep, n_levels,
-                       rw_tensor, mac_reuse):
-    """Per level x tensor: reads, fills, updates, tile size and partition size, all per instance."""
+                       rw_tensor, mac_reuse, identical_multicast=False):
+    """Per level x tensor: reads, fills, updates, tile size and partition size, all per instance.
+
+    A parent serves its fan-out as one multicast consumer whose demand is the bounding box of the children's
+    tiles (overlaps read once), or with ``identical_multicast`` as one read per distinct child tile at each
+    fan-out level (Timeloop's accounting).
+    """
     stats = np.zeros((n_levels, 3, 5), dtype=np.int64)
     strides = _loop_strides_kernel(loop_dim, loop_bound)
     n = loop_dim.shape[0]
@@ -135,10 +183,21 @@ def _nest_stats_kernel(loop_dim, loop_bound, loop_level, loop_spatial, proj, nra
             child = lvl + 1
             while child < n_levels and not keep[child, t]:
                 child += 1
-            _box_and_time_kernel(lvl, child, loop_dim, loop_bound, loop_level, loop_spatial, strides, box,
-                                 time_mask)
-            demand = _transfers_kernel(t, box, time_mask, child < n_levels or mac_reuse, proj, nranks,
+            _box_and_time_kernel(child if identical_multicast else lvl, child, loop_dim, loop_bound, loop_level,
+                                 loop_spatial, strides, box, time_mask)
+            reuse = child < n_levels or mac_reuse
+            if identical_multicast and not reuse:
+                # Timeloop tracks each child's previous tile at a fan-out, so compute units reached through
+                # one re-receive only changed operands; without a fan-out every compute reads
+                for j in range(n):
+                    if loop_spatial[j] == 1 and loop_level[j] >= lvl and loop_bound[j] > 1:
+                        reuse = True
+            demand = _transfers_kernel(t, box, time_mask, reuse, proj, nranks,
                                        loop_dim, loop_bound, strides)
+            if identical_multicast:
+                for g in range(lvl, child):
+                    demand *= _distinct_tiles_kernel(t, g, loop_dim, loop_bound, loop_level, loop_spatial, strides,
+                                                     proj, nranks)
             if t == rw_tensor:
                 stats[lvl, t, UPDATES] = demand
                 stats[lvl, t, READS] = demand - partition
@@ -152,14 +211,14 @@ def _nest_stats_kernel(loop_dim, loop_bound, loop_level, loop_spatial, proj, nra
 @njit(cache=True)
 def _plan_cost_kernel(loop_dim, loop_bound, loop_level, loop_spatial, proj, nranks, keep, n_levels, bits,
                       words_per_vector, vectors_per_word, pj, part_cap, total_cap, read_bw, write_bw,
-                      mac_pj, leak_pj, mac_reuse, count_scale, compute_scale):
+                      mac_pj, leak_pj, mac_reuse, count_scale, compute_scale, identical_multicast=False):
     """``(valid, energy_pj, cycles)`` of one mapping: tile capacities, vector-granular energy, bandwidth.
 
     ``count_scale[level, tensor, action]`` scales the counted words (gated reads, run-length coded
     transfers) and ``compute_scale`` the compute cycles (skipped zeros), as the engine does.
     """
     stats = _nest_stats_kernel(loop_dim, loop_bound, loop_level, loop_spatial, proj, nranks, keep, n_levels, 2,
-                               mac_reuse)
+                               mac_reuse, identical_multicast)
     for lvl in range(n_levels):
         total = 0.0
         for t in range(3):

@@ -7,6 +7,8 @@ bounding box of the projected points (Timeloop's AAHR); a fan-out is served as o
 whose demand is the bounding box of its children's tiles; compute units keep nothing; outputs are
 read-modify-write (first update of an output needs no read; a partial sum returning to a level is a fill).
 With ``mac_reuse`` the compute units hold their last operands and partial sum (ZigZag's convention).
+With ``identical`` a fan-out is served per distinct child tile instead: at each level's fan-out, children
+whose (union) tiles are the very same set share one read, all others are read separately (Timeloop).
 For small problems only.
 """
 
@@ -51,7 +53,28 @@ def _box(problem, loops, fixed, free):
     return boxes
 
 
-def simulate_nest_ref(problem, mapping, mac_reuse=False):
+def _distinct_children(problem, loops, fixed, t, groups, child):
+    """Representatives ``(key, leaf tile)`` of the distinct child tiles, fan-out level by fan-out level."""
+    if not groups:
+        leaf = _box(problem, loops, fixed, {j for j, lp in enumerate(loops) if lp[2] >= child})[t]
+        return [((), leaf)]
+    level, rest = groups[0], groups[1:]
+    mine = [j for j, lp in enumerate(loops) if lp[3] and lp[2] == level]
+    inner = {j for j, lp in enumerate(loops) if lp[2] >= child or (lp[3] and lp[2] in rest)}
+    seen, out = [], []
+    for indices in itertools.product(*(range(loops[j][1]) for j in mine)):
+        here = list(fixed)
+        for j, i in zip(mine, indices):
+            here[j] = i
+        tile = _box(problem, loops, here, inner)[t]
+        if tile in seen:
+            continue
+        seen.append(tile)
+        out += [((indices,) + key, leaf) for key, leaf in _distinct_children(problem, loops, here, t, rest, child)]
+    return out
+
+
+def simulate_nest_ref(problem, mapping, mac_reuse=False, identical=False):
     """``{(level, tensor): {'reads', 'fills', 'updates', 'tile', 'partition'}}`` per instance, by simulation."""
     loops = _loops(mapping)
     n_levels = len(mapping.levels)
@@ -92,12 +115,18 @@ def simulate_nest_ref(problem, mapping, mac_reuse=False):
                 held[(level, t)] = own
                 union.setdefault((level, t), set()).update(own)
                 child = child_of(level, t)
-                free = {j for j, lp in enumerate(loops) if lp[2] >= child or (lp[3] and lp[2] >= level)}
-                need = _box(problem, loops, fixed, free)[t]
-                moved = len(need) if (child == n_levels and not mac_reuse) else moved_into(
-                    need, demanded.get((level, t), set()), child)
-                demanded[(level, t)] = need
-                entry["updates" if t == 2 else "reads"] += moved
+                if identical:
+                    parts = _distinct_children(problem, loops, fixed, t, list(range(level, child)), child)
+                else:
+                    free = {j for j, lp in enumerate(loops) if lp[2] >= child or (lp[3] and lp[2] >= level)}
+                    parts = [((), _box(problem, loops, fixed, free)[t])]
+                # identical (Timeloop): compute units behind a fan-out keep their last operands
+                fanout = identical and any(lp[3] and lp[2] >= level for lp in loops)
+                for key, need in parts:
+                    moved = len(need) if (child == n_levels and not mac_reuse and not fanout) else moved_into(
+                        need, demanded.get((level, t, key), set()), child)
+                    demanded[(level, t, key)] = need
+                    entry["updates" if t == 2 else "reads"] += moved
     for (level, name), entry in stats.items():
         entry["partition"] = len(union[(level, TENSORS.index(name))])
         if name == "O":
