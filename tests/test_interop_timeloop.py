@@ -20,8 +20,8 @@ DENSE = sorted(p for p in [*DATA.glob("tl_*.json"), *DATA.glob("ex_*.json")])
 SPARSE = sorted(p for p in DATA.glob("sl_*.json") if json.loads(p.read_text())["problem"].get("densities"))
 
 
-def test_all_ten_dense_cases_present():
-    assert len(DENSE) == 10
+def test_all_fifteen_dense_cases_present():
+    assert len(DENSE) == 15
 
 
 @pytest.mark.parametrize("path", DENSE, ids=lambda p: p.stem)
@@ -117,12 +117,15 @@ def test_timeloop_yaml_reproduces_exercise_03(tmp_path):
             assert result.count(level, names[tensor], "update") == counts["updates_per_instance"]
 
 
-def test_timeloop_v04_architecture_is_rejected_clearly(tmp_path):
+def test_timeloop_v04_architecture_without_compute_is_rejected_clearly(tmp_path):
     from hwsim.interop.timeloop import load_timeloop_yaml
-    (tmp_path / "a.yaml").write_text("architecture: {version: 0.4, nodes: []}")
     (tmp_path / "p.yaml").write_text(PROBLEM_YAML)
     (tmp_path / "m.yaml").write_text(MAPPING_YAML)
-    with pytest.raises(ConfigError, match="v0.4 container format is not supported"):
+    (tmp_path / "a.yaml").write_text("architecture: {version: 0.4, nodes: []}")
+    with pytest.raises(ConfigError, match="a.yaml: expected one arithmetic component"):
+        load_timeloop_yaml(tmp_path / "a.yaml", tmp_path / "p.yaml", tmp_path / "m.yaml")
+    (tmp_path / "a.yaml").write_text("architecture:\n  version: 0.4\n  nodes:\n  - !Component {name: x}\n")
+    with pytest.raises(ConfigError, match=r"nodes\[0\]: a !Component needs name and class"):
         load_timeloop_yaml(tmp_path / "a.yaml", tmp_path / "p.yaml", tmp_path / "m.yaml")
 
 

@@ -217,22 +217,6 @@ def _case_energy(case: dict[str, Any], arch: ArchSpec, result: NestStats, roles:
     return accesses, by_level
 
 
-def _drop_dummy_levels(levels: list[dict[str, Any]], entries: list[dict[str, Any]]
-                       ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Remove Timeloop ``dummy_storage`` levels (they keep no tile and only carry a fan-out): their loops
-    become the innermost loops of the next storage level out, which is where the fan-out sits in hwsim."""
-    dummies = {lvl["name"] for lvl in levels[:-1] if "dummy" in str(lvl.get("class", "")).lower()}
-    kept_levels = [lvl for lvl in levels if lvl["name"] not in dummies]
-    out: list[dict[str, Any]] = []
-    for entry in entries:
-        if entry["level"] in dummies and out:
-            out[-1] = {**out[-1], "loops_outer_to_inner": list(out[-1].get("loops_outer_to_inner", []))
-                       + list(entry.get("loops_outer_to_inner", []))}
-        elif entry["level"] not in dummies:
-            out.append(entry)
-    return kept_levels, out
-
-
 def evaluate_reference_case(path: str | Path | dict[str, Any]) -> dict[str, Any]:
     """Evaluate a Timeloop reference case (a ``*.json`` path or the case dict itself) with hwsim;
     returns cycles, energy_pj, computes and access counts."""
@@ -264,7 +248,7 @@ def evaluate_reference_case(path: str | Path | dict[str, Any]) -> dict[str, Any]
             "arch": arch, "mapping": mapping, "problem": problem}
 
 
-# ----- Timeloop YAML (v0.2/v0.3 "subtree/local" architecture, shape/instance problem, mapping list) --------
+# ----- Timeloop YAML (v0.3 "subtree/local" or v0.4 "nodes" architecture, shape/instance problem, mapping list) --
 def _instances_of(name: str) -> tuple[str, int]:
     match = re.fullmatch(r"(.+)\[(\d+)\.\.(\d+)\]", str(name))
     return (match.group(1), int(match.group(3)) - int(match.group(2)) + 1) if match else (str(name), 1)
@@ -286,12 +270,46 @@ def _flatten_arch(node: dict[str, Any], instances: int, out: list[dict[str, Any]
         _flatten_arch(child, instances, out, where=where)
 
 
+def _flatten_nodes(nodes: list[Any], state: dict[str, Any], out: list[dict[str, Any]], *, where: str) -> dict[str, Any]:
+    """Timeloop v0.4 ``nodes`` in order: a ``!Container`` passes its attributes down and, with a
+    ``spatial`` mesh, fans out -- a ``dummy_storage`` level ``inter_<name>_spatial`` marks the fan-out, as
+    Timeloop's front end flattens it; ``!Parallel`` components stack in order; ``!Nothing`` is skipped."""
+    for i, node in enumerate(nodes or []):
+        if not isinstance(node, dict):
+            raise ConfigError(f"{where}: architecture.nodes[{i}]: expected a node mapping, got {node!r}")
+        tag = str(node.get("_tag", "Component" if "class" in node else "Container"))
+        if tag == "Nothing":
+            continue
+        if tag in ("Parallel", "Hierarchical"):
+            state = _flatten_nodes(node.get("nodes") or [], state, out, where=where)
+            continue
+        mesh = node.get("spatial") or {}
+        mesh_x, mesh_y = int(mesh.get("meshX", 1)), int(mesh.get("meshY", 1))
+        attrs = {**state["attributes"], **(node.get("attributes") or {})}
+        if tag == "Container":
+            if mesh_x * mesh_y > 1:
+                out.append({"name": f"inter_{node['name']}_spatial", "instances": state["instances"],
+                            "class": "dummy_storage", "attributes": {"meshX": state["mesh_x"],
+                                                                    "meshY": state["mesh_y"]}})
+            state = {"attributes": {**state["attributes"], **(node.get("attributes") or {})},
+                     "instances": state["instances"] * mesh_x * mesh_y, "mesh_x": state["mesh_x"] * mesh_x,
+                     "mesh_y": state["mesh_y"] * mesh_y}
+            continue
+        if "name" not in node or "class" not in node:
+            raise ConfigError(f"{where}: architecture.nodes[{i}]: a !Component needs name and class")
+        state = {**state, "instances": state["instances"] * mesh_x * mesh_y, "mesh_x": state["mesh_x"] * mesh_x,
+                 "mesh_y": state["mesh_y"] * mesh_y}
+        out.append({"name": node["name"], "instances": state["instances"], "class": node["class"],
+                    "attributes": {**attrs, "meshX": state["mesh_x"], "meshY": state["mesh_y"]}})
+    return state
+
+
 def _arch_levels(data: dict[str, Any], *, where: str) -> list[dict[str, Any]]:
     arch = data.get("architecture", data)
-    if "nodes" in arch:
-        raise ConfigError(f"{where}: architecture.nodes: the v0.4 container format is not supported; "
-                          f"use the v0.3 subtree/local form")
     levels: list[dict[str, Any]] = []
+    if "nodes" in arch:
+        _flatten_nodes(arch["nodes"], {"attributes": {}, "instances": 1, "mesh_x": 1, "mesh_y": 1}, levels,
+                       where=where)
     for node in arch.get("subtree", []) or []:
         _flatten_arch(node, 1, levels, where=where)
     compute = [lvl for lvl in levels if re.search(r"mac|compute|arith", lvl["class"], re.I)]
@@ -303,68 +321,115 @@ def _arch_levels(data: dict[str, Any], *, where: str) -> list[dict[str, Any]]:
 
 def _problem_case(data: dict[str, Any], *, where: str) -> dict[str, Any]:
     prob = data.get("problem", data)
-    shape, instance = prob.get("shape", {}), prob.get("instance", {})
-    spaces = []
-    for space in shape.get("data-spaces", shape.get("data_spaces", [])):
-        ranks = []
-        for rank in space["projection"]:
-            terms = []
-            for term in rank:
-                dim, coef = term[0], (instance.get(term[1], shape.get("coefficients-defaults", {}).get(term[1], 1))
-                                      if len(term) > 1 else 1)
-                terms.append(f"{int(coef)}*{dim}")
-            ranks.append(" + ".join(terms))
-        spaces.append({"name": space["name"], "projection_ranks": ranks,
-                       "read_write": bool(space.get("read-write", space.get("read_write", False)))})
-    if "densities" in instance:
+    shape = dict(prob.get("shape") or {})
+    if "data-spaces" in shape:                                    # v0.3 spelling
+        shape["data_spaces"] = shape.pop("data-spaces")
+    if isinstance(shape.get("coefficients-defaults"), dict):
+        shape["coefficients"] = [{"name": k, "default": v} for k, v in shape["coefficients-defaults"].items()]
+    if (prob.get("instance") or {}).get("densities"):
         raise ConfigError(f"{where}: problem.instance.densities: sparse problems belong to the sparse engine")
-    return {"name": shape.get("name", "problem"), "dimensions": list(shape.get("dimensions", [])),
-            "instance": {d: int(instance.get(d, 1)) for d in shape.get("dimensions", [])}, "data_spaces": spaces}
+    return problem_from_v04({**prob, "shape": shape}, where=where)
 
 
-def _mapping_case(data: Any, level_names: list[str], *, where: str) -> list[dict[str, Any]]:
+def read_timeloop_yaml(path: str | Path) -> Any:
+    """A Timeloop YAML file; the v0.4 front end's node tags (``!Container``, ``!Component``, ...) become a
+    ``_tag`` key of the mapping (sequences stay sequences)."""
+    import yaml
+    path = Path(path)
+    class _Loader(yaml.SafeLoader):
+        pass
+    # Timeloop's front end tags nodes (!Container, !Component, ...): read them as plain mappings
+    def tagged(loader: yaml.SafeLoader, tag: str, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            return {**loader.construct_mapping(node, deep=True), "_tag": tag}
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node, deep=True)
+        return {"_tag": tag}
+    _Loader.add_multi_constructor("!", tagged)
+    try:
+        return yaml.load(path.read_text(), Loader=_Loader)
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path.name}: cannot read Timeloop YAML ({str(err).splitlines()[0]})") from None
+
+
+def _rank(rank: list[list[str]]) -> str:
+    """A v0.4 projection rank (sum of products, ``[[R, Wdilation], [P, Wstride]]``) as ``R*Wdilation + P*Wstride``."""
+    return " + ".join("*".join(str(f) for f in term) for term in rank)
+
+
+def problem_from_v04(problem: dict[str, Any], *, where: str) -> dict[str, Any]:
+    """The reference-case ``problem`` from a Timeloop v0.4 problem (``shape`` + ``instance``)."""
+    shape, instance = problem.get("shape") or {}, dict(problem.get("instance") or {})
+    if not shape.get("dimensions") or not shape.get("data_spaces"):
+        raise ConfigError(f"{where}: problem.shape needs dimensions and data_spaces")
+    densities = instance.pop("densities", None) or {}
+    spaces = [{"name": s["name"], "projection_ranks": [_rank(r) for r in s["projection"]],
+               "read_write": bool(s.get("read_write", s.get("read-write", False)))} for s in shape["data_spaces"]]
+    coefficients = {c["name"]: int(c.get("default", 1)) for c in shape.get("coefficients") or []}
+    out = {"name": shape.get("name", "problem"), "dimensions": list(shape["dimensions"]),
+           "instance": instance, "data_spaces": spaces, "coefficients": coefficients}
+    if densities:
+        out["densities"] = densities
+    return out
+
+
+def _permutation(text: Any, dims: dict[str, int]) -> list[str]:
+    """Dims of a permutation written ``QPCMRSN``, ``Q P C`` or ``[Q, P, C]`` (single-letter dims run together)."""
+    tokens = text if isinstance(text, list) else re.findall(r"[A-Za-z_]+", str(text))
+    order: list[str] = []
+    for token in map(str, tokens):
+        if token in dims:
+            order.append(token)
+        elif all(ch in dims for ch in token):
+            order += list(token)
+    return order
+
+
+def mapping_from_map(data: Any, level_names: list[str], tensors: list[str], *, where: str) -> list[dict[str, Any]]:
+    """``mapping_result_outer_to_inner`` from Timeloop's ``map.yaml`` (factors as ``C1 M8`` or ``C=1``).
+
+    A level no ``datatype`` directive names keeps every tensor (Timeloop's default); ``bypass`` alone keeps
+    the rest.
+    """
     entries = data.get("mapping", data) if isinstance(data, dict) else data
-    levels = {name: {"level": name, "tiles_kept": None, "loops_outer_to_inner": []} for name in level_names}
+    levels = {n: {"level": n, "tiles_kept": {t: 1 for t in tensors}, "loops_outer_to_inner": []}
+              for n in level_names}
+    spatial: dict[str, list[dict[str, Any]]] = {n: [] for n in level_names}
     for i, entry in enumerate(entries or []):
-        target, kind = entry.get("target"), entry.get("type")
+        target = entry.get("target")
         if target not in levels:
             raise ConfigError(f"{where}: mapping[{i}].target: unknown level {target!r} (levels: {level_names})")
+        kind = entry.get("type")
         if kind in ("datatype", "dataspace", "bypass"):
-            levels[target]["keep"] = entry.get("keep", [])
-            levels[target]["bypass"] = entry.get("bypass", [])
+            bypass = set(entry.get("bypass") or [])
+            keep = entry.get("keep")
+            keep = [t for t in tensors if t not in bypass] if keep is None else keep
+            levels[target]["tiles_kept"] = {t: 1 for t in keep}
             continue
-        if kind not in ("temporal", "spatial"):
-            raise ConfigError(f"{where}: mapping[{i}].type: {kind!r} is not supported (temporal, spatial, datatype)")
-        factors = dict(re.findall(r"(\w+)\s*=\s*(\d+)", str(entry.get("factors", ""))))
-        order = list(str(entry.get("permutation", ""))) or list(factors)
+        factors = {d: int(n) for d, n in re.findall(r"([A-Za-z_]+)\s*=?\s*(\d+)", str(entry.get("factors", "")))}
+        order = _permutation(entry.get("permutation", ""), factors)
         order += [d for d in factors if d not in order]
-        split = int(entry.get("split", len(order)))
-        loops = [{"dim": d, "bound": int(factors.get(d, 1)), "spatial": kind == "spatial",
-                  "axis": "X" if pos < split else "Y"} for pos, d in enumerate(order)]
-        if kind == "temporal":
-            loops = loops[::-1]                               # permutation is written inner to outer
-        levels[target]["loops_outer_to_inner"] += [lp for lp in loops if lp["bound"] > 1]
-    return list(levels.values())
+        if kind == "temporal":          # permutation is inner to outer
+            levels[target]["loops_outer_to_inner"] += [{"dim": d, "bound": factors[d]} for d in reversed(order)
+                                                       if factors[d] > 1]
+        elif kind == "spatial":
+            split = int(entry.get("split", len(order)))
+            spatial[target] += [{"dim": d, "bound": factors[d], "spatial": "Spatial-X" if pos < split else "Spatial-Y"}
+                                for pos, d in enumerate(order) if factors[d] > 1]
+        else:
+            raise ConfigError(f"{where}: mapping[{i}].type: {kind!r} (expected temporal, spatial or datatype)")
+    for name in level_names:          # Timeloop prints a level's spatial loops inside its temporal ones
+        levels[name]["loops_outer_to_inner"] += spatial[name]
+    return [levels[n] for n in level_names]
 
 
 def load_timeloop_yaml(arch: str | Path, problem: str | Path, mapping: str | Path) -> tuple[ArchSpec, Problem, Mapping]:
-    """Architecture, problem and mapping from Timeloop v0.3 YAML files (overlapping subset; see module doc)."""
-    import yaml
-    def read(path: str | Path) -> Any:
-        try:
-            return yaml.safe_load(Path(path).read_text())
-        except (OSError, yaml.YAMLError) as err:
-            raise ConfigError(f"{Path(path).name}: cannot read Timeloop YAML ({str(err).splitlines()[0]})") from None
-    levels = _arch_levels(read(arch), where=Path(arch).name)
-    case_problem = _problem_case(read(problem), where=Path(problem).name)
+    """Architecture, problem and mapping from Timeloop v0.3 or v0.4 YAML files (overlapping subset; see module doc)."""
+    levels = _arch_levels(read_timeloop_yaml(arch), where=Path(arch).name)
+    case_problem = _problem_case(read_timeloop_yaml(problem), where=Path(problem).name)
     bits = int(levels[0].get("attributes", {}).get("datawidth", 8))
     prob, roles, slots = problem_from_case(case_problem, bits=bits, where=Path(problem).name)
     spec = arch_from_case(levels, name=Path(arch).stem, where=Path(arch).name)
-    entries = _mapping_case(read(mapping), [lvl.name for lvl in spec.memory], where=Path(mapping).name)
-    for entry in entries:
-        keep = entry.pop("keep", None)
-        bypass = entry.pop("bypass", [])
-        kept = list(roles) if keep is None and entry["level"] == spec.memory[0].name else keep
-        kept = [n for n in (kept if kept is not None else roles) if n not in bypass]
-        entry["tiles_kept"] = {n: 1 for n in kept}
+    entries = mapping_from_map(read_timeloop_yaml(mapping), [lvl.name for lvl in spec.memory], list(roles),
+                               where=Path(mapping).name)
     return spec, prob, mapping_from_case(entries, spec, roles, slots, where=Path(mapping).name)

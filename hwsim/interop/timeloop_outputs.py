@@ -18,9 +18,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hwsim.errors import ConfigError
+from hwsim.interop.timeloop import mapping_from_map, problem_from_v04, read_timeloop_yaml
 
 _INSTANCES = re.compile(r"^(?:.*\.)?([^.\[]+)\[(\d+)\.\.(\d+)\]$")
 _STAT = re.compile(r"^\s*(.+?)\s*:\s*(\S+)")
@@ -33,46 +32,12 @@ def _find(folder: Path, suffix: str) -> Path:
     return hits[0]
 
 
-def _yaml(path: Path) -> Any:
-    class _Loader(yaml.SafeLoader):
-        pass
-    # Timeloop's front end tags nodes (!Container, !Component, ...): read them as plain mappings
-    _Loader.add_multi_constructor("!", lambda loader, tag, node: (
-        loader.construct_mapping(node, deep=True) if isinstance(node, yaml.MappingNode) else
-        loader.construct_sequence(node, deep=True) if isinstance(node, yaml.SequenceNode) else None))
-    try:
-        return yaml.load(path.read_text(), Loader=_Loader)
-    except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"{path.name}: cannot read ({str(err).splitlines()[0]})") from None
-
-
 def _short(name: str) -> tuple[str, int]:
     """``system_top_level.shared_glb[1..14]`` -> (``shared_glb``, 14)."""
     match = _INSTANCES.match(str(name))
     if not match:
         return str(name).rsplit(".", 1)[-1], 1
     return match.group(1), int(match.group(3)) - int(match.group(2)) + 1
-
-
-def _rank(rank: list[list[str]]) -> str:
-    """A v0.4 projection rank (sum of products, ``[[R, Wdilation], [P, Wstride]]``) as ``R*Wdilation + P*Wstride``."""
-    return " + ".join("*".join(str(f) for f in term) for term in rank)
-
-
-def problem_from_v04(problem: dict[str, Any], *, where: str) -> dict[str, Any]:
-    """The reference-case ``problem`` from a Timeloop v0.4 problem (``shape`` + ``instance``)."""
-    shape, instance = problem.get("shape") or {}, dict(problem.get("instance") or {})
-    if not shape.get("dimensions") or not shape.get("data_spaces"):
-        raise ConfigError(f"{where}: problem.shape needs dimensions and data_spaces")
-    densities = instance.pop("densities", None) or {}
-    spaces = [{"name": s["name"], "projection_ranks": [_rank(r) for r in s["projection"]],
-               "read_write": bool(s.get("read_write", s.get("read-write", False)))} for s in shape["data_spaces"]]
-    coefficients = {c["name"]: int(c.get("default", 1)) for c in shape.get("coefficients") or []}
-    out = {"name": shape.get("name", "problem"), "dimensions": list(shape["dimensions"]),
-           "instance": instance, "data_spaces": spaces, "coefficients": coefficients}
-    if densities:
-        out["densities"] = densities
-    return out
 
 
 def arch_from_flattened(data: dict[str, Any], *, where: str) -> list[dict[str, Any]]:
@@ -87,61 +52,11 @@ def arch_from_flattened(data: dict[str, Any], *, where: str) -> list[dict[str, A
     return levels
 
 
-def ert_from_yaml(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def ert_fromread_timeloop_yaml(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per level name: pJ per (vector) action, from Accelergy's ERT."""
     tables = (data.get("ERT") or data).get("tables") or []
     return {_short(t["name"])[0]: {"actions_pJ": {a["name"]: float(a["energy"]) for a in t.get("actions", [])}}
             for t in tables}
-
-
-def _permutation(text: Any, dims: dict[str, int]) -> list[str]:
-    """Dims of a permutation written ``QPCMRSN``, ``Q P C`` or ``[Q, P, C]`` (single-letter dims run together)."""
-    tokens = text if isinstance(text, list) else re.findall(r"[A-Za-z_]+", str(text))
-    order: list[str] = []
-    for token in map(str, tokens):
-        if token in dims:
-            order.append(token)
-        elif all(ch in dims for ch in token):
-            order += list(token)
-    return order
-
-
-def mapping_from_map(data: Any, level_names: list[str], tensors: list[str], *, where: str) -> list[dict[str, Any]]:
-    """``mapping_result_outer_to_inner`` from Timeloop's ``map.yaml`` (factors as ``C1 M8`` or ``C=1``).
-
-    A level no ``datatype`` directive names keeps every tensor (Timeloop's default); ``bypass`` alone keeps
-    the rest.
-    """
-    entries = data.get("mapping", data) if isinstance(data, dict) else data
-    levels = {n: {"level": n, "tiles_kept": {t: 1 for t in tensors}, "loops_outer_to_inner": []}
-              for n in level_names}
-    spatial: dict[str, list[dict[str, Any]]] = {n: [] for n in level_names}
-    for i, entry in enumerate(entries or []):
-        target = entry.get("target")
-        if target not in levels:
-            raise ConfigError(f"{where}: mapping[{i}].target: unknown level {target!r} (levels: {level_names})")
-        kind = entry.get("type")
-        if kind in ("datatype", "dataspace", "bypass"):
-            bypass = set(entry.get("bypass") or [])
-            keep = entry.get("keep")
-            keep = [t for t in tensors if t not in bypass] if keep is None else keep
-            levels[target]["tiles_kept"] = {t: 1 for t in keep}
-            continue
-        factors = {d: int(n) for d, n in re.findall(r"([A-Za-z_]+)\s*=?\s*(\d+)", str(entry.get("factors", "")))}
-        order = _permutation(entry.get("permutation", ""), factors)
-        order += [d for d in factors if d not in order]
-        if kind == "temporal":          # permutation is inner to outer
-            levels[target]["loops_outer_to_inner"] += [{"dim": d, "bound": factors[d]} for d in reversed(order)
-                                                       if factors[d] > 1]
-        elif kind == "spatial":
-            split = int(entry.get("split", len(order)))
-            spatial[target] += [{"dim": d, "bound": factors[d], "spatial": "Spatial-X" if pos < split else "Spatial-Y"}
-                                for pos, d in enumerate(order) if factors[d] > 1]
-        else:
-            raise ConfigError(f"{where}: mapping[{i}].type: {kind!r} (expected temporal, spatial or datatype)")
-    for name in level_names:          # Timeloop prints a level's spatial loops inside its temporal ones
-        levels[name]["loops_outer_to_inner"] += spatial[name]
-    return [levels[n] for n in level_names]
 
 
 def _number(text: str) -> float:
@@ -224,16 +139,16 @@ def case_from_outputs(folder: str | Path) -> dict[str, Any]:
     folder = Path(folder)
     if not folder.is_dir():
         raise ConfigError(f"{folder}: not a folder")
-    processed = _yaml(_find(folder, "parsed-processed-input.yaml"))
+    processed = read_timeloop_yaml(_find(folder, "parsed-processed-input.yaml"))
     where = folder.name
     problem = problem_from_v04(processed.get("problem") or {}, where=f"{where}/parsed-processed-input.yaml")
-    levels = arch_from_flattened(_yaml(_find(folder, ".flattened_architecture.yaml")), where=where)
+    levels = arch_from_flattened(read_timeloop_yaml(_find(folder, ".flattened_architecture.yaml")), where=where)
     names = [lvl["name"] for lvl in levels[:-1]]
     maps = sorted(folder.glob("*.map.yaml"))     # the mapper's choice; timeloop-model runs echo theirs in the input
     tensors = [ds["name"] for ds in problem["data_spaces"]]
-    mapping = mapping_from_map(_yaml(maps[0]) if maps else processed.get("mapping"), names, tensors,
+    mapping = mapping_from_map(read_timeloop_yaml(maps[0]) if maps else processed.get("mapping"), names, tensors,
                                where=f"{where}/{maps[0].name if maps else 'parsed-processed-input.yaml'}")
-    ert = ert_from_yaml(_yaml(_find(folder, ".ERT.yaml")))
+    ert = ert_fromread_timeloop_yaml(read_timeloop_yaml(_find(folder, ".ERT.yaml")))
     stats = stats_from_text(_find(folder, ".stats.txt").read_text())
     case = {"id": where, "source": {"ref_output_dir": str(folder)}, "tool": "timeloop",
             "problem": problem, "architecture_flattened_outer_to_inner": levels,
@@ -277,5 +192,4 @@ def replay_outputs(folder: str | Path) -> dict[str, Any]:
     return {"hwsim": evaluate_reference_case(case), "timeloop": case["key_results"], "engine": "spatial"}
 
 
-__all__ = ["case_from_outputs", "replay_outputs", "problem_from_v04", "arch_from_flattened", "mapping_from_map",
-           "stats_from_text"]
+__all__ = ["case_from_outputs", "replay_outputs", "arch_from_flattened", "stats_from_text"]
