@@ -57,7 +57,7 @@ def _load(path: str | Path | dict[str, Any]) -> dict[str, Any]:
 class _Case:
     """Parsed view of one case: bounds, tensors, levels, SAFs."""
 
-    def __init__(self, data: dict[str, Any], origin: str):
+    def __init__(self, data: dict[str, Any], origin: str, *, tiled: bool = False):
         prob = data["problem"]
         self.origin, self.instance = origin, dict(prob["instance"])
         self.bounds = {d: int(prob["instance"].get(d, 1)) for d in prob["dimensions"]}
@@ -69,8 +69,10 @@ class _Case:
         self.ert = {name: v["actions_pJ"] for name, v in data["ert_pJ_per_action"].items()}
         self.kept = {m["level"]: m["tiles_kept"] for m in data["mapping_result_outer_to_inner"]}
         loops = [m for m in data["mapping_result_outer_to_inner"] if m["loops_outer_to_inner"]]
-        if any(m["level"] != self.levels[-1]["name"] for m in loops):
-            raise ConfigError(f"{origin}: only cases with all loops at the innermost storage level are supported")
+        self.tiled = any(m["level"] != self.levels[-1]["name"] for m in loops)
+        if self.tiled and not tiled:
+            raise ConfigError(f"{origin}: loops above the innermost storage level: evaluate it with "
+                              f"hwsim.models.sparse.sparseloop_tiled")
         self.formats: dict[tuple[str, str], list[str]] = {}
         self.skip: dict[str, set[str]] = {}
         self.gate: dict[str, set[str]] = {}
@@ -201,7 +203,7 @@ def _energy(case: _Case, index: int, tensor: str, acc: dict[str, float]) -> floa
     name = case.levels[index]["name"]
     ert = case.ert[name]
     block = max(1, int(attrs.get("width", 8)) // int(attrs.get("datawidth", 8)))
-    meta_block = max(1, int(attrs.get("metadata_storage_width", 1)) // int(attrs.get("metadata_datawidth", 1)))
+    meta_block = max(1, int(attrs.get("metadata_storage_width") or 1) // int(attrs.get("metadata_datawidth") or 1))
     compressed = (name, tensor) in case.formats
     ratio = _vector_ratio(case.size(tensor), case.density[tensor], block) if compressed else 1.0
     energy = math.ceil(acc["fills"] / block) * ratio * ert.get("write", 0.0)
@@ -214,7 +216,14 @@ def _energy(case: _Case, index: int, tensor: str, acc: dict[str, float]) -> floa
 
 def evaluate_sparseloop_case(path: str | Path | dict[str, Any]) -> dict[str, Any]:
     """Cycles, computes and energy of a Sparseloop case, keyed like its ``key_results``."""
-    case = _Case(_load(path), str(path["id"]) if isinstance(path, dict) else Path(path).name)
+    data = _load(path)
+    origin = str(data.get("id", "case")) if isinstance(path, dict) else Path(path).name
+    loops = [m for m in data["mapping_result_outer_to_inner"] if m["loops_outer_to_inner"]]
+    storage_levels = [lvl for lvl in data["architecture_flattened_outer_to_inner"] if lvl["class"] != "intmac"]
+    if any(m["level"] != storage_levels[-1]["name"] for m in loops):
+        from hwsim.models.sparse.sparseloop_tiled import evaluate_tiled
+        return evaluate_tiled(data, origin=origin)
+    case = _Case(data, origin)
     actual = cycles = case.computes
     for tensor in (t for t in case.tensors if not case.is_output(t)):
         actual = _kept(actual, 1.0 - case.leader_factor(case.skip, tensor) * case.leader_factor(case.gate, tensor))
