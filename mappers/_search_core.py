@@ -12,56 +12,11 @@ import numpy as np
 
 from hwsim.errors import ConfigError, InvalidMappingError
 from hwsim.mappers._evaluator import Evaluator
+from hwsim.mappers.constraints import Resolved, parse_constraints
 from hwsim.mappers.mapping import DIMS, TENSORS
-from hwsim.models.spatial.default import (ORDERS, Plan, _primes, allowed_dims, default_keep, greedy_factors,
-                                          greedy_plan, remaining_after, spatial_candidates)
+from hwsim.models.spatial.default import (ORDERS, Plan, _primes, allowed_dims, greedy_factors, greedy_plan,
+                                          remaining_after, spatial_candidates)
 from hwsim.models.spatial.nest import problem_from_layer
-
-
-class _Constraints:
-    """User constraints resolved against the architecture."""
-
-    def __init__(self, raw: dict[str, Any], arch: Any) -> None:
-        names = [lvl.name for lvl in arch.memory]
-        levels = raw.get("levels", {}) or {}
-        if unknown := sorted(set(levels) - set(names)):
-            raise ConfigError(f"SearchMapper constraints: unknown level(s) {unknown} (levels: {names})")
-        if unknown := sorted(set(raw) - {"levels", "spatial"}):
-            raise ConfigError(f"SearchMapper constraints: unknown key(s) {unknown} (valid: levels, spatial)")
-        base_x, base_y = allowed_dims(arch)
-        spatial = raw.get("spatial", {}) or {}
-        self.dims = (tuple(spatial.get("x", base_x)), tuple(spatial.get("y", base_y)))
-        keep = list(default_keep(arch))
-        self.orders: dict[int, tuple[str, ...]] = {}
-        self.factors: dict[tuple[int, int], int] = {}
-        for name, spec in levels.items():
-            i = names.index(name)
-            if "keep" in spec:
-                keep[i] = tuple(t for t in TENSORS if t in spec["keep"])
-            if "order" in spec:
-                order = spec["order"]
-                self.orders[i] = ORDERS[order] if isinstance(order, str) else tuple(order) + tuple(
-                    d for d in DIMS if d not in order)
-            for dim, f in (spec.get("factors") or {}).items():
-                self.factors[(i, DIMS.index(dim))] = int(f)
-        self.keep = tuple(keep)
-        self.active = bool(self.orders or self.factors)
-
-    def apply(self, plan: Plan) -> Plan | None:
-        """The plan with fixed orders/factors imposed (factors rebalanced through the outermost level)."""
-        orders = tuple(self.orders.get(i, o) for i, o in enumerate(plan.orders))
-        factors = [list(f) for f in plan.factors]
-        for (i, d), f in self.factors.items():
-            total = math.prod(factors[j][d] for j in range(len(factors)))
-            if total % f:
-                return None
-            factors[i][d] = f
-            rest = total // f
-            others = [j for j in range(len(factors)) if j != i]
-            for j in others:
-                factors[j][d] = 1
-            factors[0 if i != 0 else others[0]][d] = rest
-        return replace(plan, orders=orders, factors=tuple(tuple(f) for f in factors), keep=self.keep)
 
 
 def _objective(mapper: Any) -> Callable[[float, int, float, float], tuple]:
@@ -86,19 +41,20 @@ def _count_factorizations(value: int, parts: int) -> int:
 class _Search:
     """State of one layer's search: evaluator, best so far, seen plans, RNG."""
 
-    def __init__(self, mapper: Any, evaluator: Evaluator, cons: _Constraints, arch: Any) -> None:
+    def __init__(self, mapper: Any, evaluator: Evaluator, cons: Resolved, arch: Any) -> None:
         self.ev, self.cons, self.arch = evaluator, cons, arch
         self.rank = _objective(mapper)
         self.rng = np.random.default_rng(mapper.seed)
         self.seen: set = set()
         self.best: tuple | None = None          # (rank, plan, energy, cycles)
         self.ref: tuple[float, float] | None = None
-        self.allowed_keep = default_keep(arch)
+        self.active = not cons.cons.empty
 
     def try_plan(self, plan: Plan | None) -> tuple | None:
+        """Score ``plan`` projected onto the constraints (so no violating plan is ever evaluated)."""
         if plan is None:
             return None
-        plan = self.cons.apply(plan) if self.cons.active else plan
+        plan = self.cons.project(plan) if self.active else plan
         if plan is None:
             return None
         arrays = self.ev.arrays(plan)
@@ -121,17 +77,17 @@ class _Search:
         """Every plan one move away: a prime factor moved between levels, another order, a bypass toggled."""
         out, n = [], len(plan.factors)
         for i, d in itertools.product(range(n), range(len(DIMS))):
-            if plan.factors[i][d] == 1 or (i, d) in self.cons.factors:
+            if plan.factors[i][d] == 1 or (i, d) in self.cons.fixed:
                 continue
             for p in set(_primes(plan.factors[i][d])):
                 for j in range(n):
-                    if j != i and (j, d) not in self.cons.factors:
+                    if j != i and (j, d) not in self.cons.fixed:
                         factors = [list(f) for f in plan.factors]
                         factors[i][d] //= p
                         factors[j][d] *= p
                         out.append(replace(plan, factors=tuple(tuple(f) for f in factors)))
         for i in range(n):
-            if i in self.cons.orders:
+            if len(self.cons.perms.get(i, ())) >= len(DIMS) - 1:       # the whole order is fixed
                 continue
             for order in ORDERS.values():
                 out.append(replace(plan, orders=plan.orders[:i] + (order,) + plan.orders[i + 1:]))
@@ -141,7 +97,7 @@ class _Search:
                 order = tuple(swapped) + tuple(d for d in plan.orders[i] if d not in swapped)
                 out.append(replace(plan, orders=plan.orders[:i] + (order,) + plan.orders[i + 1:]))
         for i in range(1, n):
-            for t in self.allowed_keep[i]:
+            for t in self.cons.toggles[i]:
                 keep = tuple(x for x in TENSORS if (x in plan.keep[i]) != (x == t))
                 out.append(replace(plan, keep=plan.keep[:i] + (keep,) + plan.keep[i + 1:]))
         return out
@@ -156,9 +112,13 @@ def _ordered_factorizations(value: int, parts: int) -> list[tuple[int, ...]]:
 
 
 def _exhaustive(search: _Search, problem: Any, spatial: Any, keep: tuple, n: int) -> None:
+    """Every factorization x stationarity order of one unrolling (those the constraints fix, only as fixed)."""
     remaining = remaining_after(problem, spatial)
-    per_dim = [_ordered_factorizations(remaining[d], n) for d in DIMS]
-    order_sets = list(itertools.product(ORDERS.values(), repeat=n))
+    fixed = search.cons.fixed
+    per_dim = [[f for f in _ordered_factorizations(remaining[d], n)
+                if all(f[i] == v for (i, k), v in fixed.items() if k == di)] for di, d in enumerate(DIMS)]
+    per_level = [list(dict.fromkeys(search.cons.order(i, o) for o in ORDERS.values())) for i in range(n)]
+    order_sets = list(itertools.product(*per_level))
     for combo in itertools.product(*per_dim):
         factors = tuple(tuple(combo[d][i] for d in range(len(DIMS))) for i in range(n))
         for orders in order_sets:
@@ -214,30 +174,46 @@ def run_search(mapper: Any, layer: Any, arch: Any) -> Any:
     if arch.engine != "spatial":
         raise ConfigError(f"SearchMapper maps onto the spatial engine; arch {arch.name!r} uses {arch.engine!r}")
     problem = problem_from_layer(layer, arch)
-    cons = _Constraints(mapper.constraint_dict, arch)
+    constraint_set = parse_constraints(mapper.constraints)
+    cons = Resolved(constraint_set, arch, problem)
     evaluator = Evaluator(problem, arch, mac_kind="fp" if layer.number_format == "fp" else "int")
     search = _Search(mapper, evaluator, cons, arch)
     n = len(arch.memory)
     candidates = spatial_candidates(problem, arch, limit=mapper.spatial_limit, pad=mapper.allow_padding,
-                                    dims=cons.dims)
+                                    dims=allowed_dims(arch), keep=cons.keep_seed,
+                                    rules=cons if search.active else None)
+    if not candidates and search.active:
+        raise ConfigError(f"constraints: no spatial unrolling of layer {layer.name!r} on {arch.name} satisfies "
+                          f"them (spatial rules, room left for the fixed temporal factors, spatial tiles that fit)")
     seeds = []
     for _, spatial in candidates:
-        factors = greedy_factors(problem, arch, spatial, cons.keep)
+        factors = greedy_factors(problem, arch, spatial, cons.keep_seed)
         if _space_size(problem, spatial, n) <= mapper.max_candidates // max(1, len(candidates)):
-            _exhaustive(search, problem, spatial, cons.keep, n)
+            _exhaustive(search, problem, spatial, cons.keep_seed, n)
         for order in ORDERS:
-            entry = search.try_plan(greedy_plan(problem, arch, spatial, order=order, keep=cons.keep, factors=factors))
+            entry = search.try_plan(greedy_plan(problem, arch, spatial, order=order, keep=cons.keep_seed,
+                                                factors=factors))
             seeds += [entry] if entry is not None else []
     if seeds:
         _descend(search, seeds, max(0, mapper.max_candidates - evaluator.evaluated))
+    if search.best is None and search.active:
+        raise ConfigError(f"constraints: no mapping of layer {layer.name!r} on {arch.name} satisfies them "
+                          f"(none of the {evaluator.evaluated} mappings that obey them has tiles that fit)")
     if search.best is None:
         raise InvalidMappingError(layer.name, [f"no valid mapping found on {arch.name} within "
                                                f"{mapper.max_candidates} candidates (tiles never fit)"])
     mapping = search.best[1].to_mapping(arch, source=f"SearchMapper({mapper.objective}, seed={mapper.seed})")
+    if broken := cons.violations(mapping):          # projection guarantees this; a failure is a bug here
+        raise RuntimeError(f"SearchMapper returned a mapping that breaks its constraints: {broken}")
     counts = engine.evaluate(layer, arch, mapping)
     energy = price(counts, arch).total_pj
-    if not mapper.constraint_dict:   # the dataflow's own mapping (e.g. Eyeriss RS) is a candidate too
+    try:                                 # the dataflow's own mapping (e.g. Eyeriss RS) is a candidate too
         default = engine.default_mapping(layer, arch)
+    except InvalidMappingError:
+        if not search.active:
+            raise
+        default = None
+    if default is not None and (not search.active or not cons.violations(default)):
         d_counts = engine.evaluate(layer, arch, default)
         d_energy = price(d_counts, arch).total_pj
         better = _objective(mapper)

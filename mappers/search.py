@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from hwsim.errors import ConfigError
@@ -41,8 +42,10 @@ class SearchMapper:
     """Search the spatial mapspace for the mapping minimizing ``objective``.
 
     ``weights`` (energy, latency) weigh the normalized terms of the ``weighted`` objective. ``constraints``
-    is a JSON-able dict: ``{"spatial": {"x": [dims], "y": [dims]}, "levels": {LEVEL: {"keep": [tensors],
-    "order": "W"|"O"|"I"|[dims outer->inner], "factors": {dim: n}}}}``.
+    restricts the mapspace: a dict (``{"spatial": {"x": [dims] | {dim: n}, ...}, "levels": {LEVEL: {"keep":
+    [tensors], "bypass": [tensors], "factors": {dim: n}, "permutation": "RS", "spatial": {...}}}}``), a
+    ``ConstraintSet``, or the path of a YAML file (hwsim's spelling or Timeloop's mapspace constraints); see
+    ``hwsim.mappers.constraints``. It is stored as canonical JSON, so equal constraints share cache entries.
     """
 
     objective: Objective = "edp"
@@ -59,8 +62,14 @@ class SearchMapper:
                               f"(got {self.objective!r})")
         if self.max_candidates < 1:
             raise ConfigError(f"SearchMapper: max_candidates must be >= 1 (got {self.max_candidates})")
-        if isinstance(self.constraints, dict):            # keep the dataclass hashable
-            object.__setattr__(self, "constraints", json.dumps(self.constraints, sort_keys=True))
+        from hwsim.mappers.constraints import load_constraints, parse_constraints
+        raw = self.constraints
+        if isinstance(raw, Path) or (isinstance(raw, str) and raw.strip()[:1] not in ("{", "")):
+            cons = load_constraints(raw)
+        else:
+            cons = parse_constraints(raw or None)
+        # canonical JSON keeps the dataclass hashable and makes equal constraint sets one cache key
+        object.__setattr__(self, "constraints", None if cons.empty else cons.to_json())
         object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))
 
     def with_params(self, **changes: object) -> "SearchMapper":
@@ -73,6 +82,9 @@ class SearchMapper:
     def map(self, layer: Any, arch: Any) -> Any:
         """The best mapping of ``layer`` on a spatial ``arch``; other engines keep their fixed dataflow."""
         if arch.engine != "spatial":
+            if self.constraints:
+                raise ConfigError(f"SearchMapper constraints steer the spatial engine's mapping search; arch "
+                                  f"{arch.name!r} uses the {arch.engine} engine's fixed dataflow")
             from hwsim.models import get_engine
             return get_engine(arch.engine).default_mapping(layer, arch)
         return self.search(layer, arch).mapping
@@ -92,7 +104,14 @@ class SearchMapper:
 
     @property
     def constraint_dict(self) -> dict[str, Any]:
+        """The constraints in their canonical dict spelling (``{}``: none)."""
         return json.loads(self.constraints) if self.constraints else {}
+
+    @property
+    def constraint_set(self) -> Any:
+        """The constraints as a ``hwsim.mappers.constraints.ConstraintSet``."""
+        from hwsim.mappers.constraints import parse_constraints
+        return parse_constraints(self.constraints)
 
 
 def _layer_key(layer: Any) -> tuple:

@@ -29,15 +29,24 @@ class MapperChoice(str, Enum):
     search = "search"
 
 
-def make_mapper(choice: MapperChoice, objective: str):
-    """``None`` (each engine's fixed dataflow) or a ``SearchMapper`` with ``objective``."""
+CONSTRAINTS_HELP = ("mapper constraints YAML for --mapper search: hwsim's levels/spatial spelling or Timeloop's "
+                    "mapspace constraints (keep/bypass, factors, permutation, spatial)")
+
+
+def make_mapper(choice: MapperChoice, objective: str, constraints: Optional[Path] = None):
+    """``None`` (each engine's fixed dataflow) or a ``SearchMapper`` with ``objective`` and ``constraints``."""
     if choice is MapperChoice.default:
+        if constraints is not None:
+            raise ConfigError(f"--constraints {constraints.name}: constraints steer the mapping search; "
+                              f"add --mapper search")
         return None
     from hwsim.mappers import SearchMapper
+    from hwsim.mappers.constraints import load_constraints
 
     if objective not in ("edp", "energy", "latency"):
         raise ConfigError(f"--objective: expected edp, energy or latency (got {objective!r})")
-    return SearchMapper(objective=objective)
+    return SearchMapper(objective=objective,
+                        constraints=load_constraints(constraints) if constraints is not None else None)
 
 
 WEIGHTS_HELP = "state_dict file (torch.save(model.state_dict())) for a zoo-name MODEL"
@@ -225,6 +234,7 @@ def simulate_command(
     mapper: MapperChoice = typer.Option(MapperChoice.default, "--mapper",
                                         help="default: the engine's fixed dataflow; search: mapping search (spatial engine)"),
     objective: str = typer.Option("edp", "--objective", help="search objective: edp | energy | latency"),
+    constraints: Optional[Path] = typer.Option(None, "--constraints", help=CONSTRAINTS_HELP),
     training: bool = typer.Option(False, "--training", help="simulate one training step (forward, backward, update)"),
     devices: int = typer.Option(1, "--devices", min=1, help="data-parallel devices (with --training)"),
     link: Optional[str] = typer.Option(None, "--link", help="interconnect preset: " + ", ".join(_link_names())),
@@ -242,7 +252,7 @@ def simulate_command(
         result = simulate(model, spec, batch=batch, input_shape=parse_input_shape(input_shape),
                           recipe=str(recipe) if recipe else None, technology_nm=parse_technology(tech),
                           clock_hz=clock_mhz * 1e6 if clock_mhz else None, skip_unsupported=skip_unsupported,
-                          mapper=make_mapper(mapper, objective), training=training, weights=weights, data=data)
+                          mapper=make_mapper(mapper, objective, constraints), training=training, weights=weights, data=data)
     if not quiet:
         out_console.print(result_table(result))
     out_console.print(summary_table(result))
@@ -278,6 +288,7 @@ def map_command(
     layer_name: Optional[str] = typer.Option(None, "--layer", help="only this layer (default: every MAC layer)"),
     mapper: MapperChoice = typer.Option(MapperChoice.search, "--mapper"),
     objective: str = typer.Option("edp", "--objective", help="edp | energy | latency"),
+    constraints: Optional[Path] = typer.Option(None, "--constraints", help=CONSTRAINTS_HELP),
     save: Optional[Path] = typer.Option(None, "--save", help="save the (first) mapping as YAML"),
 ) -> None:
     """Print the mapping of each MAC layer of MODEL on ARCH as a loop nest."""
@@ -290,7 +301,7 @@ def map_command(
     layers = [layer for layer in graph.compute_layers() if layer_name in (None, layer.name)]
     if not layers:
         raise ConfigError(f"--layer: no MAC layer named {layer_name!r} in {graph.name}")
-    chosen = make_mapper(mapper, objective)
+    chosen = make_mapper(mapper, objective, constraints)
     for index, layer in enumerate(layers):
         mapping = chosen.map(layer, spec) if chosen else get_engine(spec.engine).default_mapping(layer, spec)
         text = mapping.to_loop_nest() if hasattr(mapping, "to_loop_nest") else repr(mapping)

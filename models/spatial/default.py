@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from hwsim.mappers.mapping import DIMS, TENSORS, LevelMapping, Mapping
 from hwsim.models.arch import ArchSpec
@@ -99,8 +100,14 @@ def _spatial_tiles_fit(problem: Problem, arch: ArchSpec, chosen: list, keep: tup
 
 def spatial_candidates(problem: Problem, arch: ArchSpec, *, limit: int = 4, pad: bool = True,
                        dims: tuple[tuple[str, ...], tuple[str, ...]] | None = None,
-                       keep: tuple[tuple[str, ...], ...] | None = None) -> list[tuple[float, Spatial]]:
+                       keep: tuple[tuple[str, ...], ...] | None = None, rules: Any = None
+                       ) -> list[tuple[float, Spatial]]:
     """The ``limit`` best unrollings by MAC utilization (padded MACs count as idle), best first.
+
+    ``rules`` (a ``hwsim.mappers.constraints.Resolved``) restricts them to the user's spatial constraints:
+    its ``axis_dims`` / ``axis_options`` shape each axis's choices and only unrollings with no
+    ``spatial_violations`` that leave room for the fixed temporal factors (``temporal_fits``) are returned
+    (none at all when no unrolling satisfies them).
 
     Unrollings whose spatial tiles alone overflow a level that keeps them (``keep``, default every
     tensor a level may hold) are left out: on arrays whose per-operand register files sit at different
@@ -112,8 +119,17 @@ def spatial_candidates(problem: Problem, arch: ArchSpec, *, limit: int = 4, pad:
     per_level = fanouts(arch)
     keep = keep or default_keep(arch)
     results = []
+    def axis_choices(level: int, axis: int, remaining: dict[str, int], dims: tuple[str, ...], size: int) -> list:
+        if size <= 1:
+            return [()]
+        if rules is None:
+            return _axis_options(remaining, dims, size, pad=pad)
+        dims = rules.axis_dims(level, axis, dims)
+        return rules.axis_options(level, axis, _axis_options(remaining, dims, size, pad=pad), size)
     def recurse(level: int, remaining: dict[str, int], chosen: list) -> None:
         if level == len(per_level):
+            if rules is not None and (rules.spatial_violations(chosen) or not rules.temporal_fits(remaining)):
+                return
             if not _spatial_tiles_fit(problem, arch, chosen, keep):
                 return
             used = math.prod(b for x, y in chosen for _, b in x + y)
@@ -122,12 +138,12 @@ def spatial_candidates(problem: Problem, arch: ArchSpec, *, limit: int = 4, pad:
             results.append((used / padded, tuple(chosen)))
             return
         fx, fy = per_level[level]
-        xs = _axis_options(remaining, x_dims, fx, pad=pad) if fx > 1 else [()]
+        xs = axis_choices(level, 0, remaining, x_dims, fx)
         for x in xs:
             rem = dict(remaining)
             for d, f in x:
                 rem[d] = math.ceil(rem[d] / f)
-            ys = _axis_options(rem, y_dims, fy, pad=pad) if fy > 1 else [()]
+            ys = axis_choices(level, 1, rem, y_dims, fy)
             for y in ys:
                 rem2 = dict(rem)
                 for d, f in y:
