@@ -115,3 +115,16 @@ def test_mapping_naming_an_unknown_level_is_a_config_error(tmp_path):
     mapping.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match="unknown level 'L9'"):
         case_from_outputs(tmp_path)
+
+
+def test_cli_prints_and_writes_the_comparison(tmp_path):
+    from typer.testing import CliRunner
+    from hwsim.cli import app
+    out = tmp_path / "cmp.json"
+    result = CliRunner().invoke(app, ["timeloop", str(OUT / "simba_like"), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    data = __import__("json").loads(out.read_text())
+    assert data["cycles"] == {"timeloop": 225792, "hwsim": 225792}
+    assert all(tuple(r["timeloop"]) == tuple(r["hwsim"]) for r in data["rows"]) and len(data["rows"]) == 9
+    missing = CliRunner().invoke(app, ["timeloop", str(tmp_path / "nope")])
+    assert missing.exit_code != 0

@@ -21,7 +21,7 @@ err_console = Console(stderr=True)
 
 # Command modules; each has ``register(app)``. Optional ones may be absent in a partial checkout.
 _COMMAND_MODULES = ("hwsim.cli.core", "hwsim.cli.scalesim", "hwsim.cli.compress", "hwsim.cli.dse",
-                    "hwsim.cli.autocompress", "hwsim.cli.validate")
+                    "hwsim.cli.autocompress", "hwsim.cli.validate", "hwsim.cli.timeloop")
 
 
 def _register_commands() -> None:
