@@ -170,6 +170,11 @@ def sparse_from_v04(data: dict[str, Any]) -> list[dict[str, Any]]:
         if formats:
             entry["representation_format"] = {ds["name"]: [r["format"] for r in ds.get("ranks") or []]
                                               for ds in formats}
+            # ranks that flatten several dimensions into one fiber (``flattened_rankIDs``)
+            flat = {ds["name"]: True for ds in formats
+                    if any(len(ids) > 1 for r in ds.get("ranks") or [] for ids in r.get("flattened_rankIDs") or [])}
+            if flat:
+                entry["flattened_ranks"] = flat
         actions = [{"type": act["type"], "target": opt["target"], "condition_on": list(opt.get("condition_on") or [])}
                    for act in target.get("action_optimization") or [] for opt in act.get("options") or []]
         if actions:

@@ -198,14 +198,17 @@ def _vector_ratio(shape: int, density: float, block: int) -> float:
     return expected / (exact / block)
 
 
-def _energy(case: _Case, index: int, tensor: str, acc: dict[str, float]) -> float:
+def _energy(case: _Case, index: int, tensor: str, acc: dict[str, float], tile: int | None = None) -> float:
+    """Energy of one tensor's actual accesses at one level (``tile``: its tile shape there; default the
+    whole tensor, as every untiled case keeps it)."""
     attrs = case.levels[index]["attributes"]
     name = case.levels[index]["name"]
     ert = case.ert[name]
     block = max(1, int(attrs.get("width", 8)) // int(attrs.get("datawidth", 8)))
     meta_block = max(1, int(attrs.get("metadata_storage_width") or 1) // int(attrs.get("metadata_datawidth") or 1))
     compressed = (name, tensor) in case.formats
-    ratio = _vector_ratio(case.size(tensor), case.density[tensor], block) if compressed else 1.0
+    shape = case.size(tensor) if tile is None else tile
+    ratio = _vector_ratio(shape, case.density[tensor], block) if compressed else 1.0
     energy = math.ceil(acc["fills"] / block) * ratio * ert.get("write", 0.0)
     energy += math.ceil(acc["reads"] / block) * ratio * ert.get("read", 0.0)
     energy += math.ceil(acc["updates"] / block) * ratio * ert.get("update", 0.0)

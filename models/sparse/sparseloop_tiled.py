@@ -12,9 +12,12 @@ The dense counts come from the spatial engine with Timeloop's semantics (``hwsim
   read-modify-write output) and ``floor(updates x p)`` updates at that level, and ``floor(x x p)`` of every
   access of T at the levels inside it;
 * each read-only tensor skipped or gated at its innermost level removes ``floor(computes x p)`` computes in
-  turn; the per-instance compute cycles lose ``floor(cycles x p)`` for the skipped ones.
+  turn, and as many of the per-instance compute cycles (a MAC whose operand never arrives does not run);
+  the run takes the longest of those cycles and each level's bandwidth-throttled cycles for its actual
+  accesses (``read_bandwidth``/``write_bandwidth`` or ``shared_bandwidth``, words per cycle).
 Energy prices the actual counts as the untiled replay does (vector energy per ``ceil(n / block)``, the
-statistical vector ratio of small compressed tiles, one metadata word per compressed payload access).
+statistical vector ratio of small compressed tiles, metadata and payload words of each pass over the
+level's fibertree, at the level's metadata width).
 """
 
 from __future__ import annotations
@@ -55,9 +58,88 @@ def _tile_elements(problem: Any, mapping: Any, tensor_index: int, from_level: in
     return size
 
 
+def _fiber_ranks(problem: Any, mapping: Any, tensor_index: int, from_level: int,
+                 inner_keepers: list[int], *, flattened: bool = False) -> list[int]:
+    """Extents of the fibertree ranks of a tensor's tile at ``from_level``, outer to inner.
+
+    By default every loop from ``from_level`` inward that indexes the tensor is a rank of its own (Sparseloop
+    02.2.2's B at the backing store: N4 | K8 | N2; 03.2.3's weights: M4 | M4 (spatial) | S3). A format that
+    flattens the tensor's dimensions (``flattened_rankIDs``) has one rank per tile boundary instead: the part
+    above each inner level keeping the tensor, then that level's tile (04.2.3's glb inputs: 8 | 12).
+    """
+    def extent_of(levels: range) -> int:
+        extent: dict[str, int] = {}
+        for index in levels:
+            lvl = mapping.levels[index]
+            for dim, bound in (*lvl.temporal, *lvl.spatial_x, *lvl.spatial_y):
+                extent[dim] = extent.get(dim, 1) * bound
+        return math.prod(1 + sum(c * (extent.get(d, 1) - 1) for d, c in rank) for rank in problem.proj[tensor_index])
+
+    n = len(mapping.levels)
+    if flattened:
+        cuts = [from_level] + [k for k in inner_keepers if k > from_level] + [n]
+        tiles = [extent_of(range(a, n)) for a in cuts[:-1]]
+        ranks = [max(1, round(outer / inner)) for outer, inner in zip(tiles, tiles[1:] + [1])]
+        return [r for r in ranks if r > 1] or [1]
+    ranks = []
+    for index in range(from_level, n):
+        lvl = mapping.levels[index]
+        for dim, bound in (*lvl.temporal, *lvl.spatial_x, *lvl.spatial_y):
+            coef = max((c for rank in problem.proj[tensor_index] for d, c in rank if d == dim), default=0)
+            if coef and bound > 1:
+                ranks.append(bound)
+    return ranks or [1]
+
+
+def _format_units(formats: list[str], extents: list[int], nonzeros: float) -> float:
+    """Metadata plus payload words of one pass over a tile whose fibertree ranks are ``extents`` (outer to
+    inner): UOP stores fiber length + 1 offsets per fiber, a bitmask one bit per coordinate, CP/RLE one
+    coordinate per non-zero. The formats name the innermost ranks, outer to inner."""
+    if len(extents) < len(formats):
+        extents = [1] * (len(formats) - len(extents)) + extents
+    sizes = extents[-len(formats):]
+    fibers, units = 1.0, 0.0
+    for i, fmt in enumerate(formats):
+        if fmt == "UOP":
+            units += fibers * (sizes[i] + 1)
+            fibers *= sizes[i]
+        elif fmt == "B":
+            units += fibers * sizes[i]
+            fibers *= sizes[i]
+        elif fmt in ("CP", "RLE"):
+            if i == len(formats) - 1:
+                units += nonzeros
+            else:
+                raise ConfigError(f"a {fmt} rank above the innermost one is not modelled (formats {formats})")
+    return units
+
+
+def _bandwidth_cycles(level: dict[str, Any], counts: dict[tuple[str, str], dict[str, float]],
+                      compute_cycles: int) -> int:
+    """Cycles a level's ports need for its actual per-instance accesses (Timeloop's bandwidth throttling:
+    ``compute_cycles / min(1, bandwidth / demanded words per cycle)``); 0 when it declares no bandwidth."""
+    attrs = level.get("attributes", {})
+    mine = [acc for (name, _), acc in counts.items() if name == level["name"]]
+    # metadata words travel on the same ports, in data words (04.2.3: the glb's input metadata fills)
+    meta = float(attrs.get("metadata_datawidth") or 0) / float(attrs.get("datawidth") or 1)
+    reads = sum(acc["reads"] + meta * acc.get("metadata_reads", 0) for acc in mine)
+    writes = sum(acc["fills"] + acc["updates"] + meta * acc.get("metadata_fills", 0) for acc in mine)
+    need = []
+    if attrs.get("shared_bandwidth"):
+        need.append((reads + writes, float(attrs["shared_bandwidth"])))
+    else:
+        need += [(reads, float(attrs.get("read_bandwidth") or 0)), (writes, float(attrs.get("write_bandwidth") or 0))]
+    worst = compute_cycles
+    for words, bandwidth in need:
+        if bandwidth > 0 and words > 0 and compute_cycles > 0:
+            throttling = min(1.0, bandwidth / (words / compute_cycles))
+            worst = max(worst, math.ceil(compute_cycles / throttling))
+    return worst
+
+
 def evaluate_tiled(data: dict[str, Any], *, origin: str) -> dict[str, Any]:
     """Cycles, computes, per-level actual accesses and energy of a tiled Sparseloop case."""
-    from hwsim.interop.timeloop import evaluate_reference_case
+    from hwsim.interop.timeloop import _tensor_roles, evaluate_reference_case
     from hwsim.models.sparse.sparseloop import _Case, _energy
 
     prob = data["problem"]
@@ -69,19 +151,29 @@ def evaluate_tiled(data: dict[str, Any], *, origin: str) -> dict[str, Any]:
     dense = evaluate_reference_case(dense_case)
     case = _Case(data, origin, tiled=True)
     names = [lvl["name"] for lvl in case.levels]
-    roles = {name: "WIO".index(role) for name, role in
-             __import__("hwsim.interop.timeloop", fromlist=["_tensor_roles"])._tensor_roles(
-                 prob["data_spaces"], where=origin).items()}
+    roles = {name: "WIO".index(role) for name, role in _tensor_roles(prob["data_spaces"], where=origin).items()}
     keepers = {t: [i for i, n in enumerate(names) if t in dense["storage_accesses"].get(n, {})] for t in density}
 
     counts = {(n, t): {"reads": float(row["reads_per_instance"]), "fills": float(row["fills_per_instance"]),
                        "updates": float(row["updates_per_instance"])}
               for n, rows in dense["storage_accesses"].items() for t, row in rows.items()}
     algorithmic = {key: dict(value) for key, value in counts.items()}
+    flattened = {(saf["target"], tensor): True for saf in data.get("sparse_optimizations") or []
+                 for tensor in saf.get("flattened_ranks") or {}}
     for (level, tensor), acc in counts.items():           # compressed formats drop the zeros
         if (level, tensor) in case.formats:
             for action in acc:
                 acc[action] -= _floor(acc[action] * (1.0 - density[tensor]))
+            # metadata and payload words: per pass over the level's tile (the passes the dense reads and fills make)
+            where = names.index(level)
+            extents = _fiber_ranks(dense["problem"], dense["mapping"], roles[tensor], where, keepers[tensor],
+                                   flattened=flattened.get((level, tensor), False))
+            tile = max(1, _tile_elements(dense["problem"], dense["mapping"], roles[tensor], where))
+            for action, meta in (("reads", "metadata_reads"), ("fills", "metadata_fills")):
+                passes = algorithmic[(level, tensor)][action] / tile
+                nonzeros = acc[action]                      # CP/RLE: one coordinate per non-zero moved
+                acc[meta] = float(_floor(passes * (_format_units(case.formats[(level, tensor)], extents, 0.0))
+                                         + _EPS) + nonzeros)
 
     # SAFs: (target level index, tensor) -> probability the conditioning tile is empty
     safs: dict[tuple[int, str], tuple[float, str]] = {}
@@ -107,28 +199,31 @@ def evaluate_tiled(data: dict[str, Any], *, origin: str) -> dict[str, Any]:
         for index in keepers[tensor]:
             acc = counts[(names[index], tensor)]
             if upper > 0:
-                for action in ("fills", "reads", "updates"):
-                    acc[action] -= _floor(acc[action] * upper)
+                for action in ("fills", "reads", "updates", "metadata_reads", "metadata_fills"):
+                    if action in acc:
+                        acc[action] -= _floor(acc[action] * upper)
             if (index, tensor) in safs:
                 local = safs[(index, tensor)][0]
                 p = 1.0 - (1.0 - local) / (1.0 - upper) if upper < 1.0 else 0.0
                 removed = _ceil(acc["reads"] * p) if rw[tensor] else _floor(acc["reads"] * p)
+                if "metadata_reads" in acc:     # the metadata of skipped reads goes unread too
+                    payload_and_meta = acc["metadata_reads"]
+                    acc["metadata_reads"] = payload_and_meta - _floor((payload_and_meta - acc["reads"]) * p) \
+                        - removed
                 acc["reads"] -= removed
                 acc["updates"] -= _floor(acc["updates"] * p)
                 upper = max(upper, local)
 
-    instances = max(1, dense["arch"].compute.units)
     actual = dense["computes"]
-    cycles = dense["cycles"]
+    compute_cycles = dense["cycles"]
     for tensor in density:
         innermost = keepers[tensor][-1] if keepers[tensor] else None
         if rw[tensor] or innermost is None or (innermost, tensor) not in safs:
             continue
-        p, kind = safs[(innermost, tensor)]
+        p, _ = safs[(innermost, tensor)]
         actual -= _floor(actual * p)
-        if kind == "skipped":
-            cycles -= _floor(cycles * p)
-    del instances
+        compute_cycles -= _floor(compute_cycles * p)   # a MAC whose operand a SAF removed does not run
+    cycles = max([compute_cycles] + [_bandwidth_cycles(level, counts, compute_cycles) for level in case.levels])
 
     by_level: dict[str, float] = {case.mac["name"]: actual * case.ert[case.mac["name"]].get("compute", 0.0)}
     storage: dict[str, dict[str, dict[str, float]]] = {}
@@ -141,11 +236,11 @@ def evaluate_tiled(data: dict[str, Any], *, origin: str) -> dict[str, Any]:
         total = cycles * ert.get("leak", 0.0) * active
         for tensor, row in utilized.get(name, {}).items():
             acc = {k: int(v) for k, v in counts[(name, tensor)].items()}
-            compressed = (name, tensor) in case.formats
-            acc.update(algorithmic_reads=int(algorithmic[(name, tensor)]["reads"]),
-                       metadata_reads=acc["reads"] if compressed else 0,
-                       metadata_fills=acc["fills"] if compressed else 0)
-            acc["energy_total_pJ"] = _energy(case, index, tensor, acc) / int(level.get("instances", 1)) \
+            acc.setdefault("metadata_reads", 0)
+            acc.setdefault("metadata_fills", 0)
+            acc["algorithmic_reads"] = int(algorithmic[(name, tensor)]["reads"])
+            tile = _tile_elements(dense["problem"], dense["mapping"], roles[tensor], index)
+            acc["energy_total_pJ"] = _energy(case, index, tensor, acc, tile) / int(level.get("instances", 1)) \
                 * row["utilized_instances"]
             total += acc["energy_total_pJ"]
             storage[name][tensor] = acc
