@@ -1,4 +1,4 @@
-"""Sparseloop's accounting on tiled and spatial mappings (hwsim.models.sparse.sparseloop_tiled).
+"""Sparseloop's accounting on tiled and spatial mappings (hwsim.models.sparse.sparseloop_nest).
 
 Fixtures: tests/data/timeloop/slt_*.json, made with hwsim.interop.timeloop_outputs.case_from_outputs from the
 Sparseloop reference outputs of Accelergy-Project/timeloop-accelergy-exercises @2d55108 (MIT; each file's
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from hwsim.models.sparse import evaluate_sparseloop_case
-from hwsim.models.sparse.sparseloop_tiled import _fiber_ranks, _format_units
+from hwsim.models.sparse.sparseloop_nest import _fiber_ranks, _format_units
 
 DATA = Path(__file__).parent / "data" / "timeloop"
 CASES = sorted(DATA.glob("slt_*.json"))

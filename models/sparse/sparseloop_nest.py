@@ -1,4 +1,4 @@
-"""Sparseloop's accounting on multi-level tiled (and spatial) mappings: the dense nest analysis, then the SAFs.
+"""Sparseloop's accounting on any mapping (tiled, spatial, untiled): the dense nest analysis, then the SAFs.
 
 The dense counts come from the spatial engine with Timeloop's semantics (``hwsim.interop.timeloop
 .evaluate_reference_case``: identical-tile multicast, fan-out levels). Sparseloop then transforms them
@@ -14,7 +14,8 @@ The dense counts come from the spatial engine with Timeloop's semantics (``hwsim
 * each read-only tensor skipped or gated at its innermost level removes ``floor(computes x p)`` computes in
   turn, and as many of the per-instance compute cycles (a MAC whose operand never arrives does not run);
   the run takes the longest of those cycles and each level's bandwidth-throttled cycles for its actual
-  accesses (``read_bandwidth``/``write_bandwidth`` or ``shared_bandwidth``, words per cycle).
+  accesses, gated ones included (``read_bandwidth``/``write_bandwidth`` or ``shared_bandwidth``, words per
+  cycle; SUDU's gated output updates hold its 1-word write port for all 16 cycles).
 Energy prices the actual counts as the untiled replay does (vector energy per ``ceil(n / block)``, the
 statistical vector ratio of small compressed tiles, metadata and payload words of each pass over the
 level's fibertree, at the level's metadata width).
@@ -122,8 +123,9 @@ def _bandwidth_cycles(level: dict[str, Any], counts: dict[tuple[str, str], dict[
     mine = [acc for (name, _), acc in counts.items() if name == level["name"]]
     # metadata words travel on the same ports, in data words (04.2.3: the glb's input metadata fills)
     meta = float(attrs.get("metadata_datawidth") or 0) / float(attrs.get("datawidth") or 1)
-    reads = sum(acc["reads"] + meta * acc.get("metadata_reads", 0) for acc in mine)
-    writes = sum(acc["fills"] + acc["updates"] + meta * acc.get("metadata_fills", 0) for acc in mine)
+    reads = sum(acc["reads"] + acc.get("gated_reads", 0) + meta * acc.get("metadata_reads", 0) for acc in mine)
+    writes = sum(acc["fills"] + acc["updates"] + acc.get("gated_updates", 0) + meta * acc.get("metadata_fills", 0)
+                 for acc in mine)
     need = []
     if attrs.get("shared_bandwidth"):
         need.append((reads + writes, float(attrs["shared_bandwidth"])))
@@ -137,8 +139,8 @@ def _bandwidth_cycles(level: dict[str, Any], counts: dict[tuple[str, str], dict[
     return worst
 
 
-def evaluate_tiled(data: dict[str, Any], *, origin: str) -> dict[str, Any]:
-    """Cycles, computes, per-level actual accesses and energy of a tiled Sparseloop case."""
+def evaluate_nest(data: dict[str, Any], *, origin: str) -> dict[str, Any]:
+    """Cycles, computes, per-level actual accesses and energy of a Sparseloop case (any mapping)."""
     from hwsim.interop.timeloop import _tensor_roles, evaluate_reference_case
     from hwsim.models.sparse.sparseloop import _Case, _energy
 
@@ -149,7 +151,7 @@ def evaluate_tiled(data: dict[str, Any], *, origin: str) -> dict[str, Any]:
     dense_case = {**data, "problem": {k: v for k, v in prob.items() if k != "densities"}}
     dense_case.pop("sparse_optimizations", None)
     dense = evaluate_reference_case(dense_case)
-    case = _Case(data, origin, tiled=True)
+    case = _Case(data, origin)
     names = [lvl["name"] for lvl in case.levels]
     roles = {name: "WIO".index(role) for name, role in _tensor_roles(prob["data_spaces"], where=origin).items()}
     keepers = {t: [i for i, n in enumerate(names) if t in dense["storage_accesses"].get(n, {})] for t in density}
@@ -210,8 +212,11 @@ def evaluate_tiled(data: dict[str, Any], *, origin: str) -> dict[str, Any]:
                     payload_and_meta = acc["metadata_reads"]
                     acc["metadata_reads"] = payload_and_meta - _floor((payload_and_meta - acc["reads"]) * p) \
                         - removed
+                gone_updates = _floor(acc["updates"] * p)
+                if safs[(index, tensor)][1] == "gated":   # a gated access still takes its port's slot
+                    acc["gated_reads"], acc["gated_updates"] = removed, gone_updates
                 acc["reads"] -= removed
-                acc["updates"] -= _floor(acc["updates"] * p)
+                acc["updates"] -= gone_updates
                 upper = max(upper, local)
 
     actual = dense["computes"]
