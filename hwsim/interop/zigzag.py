@@ -361,3 +361,11 @@ def load_zigzag_graph(path: str | Path) -> LayerGraph:
                               "(list layers producers first)")
         graph.add_layer(layer, inputs=list(dict.fromkeys(inputs)))
     return graph
+
+
+def replay(hardware_yaml: str | Path, mapping_yaml: str | Path, workload: str | Path,
+           dump_folder: str | Path) -> list[dict[str, Any]]:
+    """Evaluate the mappings ZigZag chose (its ``dump_folder``) on hwsim's model; see ``zigzag_replay.replay``."""
+    from hwsim.interop.zigzag_replay import replay as _replay
+
+    return _replay(hardware_yaml, mapping_yaml, workload, dump_folder)
