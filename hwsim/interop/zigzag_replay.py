@@ -276,10 +276,10 @@ def _onnx_workload(path: Path) -> tuple[dict[str, dict[str, int]], dict[str, int
         if node.op_type == "Conv" and len(shape) == 4:
             limits[node.name] = {"IY": int(shape[2]), "IX": int(shape[3])}
     layers = [layer for layer in lower_onnx(path).layers() if layer.op.has_macs]
-    macs = {}
-    if len(layers) == len(nodes):             # hwsim lowers MAC nodes in the file's order
-        macs = {node.name: layer.macs for node, layer in zip(nodes, layers)}
-    return limits, macs
+    if len(layers) != len(nodes):             # hwsim lowers MAC nodes in the file's order
+        raise ConfigError(f"{path.name}: hwsim lowers {len(layers)} MAC layers from {len(nodes)} Conv/Gemm/MatMul "
+                          "nodes; cannot pair them with ZigZag's layers")
+    return limits, {node.name: layer.macs for node, layer in zip(nodes, layers)}
 
 
 def _yaml_workload(path: Path) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
@@ -304,9 +304,7 @@ def _yaml_workload(path: Path) -> tuple[dict[str, dict[str, int]], dict[str, int
                 size = (sizes_of.get(a, 1) - 1) * sa + (sizes_of.get(b, 1) - 1) * sb + 1
                 pad = sum(pads[i]) if i < len(pads) else 0
                 limits.setdefault(name, {})[data] = size - pad
-        layer = zigzag_layer(entry, where=path.name)
-        if layer.op.has_macs:
-            macs[name] = layer.macs
+        macs[name] = zigzag_layer(entry, where=path.name).macs    # 0 for pooling / Add (hwsim's vector unit)
     return limits, macs
 
 
@@ -357,8 +355,8 @@ def replay(hardware_yaml: str | Path, mapping_yaml: str | Path, workload: str | 
         record, where = records[name]
         row = evaluate_dump_layer(record, hardware, limits.get(name, {}), mac_pj=float(arch.energy.mac_pj),
                                   where=where)
-        row["macs"] = macs.get(name, row["zigzag_macs"] if not macs else None)
-        if row["macs"] is None:
+        if name not in macs:
             raise ConfigError(f"{workload.name}: layer {name!r} (in the dump) is not in the workload")
+        row["macs"] = macs[name]
         out.append(row)
     return out

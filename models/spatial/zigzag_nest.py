@@ -184,73 +184,88 @@ def _outer_run(layer: LayerZ, operand: str, loops: tuple[Loop, ...], *, relevant
     return product
 
 
-def operand_flow(layer: LayerZ, nest: OperandNest, *, mac_keeps_operands: bool = True) -> OperandFlow:
-    """Per-period transfers of one operand at each of its memory levels (ZigZag's accounting)."""
-    t = nest.operand
-    n = len(nest.temporal)
-    arch = n + 1
-    tm = [list(level) for level in nest.temporal]
-    su = [list(level) for level in nest.spatial]
-    # loops "at" architecture level lv: lv's own temporal loops (lv >= 1 -> memory lv-1) with the spatial
-    # loops below it; "above" variant: spatial loops below a memory level with that memory's temporal loops
+@dataclass(frozen=True)
+class _Geometry:
+    """Sizes of one operand's nest per architecture level (index 0: the MAC level)."""
+
+    at_level: list[list[Loop]]      # a level's own temporal loops with the spatial loops below it
+    ir_at: list[float]              # irrelevant part of ``at_level`` per level
+    unit_count: list[int]           # unit memories per level
+    boost: list[int]                # distinct-data fan-out from a level to the one below it
+    tile: list[int]                 # elements one unit holds
+
+
+def _geometry(layer: LayerZ, nest: OperandNest) -> _Geometry:
+    t, tm, su = nest.operand, [list(v) for v in nest.temporal], [list(v) for v in nest.spatial]
+    arch = len(tm) + 1
     at_level = [(tm[lv - 1] if lv else []) + su[lv] for lv in range(arch)]
     tile_level = [[]] + [tm[lv - 1] + su[lv - 1] for lv in range(1, arch)]
-    r_at, ir_at = _split(layer, t, at_level)
-    r_tile, ir_tile = _split(layer, t, tile_level)
-    r_sp, ir_sp = _split(layer, t, su)
+    _, ir_at = _split(layer, t, at_level)
+    r_tile, _ = _split(layer, t, tile_level)
+    r_sp, _ = _split(layer, t, su)
     total_sp = [math.prod(b for _, b in level) for level in su]
     unit_count = [round(round(math.prod(total_sp[lv:]), 3)) for lv in range(arch)]
-    unit_unique = [math.prod(r_sp[lv:]) for lv in range(arch)]
-    boost = [round(unit_unique[lv] / unit_unique[lv + 1]) for lv in range(arch - 1)] + [1]
-    tile = [round(v) for v in _cumprod(r_tile)]
+    unique = [math.prod(r_sp[lv:]) for lv in range(arch)]
+    boost = [round(unique[lv] / unique[lv + 1]) for lv in range(arch - 1)] + [1]
+    return _Geometry(at_level=at_level, ir_at=ir_at, unit_count=unit_count, boost=boost,
+                     tile=[round(v) for v in _cumprod(r_tile)])
 
-    cycles = _cumprod([math.prod(b for _, b in level) for level in tm])
+
+def _periods(layer: LayerZ, nest: OperandNest, *, mac_keeps_operands: bool) -> tuple[list[float], int]:
+    """Refill period of each architecture level (cycles) and the layer's temporal cycles."""
+    cycles = _cumprod([math.prod(b for _, b in level) for level in nest.temporal])
     total = int(round(cycles[-1])) if cycles else 1
-    is_output = t == layer.output
-    stationary = 1
-    if mac_keeps_operands and not is_output and tm:
-        for dim, bound in tm[0]:
-            if not layer.is_irrelevant(t, dim):
+    stationary = 1                  # irrelevant loops at the bottom: the MAC units keep the operand meanwhile
+    if mac_keeps_operands and nest.operand != layer.output and nest.temporal:
+        for dim, bound in nest.temporal[0]:
+            if not layer.is_irrelevant(nest.operand, dim):
                 break
             stationary *= bound
-    period = [stationary if not is_output else 1] + cycles
+    return [stationary] + cycles, total
 
-    partial = [False] * arch        # output level lv still holds partial sums (irrelevant loops above it)
-    if is_output:
-        flag = [any(layer.is_irrelevant(t, d) and b > 1 for d, b in at_level[lv]) for lv in range(arch)]
-        partial = [any(flag[lv + 1:]) for lv in range(arch - 1)] + [False]
+
+def _partial(layer: LayerZ, geo: _Geometry) -> list[bool]:
+    """Output levels that hold partial sums (an irrelevant loop at or above them)."""
+    arch = len(geo.at_level)
+    flag = [any(layer.is_irrelevant(layer.output, d) and b > 1 for d, b in geo.at_level[lv]) for lv in range(arch)]
+    return [any(flag[lv + 1:]) for lv in range(arch - 1)] + [False]
+
+
+def operand_flow(layer: LayerZ, nest: OperandNest, *, mac_keeps_operands: bool = True) -> OperandFlow:
+    """Per-period transfers of one operand at each of its memory levels (ZigZag's accounting)."""
+    t, n = nest.operand, len(nest.temporal)
+    geo = _geometry(layer, nest)
+    period, total = _periods(layer, nest, mac_keeps_operands=mac_keeps_operands)
+    is_output = t == layer.output
+    partial = _partial(layer, geo) if is_output else [False] * (n + 1)
     precision = [(layer.precision[t] if partial[lv] else layer.final_precision) if is_output else layer.precision[t]
-                 for lv in range(arch)]
-    ir_above = [math.prod(ir_at[lv:]) for lv in range(arch)] + [1, 1]
-    out_elems = layer.operand_elements(t)
-
-    top_r = [1] + [_outer_run(layer, t, tuple(level), relevant=True) for level in tm]
-    top_ir = [1] + [_outer_run(layer, t, tuple(level), relevant=False) for level in tm]
-
+                 for lv in range(n + 1)]
+    ir_above = [math.prod(geo.ir_at[lv:]) for lv in range(n + 1)] + [1, 1]
+    out_elems = layer.operand_elements(t) if is_output else 0
+    top_r = [1] + [_outer_run(layer, t, level, relevant=True) for level in nest.temporal]
+    top_ir = [1] + [_outer_run(layer, t, level, relevant=False) for level in nest.temporal]
+    tile, boost = geo.tile, geo.boost
     links = []
     for m in range(n):
         link = Link()
-        low_amount = tile[m] * boost[m]
-        low_bw = tile[m] * precision[m] / period[m] * boost[m]
-        high_bw = tile[m + 1] * precision[m + 1] / period[m + 1]
-        low = dict(period=period[m], count=int(total // period[m]))
-        high = dict(period=period[m + 1], count=int(total // period[m + 1]))
+        low = dict(period=period[m], count=int(total // period[m]),
+                   avg_bw=int(tile[m] * precision[m] / period[m] * boost[m]))
+        high = dict(period=period[m + 1], count=int(total // period[m + 1]),
+                    avg_bw=int(tile[m + 1] * precision[m + 1] / period[m + 1]))
         if not is_output:
-            link.set(TO_LOW, amount=low_amount, precision=precision[m], avg_bw=int(low_bw), **low)
-            link.set(FROM_HIGH, amount=tile[m + 1], precision=precision[m + 1], avg_bw=int(high_bw), **high)
-        else:
+            link.set(TO_LOW, amount=tile[m] * boost[m], precision=precision[m], **low)
+            link.set(FROM_HIGH, amount=tile[m + 1], precision=precision[m + 1], **high)
+        else:                       # partial sums go down (to_low) and come back (from_high) at psum width
             psum_low = out_elems * (ir_above[m + 1] - 1) != 0
             psum_high = out_elems * (ir_above[m + 2] - 1) != 0
             p_low = layer.precision[t] if psum_low else layer.final_precision
             p_high = layer.precision[t] if psum_high else layer.final_precision
-            link.set(FROM_LOW, amount=int(low_amount), precision=p_low, avg_bw=int(low_bw), **low)
-            link.set(TO_HIGH, amount=tile[m + 1], precision=p_high, avg_bw=int(high_bw), **high)
+            link.set(FROM_LOW, amount=int(tile[m] * boost[m]), precision=p_low, **low)
+            link.set(TO_HIGH, amount=tile[m + 1], precision=p_high, **high)
             if partial[m]:
-                link.set(TO_LOW, amount=int(low_amount), precision=p_low if psum_low else 0, avg_bw=int(low_bw),
-                         **low)
+                link.set(TO_LOW, amount=int(tile[m] * boost[m]), precision=p_low if psum_low else 0, **low)
             if partial[m + 1]:
-                link.set(FROM_HIGH, amount=tile[m + 1], precision=p_high if psum_high else 0, avg_bw=int(high_bw),
-                         **high)
+                link.set(FROM_HIGH, amount=tile[m + 1], precision=p_high if psum_high else 0, **high)
         for direction in DIRECTIONS:        # window of a non-double-buffered memory: the period / top ir loops
             factor = top_ir[m + 1] if direction in (TO_HIGH, FROM_HIGH) else top_ir[m]
             link.window[direction] = int(link.period[direction] / int(factor))
@@ -258,8 +273,8 @@ def operand_flow(layer: LayerZ, nest: OperandNest, *, mac_keeps_operands: bool =
     if links:                               # traffic between the outermost memory and the world is not counted
         links[-1].clear(TO_HIGH)
         links[-1].clear(FROM_HIGH)
-    return OperandFlow(operand=t, links=tuple(links), unit_count=tuple(unit_count), tile_elems=tuple(tile),
-                       tile_bits=tuple(tile[lv] * precision[lv] for lv in range(arch)), top_r=tuple(top_r),
+    return OperandFlow(operand=t, links=tuple(links), unit_count=tuple(geo.unit_count), tile_elems=tuple(tile),
+                       tile_bits=tuple(tile[lv] * precision[lv] for lv in range(n + 1)), top_r=tuple(top_r),
                        top_ir=tuple(top_ir), total_cycles=total)
 
 
