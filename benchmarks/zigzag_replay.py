@@ -1,6 +1,6 @@
 """ZigZag's own mappings replayed on hwsim: per-accelerator energy/latency ratios and both tools' times.
 
-Usage: python benchmarks/zigzag_replay.py [--network resnet18] [--accelerators tpu_like,...] [--keep DIR]
+Usage: python benchmarks/zigzag_replay.py [--network resnet18] [--accelerators tpu_like,...] [--keep DIR] [--out F]
 
 For every ZigZag 3.9.1 accelerator that ships a ResNet-18 mapping, in one run on the same machine state:
 run ZigZag (``get_hardware_performance_zigzag``, opt=energy, LOMA, its defaults) with ``dump_folder``, then
@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--network", default="resnet18")
     parser.add_argument("--accelerators", default=",".join(MAPPINGS))
     parser.add_argument("--keep", type=Path, default=None, help="keep ZigZag's dumps in this folder")
+    parser.add_argument("--out", type=Path, default=OUT, help=f"results JSON (default {OUT.name})")
     args = parser.parse_args()
     results = []
     print(f"{'accelerator':16s} {'layers':>6s} {'MACs':>5s} {'energy':>9s} {'max dev':>8s} {'latency':>9s} "
@@ -79,12 +80,12 @@ def main() -> None:
         print(f"{accel:16s} {res['layers']:6d} {'exact' if res['macs_exact'] else 'DIFF':>5s} "
               f"{res['energy_ratio']:9.6f} {res['max_layer_energy_dev']:8.2e} {res['latency_ratio']:9.6f} "
               f"{res['max_layer_latency_dev']:8.2e} {res['zigzag_s']:9.1f} {res['hwsim_replay_s']:8.2f}", flush=True)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"network": args.network, "zigzag_version": "3.9.1", "opt": "energy",
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"network": args.network, "zigzag_version": "3.9.1", "opt": "energy",
                                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                                "note": "ratios are hwsim / ZigZag at ZigZag's own mapping (replay)",
                                "results": results}, indent=1) + "\n")
-    print(f"wrote {OUT}")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -146,6 +146,14 @@ def test_missing_hardware_file(tmp_path):
         replay(tmp_path / "hw.yaml", TINY / "mapping.yaml", TINY / "workload.yaml", TINY / "dump")
 
 
+def test_imc_hardware_is_not_modelled(tmp_path):
+    text = (TINY / "hardware.yaml").read_text().replace("  unit_energy: 0.04", "  is_imc: true\n  imc_type: analog\n"
+                                                        "  unit_energy: 0.04")
+    (tmp_path / "imc.yaml").write_text(text)
+    with pytest.raises(ConfigError, match="in-memory-compute arrays .* not modelled"):
+        replay(tmp_path / "imc.yaml", TINY / "mapping.yaml", TINY / "workload.yaml", TINY / "dump")
+
+
 # --- peers: ZigZag on ResNet-18, six accelerators -------------------------------------------------------
 
 RESNET18_ACCELERATORS = {"tpu_like": "tpu_like", "eyeriss_like": "default", "edge_tpu_like": "edge_tpu_like",

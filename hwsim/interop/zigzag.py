@@ -9,6 +9,8 @@
   hwsim prices with ZigZag's own numbers.
 * ``load_zigzag_workload(path)`` -> list of ``Layer`` (Conv/Gemm/Pooling/Add entries).
 * ``load_zigzag_mapping(path)`` -> per-entry spatial constraints usable as ``SearchMapper(constraints=...)``.
+* ``replay(hardware, mapping, workload, dump_folder)`` -> per layer, hwsim's energy and latency of the mapping
+  ZigZag chose (its dump), with ZigZag's accounting (``hwsim.interop.zigzag_replay``).
 
 Operational arrays of up to four dimensions are laid out on hwsim's X x Y mesh (D1, D3 on X; D2, D4 on Y);
 when ZigZag's per-operand memories do not nest into one chain the arch's ``sources["memory.nesting"]``
