@@ -9,6 +9,8 @@
   hwsim prices with ZigZag's own numbers.
 * ``load_zigzag_workload(path)`` -> list of ``Layer`` (Conv/Gemm/Pooling/Add entries).
 * ``load_zigzag_mapping(path)`` -> per-entry spatial constraints usable as ``SearchMapper(constraints=...)``.
+* ``replay(hardware, mapping, workload, dump_folder)`` -> per layer, hwsim's energy and latency of the mapping
+  ZigZag chose (its dump), with ZigZag's accounting (``hwsim.interop.zigzag_replay``).
 
 Operational arrays of up to four dimensions are laid out on hwsim's X x Y mesh (D1, D3 on X; D2, D4 on Y);
 when ZigZag's per-operand memories do not nest into one chain the arch's ``sources["memory.nesting"]``
@@ -361,3 +363,11 @@ def load_zigzag_graph(path: str | Path) -> LayerGraph:
                               "(list layers producers first)")
         graph.add_layer(layer, inputs=list(dict.fromkeys(inputs)))
     return graph
+
+
+def replay(hardware_yaml: str | Path, mapping_yaml: str | Path, workload: str | Path,
+           dump_folder: str | Path) -> list[dict[str, Any]]:
+    """Evaluate the mappings ZigZag chose (its ``dump_folder``) on hwsim's model; see ``zigzag_replay.replay``."""
+    from hwsim.interop.zigzag_replay import replay as _replay
+
+    return _replay(hardware_yaml, mapping_yaml, workload, dump_folder)
