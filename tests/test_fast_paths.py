@@ -213,3 +213,68 @@ def test_started_pool_runs_a_sweep(tmp_path):
     finally:
         backend.close()
     assert summary.evaluated == 27 and summary.failed == 0
+
+
+# ----- sweep scheduling ------------------------------------------------------------------------------
+class _TwoWorkers:
+    """A backend that runs each submission at once (like ``SerialBackend``) but says it has 2 workers."""
+
+    workers = 2
+
+    def __init__(self):
+        from hwsim.dse.runner import SerialBackend
+
+        self._serial = SerialBackend()
+
+    def submit(self, fn, *args):
+        return self._serial.submit(fn, *args)
+
+    def wait_any(self, futures):
+        return set(futures)
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("backend, first", [(None, "dense"), ("two", "prune")])
+def test_parallel_sweeps_build_the_uncompressed_model_last(tmp_path, monkeypatch, backend, first):
+    from hwsim.dse import evaluate
+    from hwsim.dse.runner import run_sweep
+    from hwsim.dse.store import ResultStore
+    from tests.dse_fakes import fake_spec
+
+    order: list[str] = []
+
+    def build(task):
+        order.append(task.recipe_name)
+        return tiny_graph(), {"top1_agreement": 0.5}
+
+    monkeypatch.setattr(evaluate, "build_graph", build)
+    evaluate._GRAPHS.clear()
+    with ResultStore(tmp_path / "a.sqlite") as store:
+        summary = run_sweep(fake_spec(tmp_path), store, backend=_TwoWorkers() if backend else None)
+    evaluate._GRAPHS.clear()
+    assert summary.evaluated == 27 and summary.graphs_built == 3
+    # serial: in the order the points name them; parallel: the cheapest (uncompressed) build last
+    assert order == (["dense", "prune", "prune"] if first == "dense" else ["prune", "prune", "dense"])
+
+
+def _register_marker(path: str) -> int:
+    """Worker job: an exit handler registered after start-up (as torch's are) that writes ``path``."""
+    import atexit
+    import os
+
+    atexit.register(lambda: open(path, "w").write("ran"))
+    return os.getpid()
+
+
+def test_workers_run_exit_handlers_then_skip_the_teardown(tmp_path):
+    from hwsim.dse.runner import ProcessBackend
+
+    backend = ProcessBackend(1)
+    marker = tmp_path / "marker.txt"
+    pid = backend.submit(_register_marker, str(marker)).result()
+    processes = list(backend.pool._processes.values())
+    backend.close()
+    assert [p.pid for p in processes] == [pid] and [p.exitcode for p in processes] == [0]
+    assert marker.read_text() == "ran"              # later handlers still ran before the worker left
