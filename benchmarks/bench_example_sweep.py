@@ -8,7 +8,11 @@ Each run is the real CLI (``hwsim sweep ... -q``) in a fresh process tree, measu
 pointed at a new folder; Numba's kernel cache stays warm) so both modes build all five graphs. A
 ``warm`` run then repeats ``-j 2`` on the filled cache: a second sweep on the same machine. The
 serial and parallel runs alternate so a change in machine load hits both; the load average is
-recorded with every run (the cores may be shared).
+recorded with every run (the cores may be shared). Each ``-j 2`` store is compared point by point
+with the serial one (objectives, totals, per-layer rows): the figures are only worth comparing if
+the results are identical. ``PYTHONDONTWRITEBYTECODE`` is dropped from the runs' environment (a
+normal install has its bytecode compiled; the sandbox sets it, which recompiles hwsim's sources in
+every process).
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import statistics
 import sys
 import tempfile
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -30,33 +36,66 @@ SPEC = ROOT / "configs" / "sweeps" / "example.yaml"
 HWSIM = str(Path(sys.executable).with_name("hwsim"))
 
 
+def stored(path: Path) -> dict[str, tuple]:
+    """Every point of a store: key -> (status, objectives, total, layers)."""
+    with sqlite3.connect(path) as conn:
+        return {key: (status, *(json.loads(v) if v else None for v in values)) for key, status, *values in
+                conn.execute("SELECT key, status, objectives, total, layers FROM points")}
+
+
 def run(folder: Path, label: str, workers: int, cache: Path) -> dict:
-    env = {**os.environ, "HWSIM_GRAPH_CACHE_DIR": str(cache)}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["HWSIM_GRAPH_CACHE_DIR"] = str(cache)
     store = folder / f"{label}.sqlite"
     result = measure([HWSIM, "sweep", str(SPEC), "--store", str(store), "-j", str(workers), "-q"], env=env)
     if result["returncode"] != 0:
         raise SystemExit(f"{label}: hwsim sweep failed: {result['stderr_tail']}")
+    result["store"] = str(store)
     print(f"{label}: {result['wall_s']} s wall, {result['cpu_s']} s CPU, {result['peak_tree_rss_mb']} MB tree peak, "
           f"load {result['load1_before']}", flush=True)
     return result
+
+
+def wait_for_quiet(max_load: float | None, timeout_s: float = 120.0) -> None:
+    """Sleep until the 1-minute load average is below ``max_load`` (or ``timeout_s`` passed)."""
+    deadline = time.monotonic() + timeout_s
+    while max_load is not None and os.getloadavg()[0] >= max_load and time.monotonic() < deadline:
+        time.sleep(2.0)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
+    parser.add_argument("--max-load", type=float, default=None,
+                        help="before each run wait (up to 2 min) for the 1-minute load average to drop below this")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="hwsim-bench-example-"))
     runs: dict[str, list[dict]] = {"serial": [], "j2": [], "j2_warm_cache": []}
     for i in range(args.repeats):
-        runs["serial"].append(run(folder, f"serial{i}", 1, folder / f"cache-serial{i}"))
-        runs["j2"].append(run(folder, f"j2-{i}", 2, folder / f"cache-j2-{i}"))
+        order = ("serial", "j2") if i % 2 == 0 else ("j2", "serial")      # alternate: drifting load hits both
+        for label in order:
+            wait_for_quiet(args.max_load)
+            if label == "serial":
+                runs["serial"].append(run(folder, f"serial{i}", 1, folder / f"cache-serial{i}"))
+            else:
+                runs["j2"].append(run(folder, f"j2-{i}", 2, folder / f"cache-j2-{i}"))
+        wait_for_quiet(args.max_load)
         runs["j2_warm_cache"].append(run(folder, f"j2warm-{i}", 2, folder / f"cache-j2-{i}"))
 
     def best(label: str, key: str) -> float:
         return min(r[key] for r in runs[label])
 
+    reference = stored(Path(runs["serial"][0]["store"]))
+    identical = all(stored(Path(r["store"])) == reference for rs in runs.values() for r in rs)
     summary = {
+        "results_identical_to_serial": identical,
+        "points": len(reference),
+        "wall_s": {label: {"best": best(label, "wall_s"), "median": statistics.median(r["wall_s"] for r in rs)}
+                   for label, rs in runs.items()},
+        "cpu_s": {label: {"best": best(label, "cpu_s"), "median": statistics.median(r["cpu_s"] for r in rs)}
+                  for label, rs in runs.items()},
+        "load1_before": {label: [r["load1_before"] for r in rs] for label, rs in runs.items()},
         "speedup_wall_j2_vs_serial_best": round(best("serial", "wall_s") / best("j2", "wall_s"), 2),
         "speedup_wall_j2_vs_serial_median": round(statistics.median(r["wall_s"] for r in runs["serial"])
                                                   / statistics.median(r["wall_s"] for r in runs["j2"]), 2),

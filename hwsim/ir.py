@@ -3,7 +3,9 @@
 A ``Layer`` describes one operator in the loop-nest vocabulary of Timeloop/ZigZag
 (``N K C P Q R S G``; ``C`` and ``K`` are *total* channels, split into ``G`` groups).
 A ``LayerGraph`` wraps a ``networkx.DiGraph`` of layers with data-dependency edges and
-round-trips exactly through JSON (weight masks as base64 bit-packed arrays).
+round-trips exactly through JSON (weight masks as base64 bit-packed arrays). The DiGraph is built on
+first use of ``LayerGraph.graph``: loading a saved graph and simulating it needs only the layers in
+order, so ``hwsim simulate graph.json`` never imports networkx (~0.1 s).
 
 This module imports nothing else from hwsim and never imports torch.
 """
@@ -11,6 +13,7 @@ This module imports nothing else from hwsim and never imports torch.
 from __future__ import annotations
 
 import base64
+import heapq
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -18,7 +21,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-import networkx as nx
 import numpy as np
 
 IR_VERSION = 1
@@ -353,54 +355,111 @@ class Layer:
 
 
 class LayerGraph:
-    """A DAG of ``Layer`` records (node attribute ``layer``) with data-dependency edges."""
+    """A DAG of ``Layer`` records (node attribute ``layer``) with data-dependency edges.
+
+    Until ``graph`` is first read the layers live in plain dicts (insertion-ordered nodes, each node's
+    inputs in the order its edges were added, and every edge in order), which is all that building,
+    loading, ordering and saving need. ``graph`` then builds the ``networkx.DiGraph`` with the same node
+    and edge order and it becomes the only copy (callers may edit it in place).
+    """
 
     def __init__(self, name: str = "model", *, input_shape: tuple[int, ...] | None = None,
                  meta: dict[str, Any] | None = None) -> None:
         self.name = name
         self.input_shape = tuple(input_shape) if input_shape else None
         self.meta: dict[str, Any] = dict(meta or {})
-        self.graph = nx.DiGraph()
+        self._nx: Any = None                           # the networkx.DiGraph, once ``graph`` was read
+        self._layers: dict[str, Layer] = {}            # until then: name -> layer, in insertion order
+        self._inputs: dict[str, dict[str, None]] = {}  # name -> its inputs (an ordered set)
+        self._edges: list[tuple[str, str]] = []        # every edge in the order it was added
+
+    @property
+    def graph(self) -> Any:
+        """The ``networkx.DiGraph`` (node attribute ``layer``), built on first use."""
+        if self._nx is None:
+            import networkx as nx
+
+            digraph = nx.DiGraph()
+            digraph.add_nodes_from((name, {"layer": layer}) for name, layer in self._layers.items())
+            digraph.add_edges_from(self._edges)
+            self.graph = digraph
+        return self._nx
+
+    @graph.setter
+    def graph(self, digraph: Any) -> None:
+        self._nx, self._layers, self._inputs, self._edges = digraph, {}, {}, []
+
+    def _has(self, name: str) -> bool:
+        return name in (self._nx if self._nx is not None else self._layers)
+
+    def _add_edge(self, src: str, dst: str) -> None:
+        if self._nx is not None:
+            self._nx.add_edge(src, dst)
+        elif src not in self._inputs[dst]:
+            self._inputs[dst][src] = None
+            self._edges.append((src, dst))
 
     # ----- building --------------------------------------------------------------------------
     def add_layer(self, layer: Layer, inputs: Iterable[str] = ()) -> Layer:
-        if layer.name in self.graph:
+        if self._has(layer.name):
             raise ValueError(f"duplicate layer name {layer.name!r}")
-        self.graph.add_node(layer.name, layer=layer)
+        if self._nx is not None:
+            self._nx.add_node(layer.name, layer=layer)
+        else:
+            self._layers[layer.name] = layer
+            self._inputs[layer.name] = {}
         for src in inputs:
-            if src not in self.graph:
+            if not self._has(src):
                 raise ValueError(f"layer {layer.name!r}: input {src!r} is not in the graph")
-            self.graph.add_edge(src, layer.name)
+            self._add_edge(src, layer.name)
         return layer
 
     def replace_layer(self, layer: Layer) -> None:
-        if layer.name not in self.graph:
+        if not self._has(layer.name):
             raise KeyError(layer.name)
-        self.graph.nodes[layer.name]["layer"] = layer
+        if self._nx is not None:
+            self._nx.nodes[layer.name]["layer"] = layer
+        else:
+            self._layers[layer.name] = layer
 
     def map_layers(self, fn) -> "LayerGraph":
         """A new graph with ``fn(layer)`` applied to every layer (edges kept)."""
         out = LayerGraph(self.name, input_shape=self.input_shape, meta=self.meta)
-        out.graph = self.graph.copy()
-        for node in out.graph.nodes:
-            out.graph.nodes[node]["layer"] = fn(out.graph.nodes[node]["layer"])
+        if self._nx is not None:
+            out.graph = self._nx.copy()
+            for node in out.graph.nodes:
+                out.graph.nodes[node]["layer"] = fn(out.graph.nodes[node]["layer"])
+        else:
+            out._layers = {name: fn(layer) for name, layer in self._layers.items()}
+            out._inputs = {name: dict(inputs) for name, inputs in self._inputs.items()}
+            out._edges = list(self._edges)
         return out
 
     # ----- reading ---------------------------------------------------------------------------
+    def _names(self) -> list[str]:
+        return list(self._nx.nodes if self._nx is not None else self._layers)
+
+    def _layer(self, name: str) -> Layer:
+        return self._nx.nodes[name]["layer"] if self._nx is not None else self._layers[name]
+
     def __len__(self) -> int:
-        return self.graph.number_of_nodes()
+        return self._nx.number_of_nodes() if self._nx is not None else len(self._layers)
 
     def __iter__(self) -> Iterator[Layer]:
         return iter(self.layers())
 
     def __getitem__(self, name: str) -> Layer:
-        return self.graph.nodes[name]["layer"]
+        return self._layer(name)
 
     def layers(self) -> list[Layer]:
         """Layers in a deterministic topological order (ties broken by insertion order)."""
-        order = {name: i for i, name in enumerate(self.graph.nodes)}
-        names = nx.lexicographical_topological_sort(self.graph, key=lambda n: order[n])
-        return [self.graph.nodes[n]["layer"] for n in names]
+        if self._nx is not None:
+            import networkx as nx
+
+            order = {name: i for i, name in enumerate(self._nx.nodes)}
+            names = nx.lexicographical_topological_sort(self._nx, key=lambda n: order[n])
+            return [self._nx.nodes[n]["layer"] for n in names]
+        return [self._layers[n] for n in _insertion_topological_order(self._layers, self._edges)]
 
     topological_layers = layers
 
@@ -416,7 +475,9 @@ class LayerGraph:
         return sum(layer.weight_elems for layer in self.layers())
 
     def predecessors(self, name: str) -> list[str]:
-        return list(self.graph.predecessors(name))
+        if self._nx is not None:
+            return list(self._nx.predecessors(name))
+        return list(self._inputs[name])
 
     def summary(self) -> dict[str, Any]:
         return {"name": self.name, "layers": len(self), "compute_layers": len(self.compute_layers()),
@@ -429,10 +490,7 @@ class LayerGraph:
             "name": self.name,
             "input_shape": list(self.input_shape) if self.input_shape else None,
             "meta": self.meta,
-            "layers": [
-                {**self.graph.nodes[n]["layer"].to_json(), "inputs": list(self.graph.predecessors(n))}
-                for n in self.graph.nodes
-            ],
+            "layers": [{**self._layer(n).to_json(), "inputs": self.predecessors(n)} for n in self._names()],
         }
 
     @classmethod
@@ -452,9 +510,9 @@ class LayerGraph:
             graph.add_layer(Layer.from_json(entry))
             edges.extend((src, entry["name"]) for src in inputs)
         for src, dst in edges:
-            if src not in graph.graph:
+            if not graph._has(src):
                 raise ValueError(f"layer {dst!r}: input {src!r} is not in the graph")
-            graph.graph.add_edge(src, dst)
+            graph._add_edge(src, dst)
         return graph
 
     def save(self, path: str | Path) -> Path:
@@ -477,3 +535,28 @@ class LayerGraph:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, LayerGraph) and self.to_json() == other.to_json()
+
+
+def _insertion_topological_order(nodes: dict[str, Any], edges: list[tuple[str, str]]) -> list[str]:
+    """Kahn's algorithm taking the earliest-added ready node first: the order networkx's
+    ``lexicographical_topological_sort`` gives with insertion order as the key (``LayerGraph.layers``)."""
+    index = {name: i for i, name in enumerate(nodes)}
+    children: dict[str, list[str]] = {name: [] for name in nodes}
+    indegree = dict.fromkeys(nodes, 0)
+    for src, dst in edges:
+        children[src].append(dst)
+        indegree[dst] += 1
+    ready = [(index[n], n) for n, d in indegree.items() if d == 0]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        _, name = heapq.heappop(ready)
+        order.append(name)
+        for child in children[name]:
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                heapq.heappush(ready, (index[child], child))
+    if len(order) < len(nodes):
+        stuck = sorted((n for n, d in indegree.items() if d > 0), key=index.__getitem__)
+        raise ValueError(f"the layer graph has a cycle (through {', '.join(map(repr, stuck[:3]))})")
+    return order

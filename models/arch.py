@@ -19,6 +19,7 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt,
                       ValidationError, model_validator)
 
+from hwsim import _yaml
 from hwsim.errors import ConfigError, UnknownNameError
 
 Tensor = Literal["W", "I", "O"]
@@ -374,7 +375,7 @@ def preset_names() -> list[str]:
 
 def _parse_yaml(text: str, origin: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return _yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

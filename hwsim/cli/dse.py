@@ -107,8 +107,17 @@ def sweep_command(
     """
     from hwsim.dse.spec import load_spec, space_size
 
-    spec = load_spec(spec_path)
-    _check_models(spec.models, spec.weights)
+    backend = None
+    if not dry_run and not dask and workers != 1 and spec_path.is_file():
+        backend = _backend(workers, None)      # local workers start while the spec is read and checked
+        backend.start()
+    try:
+        spec = load_spec(spec_path)
+        _check_models(spec.models, spec.weights)
+    except BaseException:
+        if backend is not None:
+            backend.close()
+        raise
     if dry_run:
         out_console.print(f"{space_size(spec)} points ({spec.sampler.kind} sampler, sweep {spec.name!r})")
         return
@@ -117,7 +126,7 @@ def sweep_command(
     from hwsim.dse.runner import run_sweep
     from hwsim.dse.store import ResultStore
 
-    backend = _backend(workers, dask)
+    backend = backend or _backend(workers, dask)
     with ResultStore(store_path) as store, _progress(quiet) as bar:
         task = bar.add_task("sweep", total=space_size(spec))
         try:

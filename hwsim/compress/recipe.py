@@ -107,8 +107,10 @@ def load_recipe(source: str | Path | dict[str, Any] | list[Any] | Recipe) -> Rec
         origin = path.name
         import yaml
 
+        from hwsim import _yaml
+
         try:
-            source = yaml.safe_load(path.read_text())
+            source = _yaml.safe_load(path.read_text())
         except yaml.YAMLError as err:
             raise ConfigError(f"{origin}: not valid YAML ({err})") from None
     if isinstance(source, list):

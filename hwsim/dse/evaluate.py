@@ -25,6 +25,11 @@ _TOTAL_METRICS = ("latency_s", "energy_pj", "power_mw", "peak_power_mw", "area_m
                   "utilization", "cycles", "macs", "inferences_per_s")
 _GRAPHS: OrderedDict[str, Entry] = OrderedDict()
 _GRAPH_CACHE_SIZE = 8
+# torch threads while a graph is built: a convolution's rounding depends on how many threads share it,
+# and quantization amplifies that (int8 ResNet-18's logit NRMSE moves in the 3rd digit between 1 and 2
+# threads), so a build uses the same count whatever the core count or ``-j``: a cached graph and its
+# fidelity are then the same whichever process built it, and a parallel sweep stores what a serial one does
+BUILD_TORCH_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -155,7 +160,24 @@ def _remember(graph_key: str, entry: Entry) -> None:
 
 
 def build_graph(task: Task) -> Entry:
-    """Lower (and compress) the task's model; measure fidelity (and accuracy with labelled data) when asked."""
+    """Lower (and compress) the task's model; measure fidelity (and accuracy with labelled data) when asked.
+
+    Torch runs on ``BUILD_TORCH_THREADS`` threads meanwhile (the same numbers in every process); a saved
+    graph (``.json``) is edited without torch.
+    """
+    if task.model.endswith(".json"):
+        return _build_graph(task)
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(BUILD_TORCH_THREADS)
+    try:
+        return _build_graph(task)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _build_graph(task: Task) -> Entry:
     from hwsim.simulate import resolve_graph
 
     if task.fidelity is None:

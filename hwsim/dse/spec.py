@@ -35,6 +35,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError, field_validator
 
+from hwsim import _yaml
 from hwsim.errors import ConfigError, HwsimError
 from hwsim.models.arch import ArchSpec, load_arch
 
@@ -308,7 +309,7 @@ def load_spec(source: str | Path | dict[str, Any] | SweepSpec) -> SweepSpec:
             raise ConfigError(f"{source}: sweep spec file not found")
         origin = path.name
         try:
-            source = yaml.safe_load(path.read_text())
+            source = _yaml.safe_load(path.read_text())
         except yaml.YAMLError as err:
             raise ConfigError(f"{origin}: malformed YAML: {str(err).splitlines()[0]}") from None
         source = _resolve_relative(source, path.parent)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from hwsim import _yaml
 from hwsim.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ def recipe_template(spec: SweepSpec, name: str) -> Any:
         if not path.is_file():
             raise ConfigError(f"{spec.origin}: recipes.{name}: recipe {template!r} is neither a file nor a "
                               f"shipped recipe in configs/recipes/")
-        template = yaml.safe_load(path.read_text())
+        template = _yaml.safe_load(path.read_text())
     used = set(_placeholders(template))
     given = set(entry.params)
     if used - given:

@@ -21,6 +21,7 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt,
                       ValidationError)
 
+from hwsim import _yaml
 from hwsim.errors import ConfigError, UnknownNameError
 
 DramKind = Literal["LPDDR4", "LPDDR5", "DDR3", "DDR4", "HBM2", "GDDR5", "GDDR6"]
@@ -170,7 +171,7 @@ def _read_table_file(name_or_path: str) -> tuple[TableFile, str]:
             raise UnknownNameError(f"unknown energy table {name_or_path!r}; tables: {', '.join(table_names())}")
         text, origin = (_tables_dir() / f"{name_or_path}.yaml").read_text(), f"{name_or_path}.yaml"
     try:
-        data = yaml.safe_load(text)
+        data = _yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

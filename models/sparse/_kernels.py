@@ -7,7 +7,7 @@ References (written differently) are in ``tests/reference/sparse_ref.py``.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from hwsim._numba import njit
 
 
 @njit(cache=True)

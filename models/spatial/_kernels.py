@@ -16,7 +16,7 @@ last operands and partial sum, ZigZag's convention). Outputs are read-modify-wri
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from hwsim._numba import njit
 
 N_DIMS = 8
 MAX_RANKS = 6

@@ -31,7 +31,7 @@ State vectors are int64 arrays indexed by the ``_RB_*`` / ``_WB_*`` / ``_UR_*`` 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, uint64
+from hwsim._numba import njit, uint64
 
 # layer shape vector
 H, W, FR, FS, CH, NF, SH, SW, EH, EW = range(10)

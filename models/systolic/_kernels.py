@@ -6,7 +6,7 @@ temporal extents of one GEMM (see ``compat.py`` for the per-dataflow assignment)
 
 from __future__ import annotations
 
-from numba import njit
+from hwsim._numba import njit
 
 DATAFLOW_CODES = {"ws": 0, "os": 1, "is": 2}
 EXACT_SUM_MAX_FOLDS = 1 << 20   # above this, fold means use the product formula (last-digit rounding)
