@@ -162,7 +162,6 @@ RESNET18_ACCELERATORS = {"tpu_like": "tpu_like", "eyeriss_like": "default", "edg
 
 
 @pytest.mark.peers
-@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("zigzag") is None, reason="zigzag-dse not installed")
 @pytest.mark.parametrize("accel", list(RESNET18_ACCELERATORS))
 def test_resnet18_replay_matches_zigzag(accel, tmp_path):
