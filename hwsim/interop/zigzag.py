@@ -192,7 +192,10 @@ def load_zigzag_accelerator(path: str | Path, *, mapping: str | Path | None = No
     units = math.prod(sizes)
     x_total = math.prod(s for d, s in size_of.items() if array_axis(d) == "x")
     sources = {"memory": f"ZigZag 3.9.1 {where}", "clock_hz": "placeholder (ZigZag has no clock)",
-               "technology_nm": "placeholder (ZigZag energies carry no node; all energies pinned)"}
+               "technology_nm": "placeholder (ZigZag energies carry no node; all energies pinned)",
+               "zigzag.hardware": str(Path(path).resolve())}    # read by hwsim.interop.zigzag_score
+    if mapping is not None:
+        sources["zigzag.mapping"] = str(Path(mapping).resolve())
     if notes:
         sources["memory.nesting"] = "; ".join(notes)
     spec = {"name": data.get("name", Path(path).stem), "engine": "spatial", "clock_hz": 1e9, "technology_nm": 28,
