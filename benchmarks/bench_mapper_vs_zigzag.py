@@ -85,8 +85,14 @@ def search(layers: dict, names: list[str], arch, *, objective: str, cost: str, m
     from hwsim.mappers.search import clear_cache
     clear_cache()
     mapper = SearchMapper(objective=objective, cost=cost, max_candidates=max_candidates, constraints=constraints)
+    from hwsim.errors import ConfigError, InvalidMappingError
     start = time.perf_counter()
-    results = {name: mapper.search(layers[name], arch) for name in names}
+    results = {}
+    for name in names:
+        try:
+            results[name] = mapper.search(layers[name], arch)
+        except (ConfigError, InvalidMappingError) as err:      # recorded, never hidden
+            results[name] = err
     return results, time.perf_counter() - start
 
 
@@ -118,16 +124,24 @@ def run_pair(network: str, accel: str, opt: str, *, max_candidates: int, dumps: 
     engine, engine_s = search(layers, names, arch, objective=opt, cost="engine", max_candidates=max_candidates)
     scorer = ZigZagScorer(arch)
     per_layer, engine_not_fit = [], 0
+    failed = {label: sorted(n for n, r in res.items() if isinstance(r, Exception))
+              for label, res in (("hwsim", mine), ("fixed", fixed), ("engine", engine))}
+    nan = float("nan")
+    pick = lambda res, name, attr: nan if isinstance(res[name], Exception) else getattr(res[name], attr)  # noqa: E731
     for row in rows:
         name = row["name"]
-        eng = scorer.score(layers[name], engine[name].mapping)
+        eng = (scorer.score(layers[name], engine[name].mapping) if not isinstance(engine[name], Exception) else
+               type("Failed", (), {"energy_pj": nan, "latency_cycles": nan, "fits": False})())
         engine_not_fit += not eng.fits
         per_layer.append({"name": name, "macs": row["macs"],
                           "zigzag_energy_pj": row["zigzag_energy_pj"], "zigzag_latency_cycles": row["zigzag_latency_cycles"],
                           "replay_energy_pj": row["energy_pj"], "replay_latency_cycles": row["latency_cycles"],
-                          "hwsim_energy_pj": mine[name].energy_pj, "hwsim_latency_cycles": mine[name].cycles,
-                          "hwsim_mapping": mine[name].mapping.to_dict() if hasattr(mine[name].mapping, "to_dict") else None,
-                          "fixed_energy_pj": fixed[name].energy_pj, "fixed_latency_cycles": fixed[name].cycles,
+                          "hwsim_energy_pj": pick(mine, name, "energy_pj"),
+                          "hwsim_latency_cycles": pick(mine, name, "cycles"),
+                          "hwsim_mapping": (None if isinstance(mine[name], Exception) else
+                                            mine[name].mapping.to_dict()),
+                          "fixed_energy_pj": pick(fixed, name, "energy_pj"),
+                          "fixed_latency_cycles": pick(fixed, name, "cycles"),
                           "engine_energy_pj": eng.energy_pj, "engine_latency_cycles": eng.latency_cycles,
                           "engine_fits": eng.fits})
     total = lambda key: sum(x[key] for x in per_layer)  # noqa: E731
@@ -145,7 +159,7 @@ def run_pair(network: str, accel: str, opt: str, *, max_candidates: int, dumps: 
             "fixed_latency_ratio": total("fixed_latency_cycles") / total("zigzag_latency_cycles"),
             "engine_energy_ratio": total("engine_energy_pj") / total("zigzag_energy_pj"),
             "engine_latency_ratio": total("engine_latency_cycles") / total("zigzag_latency_cycles"),
-            "engine_not_fit": engine_not_fit,
+            "engine_not_fit": engine_not_fit, "search_failed": failed,
             "layers_hwsim_energy_above_zigzag": sum(x["hwsim_energy_pj"] > x["zigzag_energy_pj"] * (1 + 1e-9)
                                                    for x in per_layer),
             "per_layer": per_layer}

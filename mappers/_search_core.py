@@ -170,7 +170,7 @@ def _kick(search: _Search, attempts: int = 20) -> tuple | None:
 class _ZigZagEvaluator(Evaluator):
     """Scores plans with ZigZag's accounting (``hwsim.interop.zigzag_score``) instead of the engine kernel."""
 
-    ignores_keep = True          # ZigZag has no bypass: a memory holds every operand the hardware file lists
+    ignores_keep = False         # a bypass: the memory runs none of the operand's loops (zigzag_score)
 
     def __init__(self, problem: Any, arch: Any, layer: Any, *, mac_kind: str) -> None:
         from hwsim.interop.zigzag_score import ZigZagScorer
@@ -237,13 +237,15 @@ def run_search(mapper: Any, layer: Any, arch: Any) -> Any:
             entry = search.try_plan(greedy_plan(problem, arch, spatial, order=order, keep=cons.keep_seed,
                                                 factors=factors))
             seeds += [entry] if entry is not None else []
-        if zigzag:       # every temporal loop at the backing store: inner memories hold only spatial tiles
-            remaining = remaining_after(problem, spatial)
-            outer = tuple(tuple(remaining[d] if i == 0 else 1 for d in DIMS) for i in range(n))
+        if zigzag:       # every temporal loop at the backing store, or every inner memory bypassed (it
+            remaining = remaining_after(problem, spatial)      # then holds only its spatial tile): seeds
+            outer = tuple(tuple(remaining[d] if i == 0 else 1 for d in DIMS) for i in range(n))  # that fit
+            bypass = (cons.keep_seed[0],) + tuple(() for _ in range(n - 1))
             for order in ORDERS.values():
-                entry = search.try_plan(Plan(factors=outer, orders=(order,) * n, spatial=spatial,
-                                             keep=cons.keep_seed))
-                seeds += [entry] if entry is not None else []
+                for plan_factors, keep in ((outer, cons.keep_seed), (outer, bypass), (factors, bypass)):
+                    entry = search.try_plan(Plan(factors=plan_factors, orders=(order,) * n, spatial=spatial,
+                                                 keep=keep))
+                    seeds += [entry] if entry is not None else []
     if seeds:
         _descend(search, seeds, max(0, mapper.max_candidates - evaluator.evaluated))
     if search.best is None and search.active:

@@ -6,8 +6,10 @@ own chain of memories (the hardware file's memories that list it, inner -> outer
 them runs. The conversion:
 
 * **temporal**: a loop of hwsim level ``L`` belongs, for operand ``t``, to the nearest memory at or outside
-  ``L`` (in hwsim's chain order) that holds ``t`` in the hardware file. ZigZag has no bypass: a memory that
-  lists an operand holds it, so the mapping's keep sets do not enter the ZigZag score.
+  ``L`` (in hwsim's chain order) that holds ``t`` in the hardware file and that the mapping keeps ``t`` in.
+  ZigZag has no bypass: a memory that lists an operand holds at least its spatial tile; a hwsim "bypass"
+  of ``t`` at such a memory means that memory runs none of ``t``'s temporal loops (it is refilled for every
+  tile of the level below), which is how ZigZag writes a register that holds one word.
 * **spatial**: a spatial loop sits on an array dimension (hwsim's x axis is D1, D3; y is D2, D4 --
   ``hwsim.interop.zigzag.array_axis``); for operand ``t`` it unrolls below the innermost memory of ``t``
   that serves that dimension (``served_dimensions``), as ZigZag places it.
@@ -165,6 +167,7 @@ def mapping_to_nests(mapping: Mapping, layer: Any, hardware: _Hardware, links: d
     dims = GEMM_DIMS if (gemm if gemm is not None else _is_gemm(layer)) else CONV_DIMS
     names = [lvl.level for lvl in mapping.levels]               # outer -> inner
     chains = hardware.chains(links)
+    tensor_of = {mem_op: t for t, mem_op in links.items()}
     served = {name: set(mem.get("served_dimensions") or []) for name, mem in hardware.memories}
     nests = {}
     for t, chain in chains.items():
@@ -175,8 +178,10 @@ def mapping_to_nests(mapping: Mapping, layer: Any, hardware: _Hardware, links: d
             raise ConfigError(f"mapping: operand {t}'s memories {chain} are not nested in the mapping's level "
                               f"order {names}; ZigZag's chain cannot be expressed")
         temporal: list[list[tuple[str, int]]] = [[] for _ in chain]
+        tensor = tensor_of.get(links[t], t)
+        active = [k == len(chain) - 1 or tensor in mapping.levels[p].keep for k, p in enumerate(pos)]
         for i, level in enumerate(mapping.levels):
-            keeper = next((k for k, p in enumerate(pos) if p <= i), len(chain) - 1)
+            keeper = next((k for k, p in enumerate(pos) if p <= i and active[k]), len(chain) - 1)
             # hwsim lists loops outer -> inner; ZigZag inner -> outer, and inner hwsim levels come first
             temporal[keeper][:0] = [(dims[d], b) for d, b in reversed(level.temporal) if b > 1]
         spatial: list[list[tuple[str, int]]] = [[] for _ in range(len(chain) + 1)]
@@ -190,6 +195,12 @@ def mapping_to_nests(mapping: Mapping, layer: Any, hardware: _Hardware, links: d
     for _, factor, array_dim in spatial_by_array_dim(mapping, hardware.array, spans):
         unrolling[array_dim] = unrolling.get(array_dim, 1) * factor
     return nests, unrolling
+
+
+def canonical(nest: OperandNest) -> OperandNest:
+    """``nest`` with each spatial level's loops sorted (their order within a level changes no figure)."""
+    return OperandNest(operand=nest.operand, temporal=nest.temporal,
+                       spatial=tuple(tuple(sorted(level)) for level in nest.spatial))
 
 
 def level_order(nests: dict[str, OperandNest], arch: Any, hardware: _Hardware, links: dict[str, str]) -> list[str]:
@@ -268,16 +279,18 @@ def nests_to_mapping(nests: dict[str, OperandNest], user_spatial: dict[str, dict
         if dim in factor_of:
             level, axis = home.get(d, (names[0], array_axis(d)))
             spatial[level][axis].append((back[dim], factor_of[dim]))
-    keep = {n: [] for n in names}
-    tensor_of = {v: k for k, v in links.items()}
-    for name, mem in hardware.memories:
-        keep[name] = sorted({tensor_of[op] for op in mem.get("operands", []) if op in tensor_of}, key="WIO".index)
+    keep: dict[str, list[str]] = {n: [] for n in names}
+    for t, chain in chains.items():                 # a memory that runs none of t's loops: t bypasses it
+        for m, mem in enumerate(chain):
+            if nests[t].temporal[m] or m == len(chain) - 1:
+                keep[mem].append(t)
+    keep = {n: sorted(v, key="WIO".index) for n, v in keep.items()}
     levels = [LevelMapping(level=n, temporal=tuple(temporal[n]), spatial_x=tuple(spatial[n]["x"]),
                            spatial_y=tuple(spatial[n]["y"]), keep=tuple(keep[n])) for n in names]
     mapping = Mapping(levels=tuple(levels), source="zigzag nests")
     again, _ = mapping_to_nests(mapping, None, hardware, links, gemm=gemm, spans=spans)
-    if again != dict(nests):
-        bad = sorted(t for t in nests if again.get(t) != nests[t])
+    if any(canonical(again[t]) != canonical(nests[t]) for t in nests):
+        bad = sorted(t for t in nests if canonical(again[t]) != canonical(nests[t]))
         raise ConfigError(f"nests: operand(s) {bad} cut their loops where no single chain of levels can (a "
                           "memory holds loops above a memory with more copies); not expressible as a Mapping")
     return mapping
