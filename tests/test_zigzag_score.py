@@ -10,6 +10,7 @@ register, so it sits outside it in any single chain) and is refused with a Confi
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 from pathlib import Path
 
@@ -122,3 +123,53 @@ def _plain_arch():
     arch = load_zigzag_accelerator(TINY / "hardware.yaml", mapping=TINY / "mapping.yaml")
     sources = {k: v for k, v in arch.sources.items() if not k.startswith("zigzag.")}
     return arch.model_copy(update={"sources": sources})
+
+
+# --- peers: hwsim's own searched mappings vs ZigZag's LOMA, both in ZigZag's accounting --------------------
+
+RESNET18 = {"tpu_like": "tpu_like", "eyeriss_like": "default", "edge_tpu_like": "edge_tpu_like",
+            "meta_prototype": "meta_prototype_like", "ascend_like": "ascend_like", "tesla_npu_like": "tesla_npu_like"}
+# measured by benchmarks/bench_mapper_vs_zigzag.py (results/mapper_vs_zigzag.json): hwsim-search / ZigZag-search
+# energy on ResNet-18 where hwsim's search does not reach ZigZag's -- ZigZag's per-operand cut points there
+# are mostly not expressible in one chain of levels (eyeriss/tesla: a register holds loops above an SRAM of
+# another operand), or the hill climb stops in a local optimum (edge_tpu: 19 of 21 of ZigZag's mappings are
+# expressible, the search lands at 2.2x on layer1).
+NOT_REACHED = {"edge_tpu_like": 1.785, "meta_prototype": 4.391, "ascend_like": 1.497, "tesla_npu_like": 7.514}
+
+
+def _search_vs_zigzag(accel: str, tmp_path: Path, *, network: str = "resnet18", opt: str = "energy"):
+    import zigzag
+    from zigzag.api import get_hardware_performance_zigzag
+
+    from hwsim.interop.onnx_import import lower_onnx
+    from hwsim.mappers import SearchMapper
+    inputs = Path(zigzag.__file__).parent / "inputs"
+    hardware = inputs / "hardware" / f"{accel}.yaml"
+    mapping = inputs / "mapping" / f"{RESNET18[accel]}.yaml"
+    workload = inputs / "workload" / f"{network}.onnx"
+    _, _, cmes = get_hardware_performance_zigzag(workload=str(workload), accelerator=str(hardware),
+                                                 mapping=str(mapping), opt=opt, dump_folder=str(tmp_path),
+                                                 pickle_filename=str(tmp_path / "cmes.pickle"))
+    theirs = {str(cme.layer.name): cme for cme, _ in cmes[0][1]}
+    import onnx
+    model = onnx.load(str(workload), load_external_data=False)
+    nodes = [n.name for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
+    layers = dict(zip(nodes, [lay for lay in lower_onnx(workload).layers() if lay.op.has_macs]))
+    arch = load_zigzag_accelerator(hardware, mapping=mapping)
+    mapper = SearchMapper(objective=opt, cost="zigzag")
+    mine = {name: mapper.search(layers[name], arch) for name in theirs}
+    energy = sum(r.energy_pj for r in mine.values()) / sum(c.energy_total for c in theirs.values())
+    latency = sum(r.cycles for r in mine.values()) / sum(c.latency_total2 for c in theirs.values())
+    return energy, latency
+
+
+@pytest.mark.peers
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("zigzag") is None, reason="zigzag-dse not installed")
+@pytest.mark.parametrize("accel", [pytest.param(a, marks=pytest.mark.xfail(
+    strict=True, reason=f"hwsim search energy x{NOT_REACHED[a]} ZigZag's (measured)")) if a in NOT_REACHED else a
+    for a in RESNET18])
+def test_resnet18_search_energy_at_most_zigzags(accel, tmp_path):
+    energy, latency = _search_vs_zigzag(accel, tmp_path)
+    print(f"{accel}: hwsim-search / ZigZag-search energy x{energy:.3f}, latency x{latency:.3f}")
+    assert energy <= 1.0

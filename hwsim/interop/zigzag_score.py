@@ -371,7 +371,6 @@ class ZigZagScorer:
                               "sources['zigzag.hardware']); pass hardware_yaml")
         self.arch = arch
         self.hardware = hardware_of(arch, path)
-        tensors_of = {}
         from hwsim.interop.zigzag import _operand_links
         mem_to_tensor = _operand_links(arch.sources.get("zigzag.mapping"))
         tensors_of = {tensor: mem_op for mem_op, tensor in mem_to_tensor.items()}
