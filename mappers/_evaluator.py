@@ -24,6 +24,8 @@ _DIM_INDEX = {d: i for i, d in enumerate(DIMS)}
 class Evaluator:
     """Scores plans of one problem on one architecture (energy in pJ, cycles)."""
 
+    ignores_keep = False         # the engine prices bypass: plans differing only in keep sets differ
+
     def __init__(self, problem: Problem, arch: ArchSpec, *, mac_kind: str = "int") -> None:
         self.problem, self.arch = problem, arch
         self.proj, self.nranks = problem.proj_array()

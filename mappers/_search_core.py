@@ -58,7 +58,8 @@ class _Search:
         if plan is None:
             return None
         arrays = self.ev.arrays(plan)
-        key = (arrays[0].tobytes(), arrays[1].tobytes(), arrays[2].tobytes(), arrays[3].tobytes(), plan.keep)
+        key = (arrays[0].tobytes(), arrays[1].tobytes(), arrays[2].tobytes(), arrays[3].tobytes(),
+               None if self.ev.ignores_keep else plan.keep)
         if key in self.seen:
             return None
         self.seen.add(key)
@@ -166,6 +167,31 @@ def _kick(search: _Search, attempts: int = 20) -> tuple | None:
     return None
 
 
+class _ZigZagEvaluator(Evaluator):
+    """Scores plans with ZigZag's accounting (``hwsim.interop.zigzag_score``) instead of the engine kernel."""
+
+    ignores_keep = False         # a bypass: the memory runs none of the operand's loops (zigzag_score)
+
+    def __init__(self, problem: Any, arch: Any, layer: Any, *, mac_kind: str) -> None:
+        from hwsim.interop.zigzag_score import ZigZagScorer
+        super().__init__(problem, arch, mac_kind=mac_kind)
+        self.layer, self.scorer = layer, ZigZagScorer(arch)
+
+    def score(self, plan: Plan, arrays: tuple[np.ndarray, ...] | None = None) -> tuple[float, float] | None:
+        self.evaluated += 1
+        result = self.scorer.score(self.layer, plan.to_mapping(self.arch))
+        return (result.energy_pj, result.latency_cycles) if result.fits else None
+
+
+def _zigzag_spatial_fits(evaluator: Any, problem: Any, spatial: Any, n: int) -> bool:
+    """Whether an unrolling's tiles, with every temporal loop at the backing store, fit ZigZag's memories."""
+    remaining = remaining_after(problem, spatial)
+    outer = tuple(tuple(remaining[d] if i == 0 else 1 for d in DIMS) for i in range(n))
+    plan = Plan(factors=outer, orders=(next(iter(ORDERS.values())),) * n, spatial=spatial,
+                keep=tuple(() for _ in range(n)))
+    return evaluator.scorer.score(evaluator.layer, plan.to_mapping(evaluator.arch)).fits
+
+
 def run_search(mapper: Any, layer: Any, arch: Any) -> Any:
     """Search the best mapping of ``layer`` on ``arch`` for ``mapper``'s objective."""
     from hwsim.mappers.search import SearchResult
@@ -173,15 +199,32 @@ def run_search(mapper: Any, layer: Any, arch: Any) -> Any:
     from hwsim.models.energy import price
     if arch.engine != "spatial":
         raise ConfigError(f"SearchMapper maps onto the spatial engine; arch {arch.name!r} uses {arch.engine!r}")
+    zigzag = mapper.cost == "zigzag"
+    if zigzag:
+        from hwsim.interop.zigzag_score import zigzag_search_arch
+        if "zigzag.hardware" not in arch.sources:
+            raise ConfigError(f"SearchMapper(cost='zigzag'): arch {arch.name!r} was not read from a ZigZag hardware "
+                              "file (use hwsim.interop.zigzag.load_zigzag_accelerator)")
+        arch = zigzag_search_arch(arch)
     problem = problem_from_layer(layer, arch)
     constraint_set = parse_constraints(mapper.constraints)
     cons = Resolved(constraint_set, arch, problem)
-    evaluator = Evaluator(problem, arch, mac_kind="fp" if layer.number_format == "fp" else "int")
+    mac_kind = "fp" if layer.number_format == "fp" else "int"
+    evaluator = (_ZigZagEvaluator(problem, arch, layer, mac_kind=mac_kind) if zigzag
+                 else Evaluator(problem, arch, mac_kind=mac_kind))
     search = _Search(mapper, evaluator, cons, arch)
     n = len(arch.memory)
-    candidates = spatial_candidates(problem, arch, limit=mapper.spatial_limit, pad=mapper.allow_padding,
-                                    dims=allowed_dims(arch), keep=cons.keep_seed,
+    candidates = spatial_candidates(problem, arch, limit=mapper.spatial_limit * (64 if zigzag else 1),
+                                    pad=mapper.allow_padding, dims=allowed_dims(arch), keep=cons.keep_seed,
                                     rules=cons if search.active else None)
+    if zigzag:           # unrollings whose spatial tiles ZigZag's memories hold (no bypass), best first,
+        from hwsim.interop.zigzag_score import loma_spatial      # and the mapping file's own (LOMA's)
+        candidates = [c for c in candidates if _zigzag_spatial_fits(evaluator, problem, c[1], n)][:mapper.spatial_limit]
+        own = loma_spatial(arch, dict(problem.bound), gemm=layer.op.value in ("linear", "matmul"))
+        if own is not None and all(own != c[1] for c in candidates) and \
+                (not search.active or not cons.spatial_violations(list(own))) and \
+                _zigzag_spatial_fits(evaluator, problem, own, n):
+            candidates.append((0.0, own))
     if not candidates and search.active:
         raise ConfigError(f"constraints: no spatial unrolling of layer {layer.name!r} on {arch.name} satisfies "
                           f"them (spatial rules, room left for the fixed temporal factors, spatial tiles that fit)")
@@ -194,6 +237,15 @@ def run_search(mapper: Any, layer: Any, arch: Any) -> Any:
             entry = search.try_plan(greedy_plan(problem, arch, spatial, order=order, keep=cons.keep_seed,
                                                 factors=factors))
             seeds += [entry] if entry is not None else []
+        if zigzag:       # every temporal loop at the backing store, or every inner memory bypassed (it
+            remaining = remaining_after(problem, spatial)      # then holds only its spatial tile): seeds
+            outer = tuple(tuple(remaining[d] if i == 0 else 1 for d in DIMS) for i in range(n))  # that fit
+            bypass = (cons.keep_seed[0],) + tuple(() for _ in range(n - 1))
+            for order in ORDERS.values():
+                for plan_factors, keep in ((outer, cons.keep_seed), (outer, bypass), (factors, bypass)):
+                    entry = search.try_plan(Plan(factors=plan_factors, orders=(order,) * n, spatial=spatial,
+                                                 keep=keep))
+                    seeds += [entry] if entry is not None else []
     if seeds:
         _descend(search, seeds, max(0, mapper.max_candidates - evaluator.evaluated))
     if search.best is None and search.active:
@@ -202,9 +254,14 @@ def run_search(mapper: Any, layer: Any, arch: Any) -> Any:
     if search.best is None:
         raise InvalidMappingError(layer.name, [f"no valid mapping found on {arch.name} within "
                                                f"{mapper.max_candidates} candidates (tiles never fit)"])
-    mapping = search.best[1].to_mapping(arch, source=f"SearchMapper({mapper.objective}, seed={mapper.seed})")
+    mapping = search.best[1].to_mapping(arch, source=f"SearchMapper({mapper.objective}, seed={mapper.seed}"
+                                        + (", cost=zigzag)" if zigzag else ")"))
     if broken := cons.violations(mapping):          # projection guarantees this; a failure is a bug here
         raise RuntimeError(f"SearchMapper returned a mapping that breaks its constraints: {broken}")
+    if zigzag:                                      # figures in ZigZag's accounting, as ranked
+        padded = math.prod(mapping.dim_product(d) for d in DIMS)
+        return SearchResult(mapping=mapping, energy_pj=search.best[2], cycles=int(math.ceil(search.best[3])),
+                            evaluated=evaluator.evaluated, padded_macs=int(padded), macs=layer.macs)
     counts = engine.evaluate(layer, arch, mapping)
     energy = price(counts, arch).total_pj
     try:                                 # the dataflow's own mapping (e.g. Eyeriss RS) is a candidate too

@@ -21,6 +21,7 @@ from hwsim.errors import ConfigError
 from hwsim.mappers.mapping import Mapping
 
 Objective = Literal["energy", "latency", "edp", "weighted"]
+Cost = Literal["engine", "zigzag"]
 _CACHE: "OrderedDict[tuple, SearchResult]" = OrderedDict()
 _CACHE_SIZE = 4096
 
@@ -46,6 +47,14 @@ class SearchMapper:
     [tensors], "bypass": [tensors], "factors": {dim: n}, "permutation": "RS", "spatial": {...}}}}``), a
     ``ConstraintSet``, or the path of a YAML file (hwsim's spelling or Timeloop's mapspace constraints); see
     ``hwsim.mappers.constraints``. It is stored as canonical JSON, so equal constraints share cache entries.
+
+    ``cost`` picks what ranks the candidates: ``"engine"`` (default) hwsim's spatial engine (Timeloop-style
+    accounting, Numba kernels); ``"zigzag"`` ZigZag's accounting (``hwsim.interop.zigzag_score``, the
+    replay's code path, in Python) on an arch read by ``load_zigzag_accelerator`` -- the mapspace is the
+    same, searched on the arch with sibling levels ordered larger-outside (``zigzag_search_arch``), a
+    candidate is valid when each memory holds its operands' tiles (ZigZag has no bypass), and
+    ``SearchResult`` carries ZigZag-accounting energy and latency. Its mappings are for ZigZag scoring: their
+    level order is the reordered arch's.
     """
 
     objective: Objective = "edp"
@@ -55,8 +64,11 @@ class SearchMapper:
     spatial_limit: int = 4
     allow_padding: bool = True
     constraints: Any = None
+    cost: Cost = "engine"
 
     def __post_init__(self) -> None:
+        if self.cost not in ("engine", "zigzag"):
+            raise ConfigError(f"SearchMapper: cost must be engine or zigzag (got {self.cost!r})")
         if self.objective not in ("energy", "latency", "edp", "weighted"):
             raise ConfigError(f"SearchMapper: objective must be energy, latency, edp or weighted "
                               f"(got {self.objective!r})")

@@ -11,6 +11,9 @@
 * ``load_zigzag_mapping(path)`` -> per-entry spatial constraints usable as ``SearchMapper(constraints=...)``.
 * ``replay(hardware, mapping, workload, dump_folder)`` -> per layer, hwsim's energy and latency of the mapping
   ZigZag chose (its dump), with ZigZag's accounting (``hwsim.interop.zigzag_replay``).
+* ``score_zigzag(layer, hardware, mapping)`` -> ``(energy_pj, latency_cycles)`` of a hwsim ``Mapping`` with the
+  same accounting (``hwsim.interop.zigzag_score``; ``SearchMapper(cost="zigzag")`` ranks with it). The arch
+  records the files it was read from in ``sources["zigzag.hardware"]`` / ``["zigzag.mapping"]``.
 
 Operational arrays of up to four dimensions are laid out on hwsim's X x Y mesh (D1, D3 on X; D2, D4 on Y);
 when ZigZag's per-operand memories do not nest into one chain the arch's ``sources["memory.nesting"]``
@@ -192,7 +195,10 @@ def load_zigzag_accelerator(path: str | Path, *, mapping: str | Path | None = No
     units = math.prod(sizes)
     x_total = math.prod(s for d, s in size_of.items() if array_axis(d) == "x")
     sources = {"memory": f"ZigZag 3.9.1 {where}", "clock_hz": "placeholder (ZigZag has no clock)",
-               "technology_nm": "placeholder (ZigZag energies carry no node; all energies pinned)"}
+               "technology_nm": "placeholder (ZigZag energies carry no node; all energies pinned)",
+               "zigzag.hardware": str(Path(path).resolve())}    # read by hwsim.interop.zigzag_score
+    if mapping is not None:
+        sources["zigzag.mapping"] = str(Path(mapping).resolve())
     if notes:
         sources["memory.nesting"] = "; ".join(notes)
     spec = {"name": data.get("name", Path(path).stem), "engine": "spatial", "clock_hz": 1e9, "technology_nm": 28,
@@ -371,3 +377,12 @@ def replay(hardware_yaml: str | Path, mapping_yaml: str | Path, workload: str | 
     from hwsim.interop.zigzag_replay import replay as _replay
 
     return _replay(hardware_yaml, mapping_yaml, workload, dump_folder)
+
+
+def score_zigzag(layer: Layer, arch_yaml: str | Path, mapping: Any, *, mapping_yaml: str | Path | None = None
+                 ) -> tuple[float, float]:
+    """``(energy_pj, latency_cycles)`` of a hwsim ``Mapping`` with ZigZag's accounting (the replay's code path);
+    see ``zigzag_score.score_zigzag``."""
+    from hwsim.interop.zigzag_score import score_zigzag as _score
+
+    return _score(layer, arch_yaml, mapping, mapping_yaml=mapping_yaml)

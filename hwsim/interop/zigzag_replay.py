@@ -128,6 +128,7 @@ class _Hardware:
         self.memories = list(data["memories"].items())              # inner -> outer
         array = data["operational_array"]
         self.systolic = frozenset(array.get("systolic_dimensions") or [])
+        self.array = {str(d): int(n) for d, n in zip(array.get("dimensions") or [], array.get("sizes") or [])}
         self.energy = energy
 
     def chains(self, links: dict[str, str]) -> dict[str, list[str]]:
@@ -163,6 +164,13 @@ class _Hardware:
                                    bw_max=int(port["bandwidth_max"]), serves=tuple(serves),
                                    memory_operands=frozenset(mem_ops)))
         return ports, width, min_width, size_bits, groups
+
+
+def hardware_of(arch: Any, hardware_yaml: str | Path) -> _Hardware:
+    """The replay's reader of a ZigZag hardware file, priced with the per-access energies of ``arch``."""
+    energy = {name: (lvl.read_pj, lvl.write_pj if lvl.write_pj is not None else lvl.read_pj)
+              for name, lvl in arch.energy.levels.items()}
+    return _Hardware(Path(hardware_yaml), energy=energy)
 
 
 def _nests(record: dict[str, Any], layer: LayerZ, chains: dict[str, list[str]], *, where: str
@@ -202,13 +210,15 @@ def fractional_spatial(nest: OperandNest, sizes: dict[str, int]) -> OperandNest:
     return OperandNest(operand=nest.operand, temporal=nest.temporal, spatial=tuple(tuple(lv) for lv in spatial))
 
 
-def evaluate_dump_layer(record: dict[str, Any], hardware: _Hardware, limits: dict[str, int], *, mac_pj: float,
-                        where: str) -> dict[str, Any]:
-    """hwsim's energy and latency of one dumped layer mapping (plus ZigZag's own, for comparison)."""
-    layer = layer_from_dump(record["layer"], limits, where=where)
-    links = {str(k): str(v) for k, v in record["layer"]["memory_operand_links"].items()}
+def evaluate_nests(layer: LayerZ, nests: dict[str, OperandNest], hardware: _Hardware, links: dict[str, str],
+                   unrolling: dict[str, float], *, mac_pj: float) -> dict[str, Any]:
+    """hwsim's energy and latency (ZigZag's accounting) of one layer's per-operand nests on ``hardware``.
+
+    ``links``: layer operand -> memory operand (``{"O": "O", "W": "I2", "I": "I1"}``); ``unrolling``: the
+    spatial unrolling per array dimension (``{"D1": 32, ...}``, for the systolic drain). The one code path
+    behind both ``replay`` (ZigZag's own mappings) and ``hwsim.interop.zigzag_score`` (hwsim's mappings).
+    """
     chains = hardware.chains(links)
-    nests = _nests(record, layer, chains, where=where)
     flows = {t: operand_flow(layer, nests[t]) for t in layer.operands}                  # latency view
     energy_flows = {t: operand_flow(layer, fractional_spatial(nests[t], layer.sizes)) for t in layer.operands}
     ports, width, min_width, size_bits, groups = hardware.ports(links)
@@ -236,25 +246,36 @@ def evaluate_dump_layer(record: dict[str, Any], hardware: _Hardware, limits: dic
     flags = double_buffered(flows, layer.operands, size_bits, groups)
     stall = stall_cycles(flows, ports, flags, width)
     loads = loading_cycles(flows, layer.output, ports, compute + stall, width)
-    unrolling = {dim: math.prod(factors.values())
-                 for dim, factors in (record["layer"].get("user_spatial_mapping") or {}).items()}
     latency = LatencyZ(compute_cycles=compute, stall_cycles=stall,
                        onload_cycles=onload_cycles(flows, layer.inputs, loads),
                        offload_cycles=offload_cycles(flows, layer.output, loads),
                        drain_cycles=drain_cycles(unrolling, hardware.systolic))
-    zz = record["outputs"]
-    zz_latency = zz.get("latency", {})
     return {"name": layer.name, "zigzag_macs": layer.macs,
             "latency_cycles": latency.total_cycles, "energy_pj": memory_pj + mac_energy,
             "mac_energy_pj": mac_energy, "memory_energy_pj": memory_pj, "energy_per_level_pj": per_level,
             "compute_cycles": latency.compute_cycles, "stall_cycles": latency.stall_cycles,
             "onload_cycles": latency.onload_cycles, "offload_cycles": latency.offload_cycles,
-            "drain_cycles": latency.drain_cycles,
-            "zigzag_energy_pj": float(zz.get("energy", {}).get("energy_total", float("nan"))),
-            "zigzag_latency_cycles": float(sum(zz_latency.values())) if zz_latency else float("nan"),
-            "zigzag_compute_cycles": float(zz_latency.get("computation", float("nan"))),
-            "zigzag_onload_cycles": float(zz_latency.get("data_onloading", float("nan"))),
-            "zigzag_offload_drain_cycles": float(zz_latency.get("data_offloading", float("nan")))}
+            "drain_cycles": latency.drain_cycles, "_flows": flows}
+
+
+def evaluate_dump_layer(record: dict[str, Any], hardware: _Hardware, limits: dict[str, int], *, mac_pj: float,
+                        where: str) -> dict[str, Any]:
+    """hwsim's energy and latency of one dumped layer mapping (plus ZigZag's own, for comparison)."""
+    layer = layer_from_dump(record["layer"], limits, where=where)
+    links = {str(k): str(v) for k, v in record["layer"]["memory_operand_links"].items()}
+    nests = _nests(record, layer, hardware.chains(links), where=where)
+    unrolling = {dim: math.prod(factors.values())
+                 for dim, factors in (record["layer"].get("user_spatial_mapping") or {}).items()}
+    row = evaluate_nests(layer, nests, hardware, links, unrolling, mac_pj=mac_pj)
+    del row["_flows"]
+    zz = record["outputs"]
+    zz_latency = zz.get("latency", {})
+    row.update({"zigzag_energy_pj": float(zz.get("energy", {}).get("energy_total", float("nan"))),
+                "zigzag_latency_cycles": float(sum(zz_latency.values())) if zz_latency else float("nan"),
+                "zigzag_compute_cycles": float(zz_latency.get("computation", float("nan"))),
+                "zigzag_onload_cycles": float(zz_latency.get("data_onloading", float("nan"))),
+                "zigzag_offload_drain_cycles": float(zz_latency.get("data_offloading", float("nan")))})
+    return row
 
 
 def _onnx_workload(path: Path) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
@@ -337,9 +358,7 @@ def replay(hardware_yaml: str | Path, mapping_yaml: str | Path, workload: str | 
             raise ConfigError(f"{path}: file not found")
     files = _dump_files(dump_folder)
     arch = load_zigzag_accelerator(hardware_yaml, mapping=mapping_yaml)
-    energy = {name: (lvl.read_pj, lvl.write_pj if lvl.write_pj is not None else lvl.read_pj)
-              for name, lvl in arch.energy.levels.items()}
-    hardware = _Hardware(hardware_yaml, energy=energy)
+    hardware = hardware_of(arch, hardware_yaml)
     if workload.suffix.lower() == ".onnx":
         limits, macs = _onnx_workload(workload)
     else:
