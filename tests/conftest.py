@@ -49,3 +49,37 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# ZigZag's ResNet-18 accelerators and their mapping files (zigzag-dse 3.9.1 inputs/)
+ZIGZAG_RESNET18 = {"tpu_like": "tpu_like", "eyeriss_like": "default", "edge_tpu_like": "edge_tpu_like",
+                   "meta_prototype": "meta_prototype_like", "ascend_like": "ascend_like",
+                   "tesla_npu_like": "tesla_npu_like"}
+
+
+@pytest.fixture(scope="session")
+def zigzag_resnet18(tmp_path_factory):
+    """Run ZigZag (opt=energy, its defaults) on ResNet-18 once per accelerator per session and share it:
+    ``run(accel) -> (hardware, mapping, workload, dump_folder, {layer name: cme}, zigzag seconds)``.
+    The replay and search-comparison peer tests both need the same ~100 s runs."""
+    import time
+    from pathlib import Path
+    runs: dict = {}
+
+    def run(accel: str):
+        if accel not in runs:
+            import zigzag
+            from zigzag.api import get_hardware_performance_zigzag
+            inputs = Path(zigzag.__file__).parent / "inputs"
+            hardware = inputs / "hardware" / f"{accel}.yaml"
+            mapping = inputs / "mapping" / f"{ZIGZAG_RESNET18[accel]}.yaml"
+            workload = inputs / "workload" / "resnet18.onnx"
+            dump = tmp_path_factory.mktemp(f"zigzag_{accel}")
+            start = time.perf_counter()
+            _, _, cmes = get_hardware_performance_zigzag(workload=str(workload), accelerator=str(hardware),
+                                                         mapping=str(mapping), opt="energy", dump_folder=str(dump),
+                                                         pickle_filename=str(dump / "cmes.pickle"))
+            seconds = time.perf_counter() - start
+            runs[accel] = (hardware, mapping, workload, dump, {str(c.layer.name): c for c, _ in cmes[0][1]}, seconds)
+        return runs[accel]
+    return run

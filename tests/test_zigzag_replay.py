@@ -22,6 +22,7 @@ from hwsim.errors import ConfigError
 from hwsim.interop.zigzag import replay
 from hwsim.models.spatial.zigzag_latency import _reduce_largest_first, _window_union, drain_cycles
 from hwsim.models.spatial.zigzag_nest import TO_LOW, LayerZ, Link, word_accesses
+from tests.conftest import ZIGZAG_RESNET18
 
 TINY = Path(__file__).parent / "data" / "zigzag" / "tiny"
 ENERGY_TOL, LATENCY_TOL = 0.02, 0.05      # the issue's parity bar (issue 17 item 2)
@@ -156,30 +157,16 @@ def test_imc_hardware_is_not_modelled(tmp_path):
 
 # --- peers: ZigZag on ResNet-18, six accelerators -------------------------------------------------------
 
-RESNET18_ACCELERATORS = {"tpu_like": "tpu_like", "eyeriss_like": "default", "edge_tpu_like": "edge_tpu_like",
-                         "meta_prototype": "meta_prototype_like", "ascend_like": "ascend_like",
-                         "tesla_npu_like": "tesla_npu_like"}
+RESNET18_ACCELERATORS = ZIGZAG_RESNET18
 
 
 @pytest.mark.peers
 @pytest.mark.skipif(importlib.util.find_spec("zigzag") is None, reason="zigzag-dse not installed")
 @pytest.mark.parametrize("accel", list(RESNET18_ACCELERATORS))
-def test_resnet18_replay_matches_zigzag(accel, tmp_path):
-    import zigzag
-    from zigzag.api import get_hardware_performance_zigzag
-
-    inputs = Path(zigzag.__file__).parent / "inputs"
-    hardware = inputs / "hardware" / f"{accel}.yaml"
-    mapping = inputs / "mapping" / f"{RESNET18_ACCELERATORS[accel]}.yaml"
-    workload = inputs / "workload" / "resnet18.onnx"
+def test_resnet18_replay_matches_zigzag(accel, zigzag_resnet18):
+    hardware, mapping, workload, dump, theirs, zigzag_s = zigzag_resnet18(accel)
     start = time.perf_counter()
-    _, _, cmes = get_hardware_performance_zigzag(workload=str(workload), accelerator=str(hardware),
-                                                 mapping=str(mapping), opt="energy", dump_folder=str(tmp_path),
-                                                 pickle_filename=str(tmp_path / "cmes.pickle"))
-    zigzag_s = time.perf_counter() - start
-    theirs = {str(cme.layer.name): cme for cme, _ in cmes[0][1]}
-    start = time.perf_counter()
-    rows = replay(hardware, mapping, workload, tmp_path)
+    rows = replay(hardware, mapping, workload, dump)
     hwsim_s = time.perf_counter() - start
     assert {row["name"] for row in rows} == set(theirs)
     for row in rows:

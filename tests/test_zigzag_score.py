@@ -22,6 +22,7 @@ from hwsim.interop.zigzag import load_zigzag_accelerator, load_zigzag_workload, 
 from hwsim.interop.zigzag_score import (ZigZagScorer, canonical, layer_z, mapping_to_nests, nests_to_mapping, score_zigzag,
                                         zigzag_search_arch)
 from hwsim.mappers.mapping import LevelMapping, Mapping
+from tests.conftest import ZIGZAG_RESNET18
 
 TINY = Path(__file__).parent / "data" / "zigzag" / "tiny"
 
@@ -127,8 +128,7 @@ def _plain_arch():
 
 # --- peers: hwsim's own searched mappings vs ZigZag's LOMA, both in ZigZag's accounting --------------------
 
-RESNET18 = {"tpu_like": "tpu_like", "eyeriss_like": "default", "edge_tpu_like": "edge_tpu_like",
-            "meta_prototype": "meta_prototype_like", "ascend_like": "ascend_like", "tesla_npu_like": "tesla_npu_like"}
+RESNET18 = ZIGZAG_RESNET18
 # measured by benchmarks/bench_mapper_vs_zigzag.py (results/mapper_vs_zigzag.json): hwsim-search / ZigZag-search
 # energy on ResNet-18 where hwsim's search does not reach ZigZag's -- ZigZag's per-operand cut points there
 # are mostly not expressible in one chain of levels (eyeriss/tesla: a register holds loops above an SRAM of
@@ -137,20 +137,11 @@ RESNET18 = {"tpu_like": "tpu_like", "eyeriss_like": "default", "edge_tpu_like": 
 NOT_REACHED = {"edge_tpu_like": 1.785, "meta_prototype": 4.391, "ascend_like": 1.497, "tesla_npu_like": 7.514}
 
 
-def _search_vs_zigzag(accel: str, tmp_path: Path, *, network: str = "resnet18", opt: str = "energy"):
-    import zigzag
-    from zigzag.api import get_hardware_performance_zigzag
-
+def _search_vs_zigzag(accel: str, zigzag_resnet18):
     from hwsim.interop.onnx_import import lower_onnx
     from hwsim.mappers import SearchMapper
-    inputs = Path(zigzag.__file__).parent / "inputs"
-    hardware = inputs / "hardware" / f"{accel}.yaml"
-    mapping = inputs / "mapping" / f"{RESNET18[accel]}.yaml"
-    workload = inputs / "workload" / f"{network}.onnx"
-    _, _, cmes = get_hardware_performance_zigzag(workload=str(workload), accelerator=str(hardware),
-                                                 mapping=str(mapping), opt=opt, dump_folder=str(tmp_path),
-                                                 pickle_filename=str(tmp_path / "cmes.pickle"))
-    theirs = {str(cme.layer.name): cme for cme, _ in cmes[0][1]}
+    hardware, mapping, workload, _, theirs, _ = zigzag_resnet18(accel)
+    opt = "energy"
     import onnx
     model = onnx.load(str(workload), load_external_data=False)
     nodes = [n.name for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
@@ -164,12 +155,11 @@ def _search_vs_zigzag(accel: str, tmp_path: Path, *, network: str = "resnet18", 
 
 
 @pytest.mark.peers
-@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("zigzag") is None, reason="zigzag-dse not installed")
 @pytest.mark.parametrize("accel", [pytest.param(a, marks=pytest.mark.xfail(
     strict=True, reason=f"hwsim search energy x{NOT_REACHED[a]} ZigZag's (measured)")) if a in NOT_REACHED else a
     for a in RESNET18])
-def test_resnet18_search_energy_at_most_zigzags(accel, tmp_path):
-    energy, latency = _search_vs_zigzag(accel, tmp_path)
+def test_resnet18_search_energy_at_most_zigzags(accel, zigzag_resnet18):
+    energy, latency = _search_vs_zigzag(accel, zigzag_resnet18)
     print(f"{accel}: hwsim-search / ZigZag-search energy x{energy:.3f}, latency x{latency:.3f}")
     assert energy <= 1.0
