@@ -40,11 +40,6 @@ from typing import Any, Iterable
 from hwsim.errors import ConfigError
 from hwsim.mappers.mapping import DIMS, TENSORS
 
-_ORDERS = {   # stationarity names -> full order outer -> inner (mirrors models.spatial.default.ORDERS)
-    "W": ("G", "K", "C", "R", "S", "N", "P", "Q"),
-    "O": ("G", "N", "K", "P", "Q", "C", "R", "S"),
-    "I": ("N", "G", "C", "P", "Q", "R", "S", "K"),
-}
 _TENSOR_NAMES = {"w": "W", "weight": "W", "weights": "W", "filter": "W", "filters": "W",
                  "i": "I", "input": "I", "inputs": "I", "ifmap": "I", "ifmaps": "I",
                  "o": "O", "output": "O", "outputs": "O", "ofmap": "O", "ofmaps": "O", "psum": "O"}
@@ -236,8 +231,9 @@ def _level(name: str, spec: Any, *, where: str) -> LevelRule:
     permutation: tuple[str, ...] = ()
     if "order" in spec:
         order = spec["order"]
-        if isinstance(order, str) and order in _ORDERS:
-            permutation = tuple(reversed(_ORDERS[order]))
+        from hwsim.models.spatial.default import ORDERS    # the engine's stationarity orders, outer -> inner
+        if isinstance(order, str) and order in ORDERS:
+            permutation = tuple(reversed(ORDERS[order]))
         else:
             permutation = tuple(reversed(_dim_list(order, where=f"{where}.order")))
     elif "permutation" in spec:

@@ -194,9 +194,6 @@ def test_dict_yaml_and_timeloop_spellings_are_one_constraint_set(tmp_path, simba
 
 
 def test_stationarity_order_and_partial_order_lists_mean_innermost_loops():
-    from hwsim.mappers.constraints import _ORDERS
-    from hwsim.models.spatial.default import ORDERS
-    assert _ORDERS == ORDERS                        # the parser's copy names the engine's orders
     assert parse_constraints({"levels": {"L": {"order": ["C", "R", "S"]}}}) == \
         parse_constraints({"levels": {"L": {"permutation": "SRC"}}})
     assert parse_constraints({"levels": {"L": {"order": "W"}}}).level("L").permutation[:3] == ("Q", "P", "N")

@@ -41,18 +41,23 @@ def _hwsim_layer(name: str, limits: dict[str, int]):
     return layer
 
 
+def _expressible_nests(scorer):
+    """Per tiny-dump layer one chain can hold (conv_s2 cannot): record, layer, links, ZigZag's nests, limits."""
+    for record, limits, where in _records():
+        if record["layer"]["name"] == "conv_s2":
+            continue
+        lz = zr.layer_from_dump(record["layer"], limits, where=where)
+        links = record["layer"]["memory_operand_links"]
+        yield record, lz, links, zr._nests(record, lz, scorer.hardware.chains(links), where=where), limits
+
+
 def test_tiny_dump_mapping_round_trips_and_scores_as_replay():
     arch = load_zigzag_accelerator(TINY / "hardware.yaml", mapping=TINY / "mapping.yaml")
     scorer = ZigZagScorer(arch)
     replayed = {row["name"]: row for row in replay(TINY / "hardware.yaml", TINY / "mapping.yaml",
                                                     TINY / "workload.yaml", TINY / "dump")}
     seen = 0
-    for record, limits, where in _records():
-        if record["layer"]["name"] == "conv_s2":
-            continue
-        lz = zr.layer_from_dump(record["layer"], limits, where=where)
-        links = record["layer"]["memory_operand_links"]
-        nests = zr._nests(record, lz, scorer.hardware.chains(links), where=where)
+    for record, lz, links, nests, limits in _expressible_nests(scorer):
         gemm = "D" in record["layer"]["loop_dimensions"]
         mapping = nests_to_mapping(nests, record["layer"]["user_spatial_mapping"], arch, scorer.hardware, links,
                                    gemm=gemm)
@@ -90,12 +95,7 @@ def test_recorded_zigzag_numbers_are_what_the_round_trip_scores():
     recorded = {row["name"]: row for row in json.loads((TINY / "zigzag_numbers.json").read_text())["layers"]}
     arch = load_zigzag_accelerator(TINY / "hardware.yaml", mapping=TINY / "mapping.yaml")
     scorer = ZigZagScorer(arch)
-    for record, limits, where in _records():
-        if record["layer"]["name"] == "conv_s2":
-            continue
-        lz = zr.layer_from_dump(record["layer"], limits, where=where)
-        links = record["layer"]["memory_operand_links"]
-        nests = zr._nests(record, lz, scorer.hardware.chains(links), where=where)
+    for record, lz, links, nests, limits in _expressible_nests(scorer):
         mapping = nests_to_mapping(nests, record["layer"]["user_spatial_mapping"], arch, scorer.hardware, links,
                                    gemm="D" in lz.sizes)
         score = scorer.score(_hwsim_layer(lz.name, limits), mapping)
