@@ -46,6 +46,7 @@ _CACHE_SIZE = 1024
 _CONTEXTS: dict[str, "Context"] = {}
 _TIE = 1e-12            # relative energy difference below which two mappings tie (then: lower latency wins)
 _MAX_TIES = 64          # tied mappings scored in full
+_REFINE = 2             # latency / EDP: the best orders whose cut points are then moved operand by operand
 # ZigZag's ONNX parsers list a layer's dims in this order (it breaks ties when merging prime factors)
 _CONV_ORDER = ("B", "K", "G", "OX", "OY", "C", "FX", "FY")
 _GEMM_ORDER = ("C", "D", "K")
@@ -81,7 +82,9 @@ class LomaMapper:
     ``objective``: what to minimize (``energy``, ``latency`` or ``edp``, ZigZag's accounting).
     ``lpf_limit``: loop prime factors per layer (ZigZag's ``lpf_limit``, default 6).
     ``allocation``: ``"best"`` (energy objective: the best feasible cut points per ordering) or
-    ``"greedy"`` (LOMA's bottom-up allocation only, as ZigZag).
+    ``"greedy"`` (LOMA's bottom-up allocation only, as ZigZag); for latency and EDP, ``"best"`` starts from
+    LOMA's allocation of every order and then moves the cut points of the best orders operand by operand
+    while that improves the objective (never worse than LOMA's).
     ``max_orderings``: while the next finer split of the loops (``lpf_limit + 1``, ...) still has at most this
     many distinct orders, it is used instead (finer loops hold every coarser mapping -- a merged factor is
     two adjacent loops at the same memory -- and allow more cut points); 720 is LOMA's worst case, 6!.
@@ -412,6 +415,30 @@ def _operands(layer: Any, context: Context, spatial: Any) -> dict[str, _Operand]
             for t in layer.operands}
 
 
+def _model_key(layer: Any, nest: Any) -> tuple:
+    """What the full model (energy and latency) reads of one operand's nest: per level the loops as a
+    multiset and the outermost relevant and irrelevant runs (double buffering, transfer windows), and the
+    irrelevant loops at the bottom of the innermost level; orders equal in these score the same."""
+    key = []
+    for level in nest.temporal:
+        top_r = top_ir = 1
+        for relevant in (True, False):
+            product = 1
+            for d, b in reversed(level):
+                is_r = d in layer.relevant[nest.operand]
+                if (relevant and not is_r) or (not relevant and not layer.is_irrelevant(nest.operand, d)):
+                    break
+                product *= b
+            top_r, top_ir = (product, top_ir) if relevant else (top_r, product)
+        key.append((tuple(sorted(level)), top_r, top_ir))
+    bottom = 1
+    for d, b in nest.temporal[0] if nest.temporal else ():
+        if not layer.is_irrelevant(nest.operand, d):
+            break
+        bottom *= b
+    return tuple(key) + (bottom,)
+
+
 def _leading_irrelevant(layer: Any, t: str, order: tuple) -> int:
     """How many loops at the start of ``order`` are irrelevant to input ``t`` (0 for the output)."""
     if t == layer.output:
@@ -461,12 +488,12 @@ def search_layer(mapper: LomaMapper, layer: Any, context: Context, *, name: str,
             "edp": lambda r: (r["energy_pj"] * r["latency_cycles"], r["energy_pj"])}[mapper.objective]
     evaluated = 0
     best_nests, best_row = None, None
+    shared = []                                     # memories several operands share: (members, bits)
+    for mem, spec in hardware.memories:
+        group = [(t, ops[t].chain.index(mem)) for t in layer.operands if mem in ops[t].chain]
+        if len(group) > 1:
+            shared.append((group, int(spec["size"])))
     if energy_only:
-        shared = []                                 # memories several operands share: (members, bits)
-        for mem, spec in hardware.memories:
-            group = [(t, ops[t].chain.index(mem)) for t in layer.operands if mem in ops[t].chain]
-            if len(group) > 1:
-                shared.append((group, int(spec["size"])))
         best_energy, ties = math.inf, []          # ties: equal-energy nests, ranked by latency at the end
         for loops in orders:
             order = _Order(loops, ids)
@@ -499,25 +526,58 @@ def search_layer(mapper: LomaMapper, layer: Any, context: Context, *, name: str,
             if best_row is None or rank(row) < rank(best_row):
                 best_nests, best_row = nests, row
     else:
-        seen = set()
+        seen: dict[tuple, dict[str, Any]] = {}
+        scored = []                                 # (rank, loops, cuts) of LOMA's allocation of each order
+
+        def score(loops: tuple, cuts: dict[str, tuple[int, ...]]) -> tuple | None:
+            nests = {t: _nest(ops[t], loops, cuts[t]) for t in layer.operands}
+            key = tuple(_model_key(layer, nests[t]) for t in layer.operands)
+            if key in seen:
+                return None
+            seen[key] = row = full(nests)
+            return rank(row), nests, row
+
         for loops in orders:
             cuts = _greedy(sizes_of, _Order(loops, ids), hardware, links)
             if cuts is None:
                 continue
-            nests = {t: _nest(ops[t], loops, cuts[t]) for t in layer.operands}
-            key = tuple(nests[t].temporal for t in layer.operands)
-            if key in seen:
-                continue
-            seen.add(key)
-            row = full(nests)
-            evaluated += 1
-            if best_row is None or rank(row) < rank(best_row):
-                best_nests, best_row = nests, row
+            entry = score(loops, cuts)
+            if entry is not None:
+                scored.append((entry[0], loops, cuts))
+                if best_row is None or entry[0] < rank(best_row):
+                    best_nests, best_row = entry[1], entry[2]
+        if mapper.allocation == "best":             # the best orders' cuts moved operand by operand
+            scored.sort(key=lambda e: e[0])
+            for current, loops, cuts in scored[:_REFINE]:
+                order = _Order(loops, ids)
+                vectors = {t: dict(sizes_of.cut_vectors(ops[t], order)) for t in layer.operands}
+                improved = True
+                while improved:
+                    improved = False
+                    for t in layer.operands:
+                        for alternative in vectors[t]:
+                            trial = dict(cuts, **{t: alternative})
+                            if not _shared_fit(trial, vectors, shared):
+                                continue
+                            entry = score(loops, trial)
+                            if entry is not None and entry[0] < current:
+                                current, cuts, improved = entry[0], trial, True
+                                if entry[0] < rank(best_row):
+                                    best_nests, best_row = entry[1], entry[2]
+        evaluated = len(seen)
     if best_nests is None:
         raise InvalidMappingError(name, [f"no loop order of {lpfs} fits the memories of {hardware.where}"])
     return LomaResult(nests=best_nests, energy_pj=float(best_row["energy_pj"]),
                       cycles=float(best_row["latency_cycles"]), orderings=len(orders), evaluated=evaluated,
                       macs=layer.macs, chains={t: tuple(c) for t, c in chains.items()}, detail=best_row)
+
+
+def _shared_fit(cuts: dict[str, tuple[int, ...]], vectors: dict[str, dict], shared: list[tuple]) -> bool:
+    """Whether the operands' tiles at ``cuts`` fit the memories they share (``vectors``: cuts -> tile bits)."""
+    for group, capacity in shared:
+        if sum(vectors[t][cuts[t]][level] for t, level in group) > capacity:
+            return False
+    return True
 
 
 def _combine(options: list[list[tuple]], floor: list[float], shared: list[tuple], operands: list[str],

@@ -94,6 +94,8 @@ def test_greedy_allocation_finds_zigzags_recorded_mapping(tiny):
         assert set(best.nests) == {"O", "W", "I"} and best.to_dict()["W"]["levels"][0]["memory"] == "rf_w"
         lat = LomaMapper(objective="latency", allocation="greedy").search(layer, arch)
         assert lat.cycles <= recorded[name]["latency_cycles"] + 1e-9
+        refined = LomaMapper(objective="latency").search(layer, arch)     # LOMA's cuts, then moved
+        assert refined.cycles <= lat.cycles and refined.evaluated >= lat.evaluated
 
 
 def test_search_mapper_per_operand_space_is_the_loma_search(tiny):
