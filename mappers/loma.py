@@ -20,10 +20,14 @@ twice), so its best is never worse than LOMA's. This is exact and cheap because 
 energy depends on its own nest only (``zigzag_replay.flow_energy``) and, within a level, only on which
 loops the level runs (plus, for an input, the irrelevant loops at the bottom of its innermost memory):
 per-operand energies are memoized on that key and combined by branch and bound (operands sorted by their
-own energy; a combination that cannot beat the best so far is not completed). Latency (and EDP) are not
-separable: those objectives score LOMA's greedy cuts of every ordering with the full model (one
-evaluation per distinct nest), the energy objective scores its best once. Every figure comes from
-``hwsim.interop.zigzag_replay.evaluate_nests`` -- the replay's code path, one copy of the accounting.
+own energy; a combination that cannot beat the best so far is not completed); among equal-energy mappings
+the lowest latency wins. Latency (and EDP) are not separable: those objectives score LOMA's greedy cuts of
+every ordering with the full model (orders equal in what the model reads -- each level's loops as a
+multiset and its outermost relevant / irrelevant runs -- once), then move the cut points of the best
+orders operand by operand while the objective improves. Every figure comes from
+``hwsim.interop.zigzag_replay`` (``evaluate_nests``, ``flow_energy``) -- the replay's code path, one copy of
+the accounting. Pure Python: with the memo the hot loop is dictionary look-ups, not arithmetic, so Numba
+would not pay.
 
 Results are memoized by (mapper, layer shape, arch), so repeated layer shapes are searched once.
 """
@@ -175,23 +179,12 @@ def _context(arch: Any) -> Context:
 
 # --- loop prime factors and orderings ------------------------------------------------------------------------
 
-def _prime_factors(n: int) -> list[int]:
-    out, p = [], 2
-    while p * p <= n:
-        while n % p == 0:
-            out.append(p)
-            n //= p
-        p += 1
-    if n > 1:
-        out.append(n)
-    return out
-
-
 def loop_prime_factors(temporal: dict[str, int], lpf_limit: int, order: tuple[str, ...]) -> list[tuple[str, int]]:
     """The temporal loops as prime factors, merged down to ``max(lpf_limit, number of dims)`` (LOMA's rule:
     the dim with the most factors -- first in ``order`` on ties -- multiplies its two smallest)."""
     dims = [d for d in order if d in temporal] + [d for d in temporal if d not in order]
-    factors = {d: sorted(_prime_factors(temporal[d])) for d in dims}
+    from hwsim.models.spatial.default import _primes
+    factors = {d: sorted(_primes(temporal[d])) for d in dims}
     limit = max(lpf_limit, len(dims))
     while sum(len(v) for v in factors.values()) > limit:
         most = max(dims, key=lambda d: len(factors[d]))       # max() keeps the first of equal counts

@@ -23,7 +23,7 @@ from hwsim.interop.zigzag import _read_yaml, load_zigzag_accelerator, load_zigza
 from hwsim.interop.zigzag_score import ZigZagScorer, layer_z
 from hwsim.interop.zigzag_spatial import mapping_entry, zigzag_spatial
 from hwsim.mappers import LomaMapper, SearchMapper
-from hwsim.mappers.loma import distinct_orders, loop_prime_factors, orderings
+from hwsim.mappers.loma import _tile_bits, distinct_orders, loop_prime_factors, orderings
 from hwsim.models.spatial.zigzag_nest import OperandNest
 
 TINY = Path(__file__).parent / "data" / "zigzag" / "tiny"
@@ -57,7 +57,8 @@ def test_spatial_mapping_is_zigzags(tiny):
     for name, record in dumps.items():
         lz = layer_z(layers[name], psum_bits=scorer.psum_bits)
         operator = "Gemm" if "D" in lz.sizes else "Conv"
-        spatial = zigzag_spatial(lz, scorer.hardware, scorer.links, mapping_entry(entries, name=name, operator=operator))
+        entry = mapping_entry(entries, name=name, operator=operator)
+        spatial = zigzag_spatial(lz, scorer.hardware, scorer.links, entry)
         theirs = {t: _canon(zr._loops(level, where=name) for level in levels)
                   for t, levels in record["spatial"].items()}
         assert {t: _canon(v) for t, v in spatial.per_operand.items()} == theirs
@@ -110,16 +111,6 @@ def test_search_mapper_per_operand_space_is_the_loma_search(tiny):
 
 # --- brute force reference -----------------------------------------------------------------------------------
 
-def _tile_bits(lz, t, loops, precision):
-    bounds: dict[str, float] = {}
-    for d, b in loops:
-        bounds[d] = bounds.get(d, 1) * b
-    size = math.prod(bounds.get(d, 1) for d in lz.relevant[t])
-    for data in lz.windows.get(t, {}):
-        size *= lz.window_size(t, data, bounds)
-    return size * precision
-
-
 def _fits(lz, nests, spatial, hardware, links):
     """ZigZag's capacity rule, written out: a memory holds its tile (the loops at and below it, spatial
     included; the output at partial-sum width while an irrelevant loop is still above its start), shared
@@ -128,8 +119,8 @@ def _fits(lz, nests, spatial, hardware, links):
     used: dict[str, float] = {}
     for t, nest in nests.items():
         for m, mem in enumerate(chains[t]):
-            loops = [x for lv in spatial.decimal[t][:m + 1] for x in lv] + [x for lv in nest.temporal[:m + 1] for x in lv]
-            above = [d for lv in nest.temporal[m:] for d, _ in lv] + [d for lv in spatial.decimal[t][m + 1:] for d, _ in lv]
+            loops = [x for lv in spatial.decimal[t][:m + 1] + nest.temporal[:m + 1] for x in lv]
+            above = [d for lv in nest.temporal[m:] + spatial.decimal[t][m + 1:] for d, _ in lv]
             precision = lz.precision[t]
             if t == lz.output and not any(lz.is_irrelevant(t, d) for d in above):
                 precision = lz.final_precision

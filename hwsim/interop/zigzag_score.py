@@ -429,5 +429,5 @@ def score_zigzag(layer: Any, arch_yaml: str | Path, mapping: Mapping, *, mapping
     return result.energy_pj, result.latency_cycles
 
 
-__all__ = ["ZigZagScore", "ZigZagScorer", "layer_z", "level_order", "mapping_to_nests", "nests_to_mapping", "onnx_layers",
-           "loma_spatial", "score_zigzag", "zigzag_search_arch"]
+__all__ = ["ZigZagScore", "ZigZagScorer", "layer_z", "level_order", "mapping_to_nests", "nests_to_mapping",
+           "onnx_layers", "loma_spatial", "score_zigzag", "zigzag_search_arch"]

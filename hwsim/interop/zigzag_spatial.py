@@ -167,7 +167,8 @@ def zigzag_spatial(layer: LayerZ, hardware: Any, links: dict[str, str], entry: d
                 levels.append(tuple(loops.items()))
             out[t] = tuple(levels)
     unrolling = {oa: math.prod(per.values()) for oa, per in user.items()}
-    return SpatialZ(per_operand=per_operand, decimal=per_operand_decimal, factors=factors, temporal=temporal, unrolling=unrolling,
+    return SpatialZ(per_operand=per_operand, decimal=per_operand_decimal, factors=factors, temporal=temporal,
+                    unrolling=unrolling,
                     user={oa: dict(per) for oa, per in user.items()})
 
 
