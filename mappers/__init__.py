@@ -26,7 +26,10 @@ def __getattr__(name: str) -> Any:          # SearchMapper imports the spatial e
     if name == "SearchMapper":
         from hwsim.mappers.search import SearchMapper
         return SearchMapper
+    if name == "LomaMapper":
+        from hwsim.mappers.loma import LomaMapper
+        return LomaMapper
     raise AttributeError(name)
 
 
-__all__ = ["DIMS", "TENSORS", "DefaultMapper", "LevelMapping", "Mapper", "Mapping", "SearchMapper"]
+__all__ = ["DIMS", "TENSORS", "DefaultMapper", "LevelMapping", "LomaMapper", "Mapper", "Mapping", "SearchMapper"]

@@ -22,6 +22,7 @@ from hwsim.mappers.mapping import Mapping
 
 Objective = Literal["energy", "latency", "edp", "weighted"]
 Cost = Literal["engine", "zigzag"]
+Space = Literal["chain", "per_operand"]
 _CACHE: "OrderedDict[tuple, SearchResult]" = OrderedDict()
 _CACHE_SIZE = 4096
 
@@ -55,6 +56,12 @@ class SearchMapper:
     candidate is valid when each memory holds its operands' tiles (ZigZag has no bypass), and
     ``SearchResult`` carries ZigZag-accounting energy and latency. Its mappings are for ZigZag scoring: their
     level order is the reordered arch's.
+
+    ``space`` picks the mapspace: ``"chain"`` (default) hwsim's one chain of levels above; ``"per_operand"``
+    (with ``cost="zigzag"``) ZigZag's own space, where every operand cuts the loop order at its own memories
+    -- a LOMA-like search (``hwsim.mappers.loma.LomaMapper``: the mapping file's spatial mapping, loop
+    orders of the prime-factor loops, the best feasible cut points per operand). ``search`` then returns a
+    ``LomaResult`` (per-operand nests, ``energy_pj``, ``cycles``); objectives energy, latency or edp.
     """
 
     objective: Objective = "edp"
@@ -65,10 +72,16 @@ class SearchMapper:
     allow_padding: bool = True
     constraints: Any = None
     cost: Cost = "engine"
+    space: Space = "chain"
 
     def __post_init__(self) -> None:
         if self.cost not in ("engine", "zigzag"):
             raise ConfigError(f"SearchMapper: cost must be engine or zigzag (got {self.cost!r})")
+        if self.space not in ("chain", "per_operand"):
+            raise ConfigError(f"SearchMapper: space must be chain or per_operand (got {self.space!r})")
+        if self.space == "per_operand" and (self.cost != "zigzag" or self.objective == "weighted"):
+            raise ConfigError("SearchMapper(space='per_operand') searches ZigZag's per-operand mapspace: it needs "
+                              "cost='zigzag' and objective energy, latency or edp")
         if self.objective not in ("energy", "latency", "edp", "weighted"):
             raise ConfigError(f"SearchMapper: objective must be energy, latency, edp or weighted "
                               f"(got {self.objective!r})")
@@ -99,10 +112,20 @@ class SearchMapper:
                                   f"{arch.name!r} uses the {arch.engine} engine's fixed dataflow")
             from hwsim.models import get_engine
             return get_engine(arch.engine).default_mapping(layer, arch)
+        if self.space == "per_operand":
+            raise ConfigError("SearchMapper(space='per_operand') finds per-operand ZigZag nests, not a hwsim "
+                              "Mapping; use .search(layer, arch).nests")
         return self.search(layer, arch).mapping
 
-    def search(self, layer: Any, arch: Any) -> SearchResult:
-        """Search (or recall) the best mapping with its energy and cycles."""
+    def search(self, layer: Any, arch: Any) -> Any:
+        """Search (or recall) the best mapping with its energy and cycles (``SearchResult``; with
+        ``space="per_operand"`` a ``hwsim.mappers.loma.LomaResult``)."""
+        if self.space == "per_operand":
+            if self.constraints:
+                raise ConfigError("SearchMapper(space='per_operand'): constraints are not supported there (the "
+                                  "spatial mapping comes from the ZigZag mapping file)")
+            from hwsim.mappers.loma import LomaMapper
+            return LomaMapper(objective=self.objective).search(layer, arch)
         key = (self, _layer_key(layer), arch.model_dump_json())
         if key in _CACHE:
             _CACHE.move_to_end(key)
@@ -134,8 +157,10 @@ def _layer_key(layer: Any) -> tuple:
 
 
 def clear_cache() -> None:
-    """Forget every memoized search result."""
+    """Forget every memoized search result (the per-operand search's too)."""
+    from hwsim.mappers.loma import clear_cache as clear_loma
     _CACHE.clear()
+    clear_loma()
 
 
 __all__ = ["SearchMapper", "SearchResult", "clear_cache"]

@@ -210,6 +210,33 @@ def fractional_spatial(nest: OperandNest, sizes: dict[str, int]) -> OperandNest:
     return OperandNest(operand=nest.operand, temporal=nest.temporal, spatial=tuple(tuple(lv) for lv in spatial))
 
 
+def flow_energy(flow: Any, chain: list[str], hardware: _Hardware, width: dict, min_width: dict, memory_operand: str
+                ) -> tuple[float, dict[str, float]]:
+    """Memory energy (pJ) of one operand's flow (its energy view), in total and per memory of its chain.
+
+    ``width`` / ``min_width``: port widths per (operand, level, direction), from ``_Hardware.ports``. An
+    operand's memory energy depends on its own nest only, so searches may price operands separately.
+    """
+    t = flow.operand
+    total = 0.0
+    per_level: dict[str, float] = {}
+    for m, link in enumerate(flow.links):
+        read_pj, write_pj = hardware.energy[chain[m]]
+        for direction in link.amount:
+            key = (t, m, direction)
+            if link.amount[direction] and link.precision[direction] and key not in width:
+                raise ConfigError(f"{hardware.where}: memory {chain[m]} has no port for {memory_operand} "
+                                  f"{direction} (operand {t})")
+            if key not in width:
+                continue
+            accesses = word_accesses(link, direction, min_bw=min_width[key], max_bw=width[key],
+                                     units=flow.unit_count[m + 1])
+            pj = accesses * (read_pj if direction in READ_DIRECTIONS else write_pj)
+            total += pj
+            per_level[chain[m]] = per_level.get(chain[m], 0.0) + pj
+    return total, per_level
+
+
 def evaluate_nests(layer: LayerZ, nests: dict[str, OperandNest], hardware: _Hardware, links: dict[str, str],
                    unrolling: dict[str, float], *, mac_pj: float) -> dict[str, Any]:
     """hwsim's energy and latency (ZigZag's accounting) of one layer's per-operand nests on ``hardware``.
@@ -226,20 +253,10 @@ def evaluate_nests(layer: LayerZ, nests: dict[str, OperandNest], hardware: _Hard
     memory_pj = 0.0
     per_level: dict[str, float] = {}
     for t, flow in energy_flows.items():
-        for m, link in enumerate(flow.links):
-            read_pj, write_pj = hardware.energy[chains[t][m]]
-            for direction in link.amount:
-                key = (t, m, direction)
-                if link.amount[direction] and link.precision[direction] and key not in width:
-                    raise ConfigError(f"{hardware.where}: memory {chains[t][m]} has no port for {links[t]} "
-                                      f"{direction} (operand {t})")
-                if key not in width:
-                    continue
-                accesses = word_accesses(link, direction, min_bw=min_width[key], max_bw=width[key],
-                                         units=flow.unit_count[m + 1])
-                pj = accesses * (read_pj if direction in READ_DIRECTIONS else write_pj)
-                memory_pj += pj
-                per_level[chains[t][m]] = per_level.get(chains[t][m], 0.0) + pj
+        pj, levels = flow_energy(flow, chains[t], hardware, width, min_width, links[t])
+        memory_pj += pj
+        for name, value in levels.items():
+            per_level[name] = per_level.get(name, 0.0) + value
     mac_energy = layer.macs * mac_pj
 
     compute = flows[layer.output].total_cycles

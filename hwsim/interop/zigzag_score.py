@@ -76,6 +76,30 @@ def layer_z(layer: Any, *, psum_bits: int) -> LayerZ:
                   precision=precision, final_precision=int(layer.out_bits))
 
 
+def onnx_layers(workload: str | Path) -> dict[str, Any]:
+    """hwsim's MAC layers of an ONNX file, per node name as ZigZag prints it, with the real (unpadded) input
+    extents set (``Layer.input_size``, as ZigZag clips its windows: a stride-2 conv's 56-wide input is not
+    the 55 its output implies) -- the pairing the replay uses."""
+    import dataclasses
+
+    from hwsim.interop.zigzag_replay import _onnx_workload
+    from hwsim.interop.onnx_import import lower_onnx
+    import onnx
+    model = onnx.load(str(workload), load_external_data=False)
+    nodes = [n.name for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
+    layers = [layer for layer in lower_onnx(workload).layers() if layer.op.has_macs]
+    if len(nodes) != len(layers):
+        raise ConfigError(f"{Path(workload).name}: hwsim lowers {len(layers)} MAC layers from {len(nodes)} "
+                          "Conv/Gemm/MatMul nodes; cannot pair them with ZigZag's layers")
+    limits, _ = _onnx_workload(Path(workload))
+    out = {}
+    for name, layer in zip(nodes, layers):
+        if name in limits and layer.op.value not in ("linear", "matmul"):
+            layer = dataclasses.replace(layer, input_size=(limits[name]["IY"], limits[name]["IX"]))
+        out[name] = layer
+    return out
+
+
 def _axis_dims(array: dict[str, int]) -> dict[str, list[str]]:
     from hwsim.interop.zigzag import array_axis
     out: dict[str, list[str]] = {"x": [], "y": []}
@@ -406,4 +430,4 @@ def score_zigzag(layer: Any, arch_yaml: str | Path, mapping: Mapping, *, mapping
 
 
 __all__ = ["ZigZagScore", "ZigZagScorer", "layer_z", "level_order", "mapping_to_nests", "nests_to_mapping",
-           "loma_spatial", "score_zigzag", "zigzag_search_arch"]
+           "onnx_layers", "loma_spatial", "score_zigzag", "zigzag_search_arch"]
