@@ -42,7 +42,16 @@ def _modules_after(argv: list[str]) -> dict:
 def test_simulate_graph_json_imports_only_what_it_uses(tiny_graph_path):
     seen = _modules_after(["simulate", str(tiny_graph_path), "--arch", "edge_tpu_like", "--quiet"])
     modules = set(seen["modules"])
-    assert {"numba", "pydantic", "hwsim.models.systolic"} <= modules       # it did simulate
+    assert {"pydantic", "hwsim.models.systolic.physical"} <= modules       # it did simulate
+    assert sorted(m for m in modules if m.split(".")[0] in _HEAVY or m in _HEAVY) == []
+    # the physical systolic model sums its folds in closed form: no Numba (its import + target set-up ~0.5 s)
+    assert sorted(m for m in modules if m.split(".")[0] in ("numba", "llvmlite")) == []
+
+
+def test_simulate_with_numba_kernels_restores_the_blas_check(tiny_graph_path):
+    seen = _modules_after(["simulate", str(tiny_graph_path), "--arch", "eyeriss", "--quiet"])
+    modules = set(seen["modules"])
+    assert {"numba", "numba.np.arraymath", "hwsim.models.spatial"} <= modules     # a Numba kernel ran
     assert sorted(m for m in modules if m.split(".")[0] in _HEAVY or m in _HEAVY) == []
     assert seen["blas_check_restored"]          # hwsim._numba put Numba's real BLAS check back
 
