@@ -77,14 +77,14 @@ def _rank_table(rows: list[dict[str, Any]], title: str) -> Table:
     return table
 
 
-def _backend(workers: int | None, dask: str | None):
+def _backend(workers: int | None, dask: str | None, *, preload_torch: bool = False):
     from hwsim.dse.runner import DaskBackend, ProcessBackend, SerialBackend
 
     if dask:
         return DaskBackend(dask)
     if workers == 1:
         return SerialBackend()
-    return ProcessBackend(workers)
+    return ProcessBackend(workers, preload_torch=preload_torch)
 
 
 def sweep_command(
@@ -107,17 +107,17 @@ def sweep_command(
     """
     from hwsim.dse.spec import load_spec, space_size
 
+    spec = load_spec(spec_path)
+    _check_models(spec.models, spec.weights)
     backend = None
-    if not dry_run and not dask and workers != 1 and spec_path.is_file():
-        backend = _backend(workers, None)      # local workers start while the spec is read and checked
+    if not dry_run and not dask and workers != 1:
+        # local workers start while the store is opened and the sweep reads ahead; when graphs must be
+        # built they fork from one server that imported torch once (only then: hardware-only workers stay torch-free)
+        from hwsim.dse.runner import torch_builds_ahead
+
+        cache = None if graph_cache is None else str(graph_cache)
+        backend = _backend(workers, None, preload_torch=torch_builds_ahead(spec, graph_dir=cache))
         backend.start()
-    try:
-        spec = load_spec(spec_path)
-        _check_models(spec.models, spec.weights)
-    except BaseException:
-        if backend is not None:
-            backend.close()
-        raise
     if dry_run:
         out_console.print(f"{space_size(spec)} points ({spec.sampler.kind} sampler, sweep {spec.name!r})")
         return
