@@ -101,6 +101,9 @@ def main() -> None:
                                                   / statistics.median(r["wall_s"] for r in runs["j2"]), 2),
         "cpu_j2_over_serial": round(best("j2", "cpu_s") / best("serial", "cpu_s"), 2),
         "peak_tree_rss_mb": {label: max(r["peak_tree_rss_mb"] for r in rs) for label, rs in runs.items()},
+        # where the CPU went, per process of each run (parent, fork server, workers, resource tracker):
+        # with a core per worker the busiest chain bounds the wall time on an otherwise idle machine
+        "cpu_s_per_process": {label: [r["cpu_s_per_process"] for r in rs] for label, rs in runs.items()},
     }
     report = {"benchmark": "example sweep serial vs -j 2", "command": " ".join(sys.argv),
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpus": os.cpu_count(),

@@ -381,3 +381,27 @@ def test_parallel_sweep_with_builds_stores_what_a_serial_one_does(tmp_path):
             backend.close()
         assert summary.evaluated == 4 and summary.graphs_built == 2
     assert stores["j2"] == stores["serial"]
+
+
+def test_the_early_guess_reads_only_the_raw_models(tmp_path):
+    from hwsim.dse.warm_server import may_build_with_torch
+
+    spec = tmp_path / "s.yaml"
+    for models, guess in ((["resnet18"], True), (["a.json", "b.json"], False), ("net.onnx", True), ([], False)):
+        spec.write_text(yaml.safe_dump({"name": "s", "models": models}))
+        assert may_build_with_torch(spec) is guess, models
+    spec.write_text("models: [unclosed")
+    assert may_build_with_torch(spec) is False                       # load_spec reports the error, not the guess
+    assert may_build_with_torch(tmp_path / "missing.yaml") is False
+
+
+def test_a_fork_server_started_on_a_guess_stops_before_any_worker():
+    from multiprocessing import forkserver
+
+    from hwsim.dse import warm_server
+
+    warm_server.warm_context()
+    assert forkserver._forkserver._forkserver_pid is not None
+    warm_server.stop()                                               # the sweep had nothing to build
+    assert forkserver._forkserver._forkserver_pid is None
+    warm_server.stop()                                               # a second stop is a no-op

@@ -107,17 +107,31 @@ def sweep_command(
     """
     from hwsim.dse.spec import load_spec, space_size
 
-    spec = load_spec(spec_path)
-    _check_models(spec.models, spec.weights)
+    from hwsim.dse import warm_server
+
+    local = not dry_run and not dask and workers != 1
+    # graph builders fork from one server that imports torch once; it starts on a guess from the raw
+    # spec, so its ~3 s warm-up runs while this process validates the spec and checks the graph cache
+    early = local and warm_server.may_build_with_torch(spec_path)
+    if early:
+        warm_server.warm_context()
+    try:
+        spec = load_spec(spec_path)
+        _check_models(spec.models, spec.weights)
+    except BaseException:
+        if early:
+            warm_server.stop()
+        raise
     backend = None
-    if not dry_run and not dask and workers != 1:
-        # local workers start while the store is opened and the sweep reads ahead; when graphs must be
-        # built they fork from one server that imported torch once (only then: hardware-only workers stay torch-free)
+    if local:
         from hwsim.dse.runner import torch_builds_ahead
 
         cache = None if graph_cache is None else str(graph_cache)
-        backend = _backend(workers, None, preload_torch=torch_builds_ahead(spec, graph_dir=cache))
-        backend.start()
+        preload = torch_builds_ahead(spec, graph_dir=cache)
+        if early and not preload:
+            warm_server.stop()                 # nothing to build: workers are spawned, torch-free
+        backend = _backend(workers, None, preload_torch=preload)
+        backend.start()                        # workers start while the store is opened and the sweep reads ahead
     if dry_run:
         out_console.print(f"{space_size(spec)} points ({spec.sampler.kind} sampler, sweep {spec.name!r})")
         return

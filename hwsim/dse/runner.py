@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from hwsim._cache import graph_cache_dir
-from hwsim.dse import graphcache
+from hwsim.dse import graphcache, warm_server
 from hwsim.dse.evaluate import EvaluateFn, Task, evaluate_point, needs_build, prepare_graph, run_batch
 from hwsim.dse.samplers import BARRIER, Point, make_sampler
 from hwsim.dse.spec import SweepSpec, arch_overrides, grid_product, load_spec
@@ -85,7 +85,7 @@ class ProcessBackend(SerialBackend):
         import multiprocessing
 
         threads = max(1, (os.cpu_count() or 1) // self.workers)
-        context = _warm_torch_context() if warm else multiprocessing.get_context("spawn")
+        context = warm_server.warm_context() if warm else multiprocessing.get_context("spawn")
         return cf.ProcessPoolExecutor(self.workers, mp_context=context,
                                       max_tasks_per_child=self.max_tasks_per_child,
                                       initializer=_share_cores, initargs=(threads,))
@@ -101,7 +101,7 @@ class ProcessBackend(SerialBackend):
         the first submissions, which is immediate once the server is ready.
         """
         if self.preload_torch:
-            _warm_torch_context()
+            warm_server.warm_context()
             return
         for _ in range(self.workers):
             self.pool.submit(_warm_worker)
@@ -120,39 +120,14 @@ class ProcessBackend(SerialBackend):
         if not idle:
             self.retired.append(old)
         elif self.preload_torch and not self.retired:
-            _stop_fork_server()                # its torch is not needed any more (no worker forked from it)
+            warm_server.stop()                # its torch is not needed any more (no worker forked from it)
 
     def close(self) -> None:
         for pool in [*self.retired, *([self._pool] if self._pool is not None else [])]:
             pool.shutdown(wait=True, cancel_futures=True)
         self.retired = []
         if self.preload_torch:
-            _stop_fork_server()
-
-
-def _warm_torch_context() -> Any:
-    """The ``forkserver`` context whose server preloads ``hwsim.dse.warm_torch``; starts the server (non-blocking).
-
-    The fork server is one per process (multiprocessing's): a server already running keeps its preload,
-    so a second warm sweep in the same process reuses it; spawned pools never touch it.
-    """
-    import multiprocessing
-    from multiprocessing import forkserver
-
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["hwsim.dse.warm_torch"])
-    forkserver.ensure_running()
-    return context
-
-
-def _stop_fork_server() -> None:
-    """Stop the fork server (and release its torch) once no pool forked from it is running."""
-    from multiprocessing import forkserver
-
-    server = getattr(forkserver, "_forkserver", None)
-    stop = getattr(server, "_stop", None)
-    if stop is not None and getattr(server, "_forkserver_pid", None) is not None:
-        stop()
+            warm_server.stop()
 
 
 class DaskBackend(SerialBackend):
