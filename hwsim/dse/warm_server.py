@@ -48,10 +48,22 @@ def warm_context() -> Any:
 
 
 def stop() -> None:
-    """Stop the fork server (releasing its torch); only while no pool forked from it is running."""
+    """Stop the fork server (releasing its torch); only while no pool forked from it is running.
+
+    The server reads its "stop" pipe only after its preload, so it is sent SIGTERM first: stopping a
+    server started on a wrong guess returns at once instead of waiting for it to finish importing torch.
+    """
+    import os
+    import signal
     from multiprocessing import forkserver
 
     server = getattr(forkserver, "_forkserver", None)
     stop_server = getattr(server, "_stop", None)
-    if stop_server is not None and getattr(server, "_forkserver_pid", None) is not None:
-        stop_server()
+    pid = getattr(server, "_forkserver_pid", None)
+    if stop_server is None or pid is None:
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    stop_server()                              # closes its pipe, reaps it, removes its socket file
