@@ -6,8 +6,11 @@
 ResNet-18 is lowered once (torch, not timed) to a saved graph; one untimed run fills Numba's cache.
 Each timed run is a fresh ``hwsim simulate`` process (wall and CPU from ``proctree``). One more run
 under ``python -X importtime`` splits the time into imports by top-level package (self time summed
-over each package's modules); the rest of the wall time is Numba loading its cached kernels, the
-first dispatch, the simulation and printing. Target (issue 20): <= 0.8 s wall on an idle machine.
+over each package's modules); the rest of the wall time is the simulation and printing (and, for
+engines with Numba kernels, loading them: the physical systolic model of ``edge_tpu_like`` has none
+since its fold sums became a closed form). Target (issue 20): <= 0.8 s wall on an idle machine.
+CPU seconds (user + system of the process, ``RUSAGE_CHILDREN``) and the load average come with every
+run: on shared cores the CPU time is the steadier figure.
 
 Runs use the environment with ``PYTHONDONTWRITEBYTECODE`` dropped, as on a normal install (bytecode
 compiled once; the sandbox sets it, which recompiles hwsim's ~40 imported modules in every process,

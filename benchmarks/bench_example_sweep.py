@@ -63,6 +63,15 @@ def wait_for_quiet(max_load: float | None, timeout_s: float = 120.0) -> None:
         time.sleep(2.0)
 
 
+def _idle_estimate(runs: dict[str, list[dict]]) -> dict[str, float]:
+    serial = min(r["cpu_s"] for r in runs["serial"])
+    parallel = min(r["cpu_s_root"] + r["cpu_s_longest_chain_below_root"] for r in runs["j2"])
+    chain = min(r["cpu_s_longest_chain_below_root"] for r in runs["j2"])
+    return {"serial_cpu_s_best": serial, "j2_parent_plus_longest_chain_cpu_s_best": round(parallel, 2),
+            "j2_longest_chain_cpu_s_best": chain, "ratio": round(serial / parallel, 2),
+            "ratio_without_parent": round(serial / chain, 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
@@ -101,6 +110,12 @@ def main() -> None:
                                                   / statistics.median(r["wall_s"] for r in runs["j2"]), 2),
         "cpu_j2_over_serial": round(best("j2", "cpu_s") / best("serial", "cpu_s"), 2),
         "peak_tree_rss_mb": {label: max(r["peak_tree_rss_mb"] for r in rs) for label, rs in runs.items()},
+        # where the CPU went, per process of each run (parent, fork server, workers, resource tracker):
+        # with a core per worker the busiest chain bounds the wall time on an otherwise idle machine
+        "cpu_s_per_process": {label: [r["cpu_s_per_process"] for r in rs] for label, rs in runs.items()},
+        # CPU-time model of an idle 2-core machine: serial = its CPU; -j 2 = the parent's CPU (upper bound:
+        # part of it overlaps the workers) + the longest chain below it (fork server + the busiest worker)
+        "idle_estimate": _idle_estimate(runs),
     }
     report = {"benchmark": "example sweep serial vs -j 2", "command": " ".join(sys.argv),
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpus": os.cpu_count(),

@@ -29,10 +29,12 @@ from typing import Any
 import psutil
 
 
-def _tree_rss(root: psutil.Process, cpu: dict[int, float] | None = None) -> tuple[int, int]:
+def _tree_rss(root: psutil.Process, cpu: dict[int, float] | None = None,
+              parents: dict[int, int] | None = None) -> tuple[int, int]:
     """(sum of RSS in bytes, number of processes) of ``root`` and all its descendants, right now.
 
-    ``cpu``: updated with each process's CPU seconds so far (user + system), by pid.
+    ``cpu``: updated with each process's CPU seconds so far (user + system), by pid; ``parents``: each
+    process's parent pid.
     """
     total, count = 0, 0
     try:
@@ -46,6 +48,8 @@ def _tree_rss(root: psutil.Process, cpu: dict[int, float] | None = None) -> tupl
             if cpu is not None:
                 times = proc.cpu_times()
                 cpu[proc.pid] = times.user + times.system
+            if parents is not None and proc.pid not in parents:
+                parents[proc.pid] = proc.ppid()
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return total, count
@@ -66,11 +70,12 @@ def measure(command: list[str], *, interval: float = 0.05, env: dict[str, str] |
     peak = {"rss": 0, "procs": 0}
     timeline: list[list[float]] = []
     cpu_by_pid: dict[int, float] = {}
+    parent_of: dict[int, int] = {}
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            rss, count = _tree_rss(root, cpu_by_pid)
+            rss, count = _tree_rss(root, cpu_by_pid, parent_of)
             if rss > peak["rss"]:
                 peak["rss"] = rss
             peak["procs"] = max(peak["procs"], count)
@@ -91,6 +96,16 @@ def measure(command: list[str], *, interval: float = 0.05, env: dict[str, str] |
     # CPU seconds of each process as last sampled (to within one interval): with one process per core
     # the busiest one bounds the wall time the run would take on an otherwise idle machine
     extra["cpu_s_per_process"] = sorted((round(v, 2) for v in cpu_by_pid.values()), reverse=True)
+    # a process starts only after its parent got to fork it: a worker forked by a fork server waits for the
+    # server's preload, so the longest chain of CPU below the root (a worker plus the descendants of the root
+    # it descends from) is what the run would take on idle cores, after the root's own start-up
+    def chain(pid: int) -> float:
+        total = 0.0
+        while pid in cpu_by_pid and pid != proc.pid:
+            total, pid = total + cpu_by_pid[pid], parent_of.get(pid, proc.pid)
+        return total
+    extra["cpu_s_longest_chain_below_root"] = round(max((chain(pid) for pid in cpu_by_pid), default=0.0), 2)
+    extra["cpu_s_root"] = round(cpu_by_pid.get(proc.pid, 0.0), 2)
     return {"command": " ".join(command), "returncode": proc.returncode, "wall_s": round(wall, 2),
             "cpu_s": round(cpu, 2), "peak_tree_rss_mb": round(peak["rss"] / 2**20, 1),
             "max_processes": peak["procs"], "load1_before": round(load_before, 2),

@@ -106,3 +106,12 @@ def torch_probe_evaluate(task: Any) -> dict[str, Any]:
     result = evaluate_point(task)
     result["meta"].update(torch_imported="torch" in sys.modules, pid=os.getpid())
     return result
+
+
+def worker_state() -> dict[str, Any]:
+    """Worker job: what this worker process has loaded (torch? the fork server's warm-up?) and who started it."""
+    state = {"torch": "torch" in sys.modules, "warm_torch": "hwsim.dse.warm_torch" in sys.modules,
+             "pid": os.getpid(), "ppid": os.getppid(), "os_threads": len(os.listdir("/proc/self/task"))}
+    if state["torch"]:
+        state["torch_threads"] = sys.modules["torch"].get_num_threads()
+    return state

@@ -16,7 +16,15 @@ def test_kernels_are_cached_in_hwsim_cache_dir_with_a_notice(tmp_path):
     path = graph.save(tmp_path / "g.json")
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     env["HWSIM_CACHE_DIR"] = str(tmp_path / "cache")
-    cmd = [sys.executable, "-m", "hwsim.cli", "simulate", str(path), "--arch", "edge_tpu_like", "--quiet",
+    # the SCALE-Sim compatible systolic mode runs one small Numba kernel (the physical mode runs none)
+    import yaml
+
+    from hwsim.models.arch import load_arch
+
+    compat = load_arch("edge_tpu_like").with_overrides({"systolic.mode": "scalesim"})
+    arch = tmp_path / "compat.yaml"
+    arch.write_text(yaml.safe_dump(compat.model_dump(mode="json")))
+    cmd = [sys.executable, "-m", "hwsim.cli", "simulate", str(path), "--arch", str(arch), "--quiet",
            "--json", str(tmp_path / "o.json")]
     first = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert first.returncode == 0, first.stderr

@@ -5,6 +5,7 @@ give the same numbers in every process. No timed asserts: each test checks what 
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -42,7 +43,16 @@ def _modules_after(argv: list[str]) -> dict:
 def test_simulate_graph_json_imports_only_what_it_uses(tiny_graph_path):
     seen = _modules_after(["simulate", str(tiny_graph_path), "--arch", "edge_tpu_like", "--quiet"])
     modules = set(seen["modules"])
-    assert {"numba", "pydantic", "hwsim.models.systolic"} <= modules       # it did simulate
+    assert {"pydantic", "hwsim.models.systolic.physical"} <= modules       # it did simulate
+    assert sorted(m for m in modules if m.split(".")[0] in _HEAVY or m in _HEAVY) == []
+    # the physical systolic model sums its folds in closed form: no Numba (its import + target set-up ~0.5 s)
+    assert sorted(m for m in modules if m.split(".")[0] in ("numba", "llvmlite")) == []
+
+
+def test_simulate_with_numba_kernels_restores_the_blas_check(tiny_graph_path):
+    seen = _modules_after(["simulate", str(tiny_graph_path), "--arch", "eyeriss", "--quiet"])
+    modules = set(seen["modules"])
+    assert {"numba", "numba.np.arraymath", "hwsim.models.spatial"} <= modules     # a Numba kernel ran
     assert sorted(m for m in modules if m.split(".")[0] in _HEAVY or m in _HEAVY) == []
     assert seen["blas_check_restored"]          # hwsim._numba put Numba's real BLAS check back
 
@@ -278,3 +288,120 @@ def test_workers_run_exit_handlers_then_skip_the_teardown(tmp_path):
     backend.close()
     assert [p.pid for p in processes] == [pid] and [p.exitcode for p in processes] == [0]
     assert marker.read_text() == "ran"              # later handlers still ran before the worker left
+
+
+# ----- sweeps: torch imported once, in a fork server, only when graphs are built ---------------------------
+def _digits_spec(**changes) -> dict:
+    spec = {"name": "digits", "models": ["digits_cnn"],
+            "recipes": {"dense": None, "prune": {"template": {"steps": [{"method": "magnitude_prune",
+                                                                         "sparsity": "${sparsity}"}]},
+                                                 "params": {"sparsity": [0.5]}}},
+            "arch": {"base": "edge_tpu_like", "params": {"systolic.rows": [8, 16]}},
+            "objectives": ["latency", "energy"]}
+    spec.update(changes)
+    return spec
+
+
+def test_torch_builds_ahead_only_while_a_graph_is_missing(tmp_path, tiny_graph_path):
+    from hwsim.dse import graphcache
+    from hwsim.dse.runner import TaskBuilder, iter_tasks, torch_builds_ahead
+    from hwsim.dse.spec import load_spec
+
+    cache = str(tmp_path / "graphs")
+    spec = _digits_spec()
+    assert torch_builds_ahead(spec, graph_dir=cache)                     # nothing cached: both graphs to build
+    tasks = list(iter_tasks(spec, graph_dir=cache))
+    first = tasks[0]
+    graphcache.save_entry(graphcache.entry_path(cache, first.cache_key), (tiny_graph(), None))
+    assert torch_builds_ahead(spec, graph_dir=cache)                     # the pruned graph is still missing
+    for task in tasks:
+        graphcache.save_entry(graphcache.entry_path(cache, task.cache_key), (tiny_graph(), None))
+    assert not torch_builds_ahead(spec, graph_dir=cache)                 # all cached: hardware-only sweep
+    assert {t.cache_key for t in tasks} == {graphcache.entry_key(t.graph_key) for t in tasks}
+    # a saved graph is compressed without torch; a continuous recipe range cannot be listed ahead
+    assert not torch_builds_ahead(_digits_spec(models=[str(tiny_graph_path)]), graph_dir=cache)
+    ranged = _digits_spec(recipes={"prune": {"template": {"steps": [{"method": "magnitude_prune",
+                                                                     "sparsity": "${sparsity}"}]},
+                                             "params": {"sparsity": {"low": 0.1, "high": 0.9}}}},
+                          sampler={"kind": "random", "n": 4})
+    assert TaskBuilder(load_spec(ranged), graph_dir=cache).torch_builds_ahead()
+
+
+def test_warm_pool_workers_fork_with_torch_preloaded_and_recycled_ones_spawn_clean():
+    from hwsim.dse.runner import ProcessBackend
+    from tests.dse_fakes import worker_state
+
+    backend = ProcessBackend(2, preload_torch=True)
+    try:
+        backend.start()
+        warm = [backend.submit(worker_state).result(timeout=300) for _ in range(2)]
+        backend.recycle(idle=True)
+        clean = backend.submit(worker_state).result(timeout=300)
+    finally:
+        backend.close()
+    for state in warm:
+        # torch and the tiny export came from the fork server (the parent of the worker, not this process)
+        assert state["torch"] and state["warm_torch"] and state["ppid"] != os.getpid()
+        assert state["torch_threads"] == 1
+    assert not clean["torch"] and not clean["warm_torch"]                # spawned after the builds: torch-free
+
+
+def test_hardware_only_pool_never_starts_the_fork_server():
+    from multiprocessing import forkserver
+
+    from hwsim.dse.runner import ProcessBackend
+    from tests.dse_fakes import worker_state
+
+    server = forkserver._forkserver
+    before = server._forkserver_pid
+    backend = ProcessBackend(2)
+    try:
+        backend.start()
+        state = backend.submit(worker_state).result(timeout=300)
+    finally:
+        backend.close()
+    assert not state["torch"] and not state["warm_torch"] and state["ppid"] == os.getpid()     # spawned by us
+    assert server._forkserver_pid == before
+
+
+def test_parallel_sweep_with_builds_stores_what_a_serial_one_does(tmp_path):
+    from hwsim.dse.runner import ProcessBackend, run_sweep, torch_builds_ahead
+    from hwsim.dse.store import ResultStore
+
+    spec = _digits_spec()
+    stores = {}
+    for label, workers in (("serial", 1), ("j2", 2)):
+        cache = str(tmp_path / f"graphs-{label}")
+        assert torch_builds_ahead(spec, graph_dir=cache)
+        backend = 1 if workers == 1 else ProcessBackend(2, preload_torch=True)
+        with ResultStore(tmp_path / f"{label}.sqlite") as store:
+            summary = run_sweep(spec, store, backend=backend, graph_dir=cache)
+            stores[label] = {r["key"]: (r["status"], r["objectives"], r["total"]) for r in store.records()}
+        if workers > 1:
+            backend.close()
+        assert summary.evaluated == 4 and summary.graphs_built == 2
+    assert stores["j2"] == stores["serial"]
+
+
+def test_the_early_guess_reads_only_the_raw_models(tmp_path):
+    from hwsim.dse.warm_server import may_build_with_torch
+
+    spec = tmp_path / "s.yaml"
+    for models, guess in ((["resnet18"], True), (["a.json", "b.json"], False), ("net.onnx", True), ([], False)):
+        spec.write_text(yaml.safe_dump({"name": "s", "models": models}))
+        assert may_build_with_torch(spec) is guess, models
+    spec.write_text("models: [unclosed")
+    assert may_build_with_torch(spec) is False                       # load_spec reports the error, not the guess
+    assert may_build_with_torch(tmp_path / "missing.yaml") is False
+
+
+def test_a_fork_server_started_on_a_guess_stops_before_any_worker():
+    from multiprocessing import forkserver
+
+    from hwsim.dse import warm_server
+
+    warm_server.warm_context()
+    assert forkserver._forkserver._forkserver_pid is not None
+    warm_server.stop()                                               # the sweep had nothing to build
+    assert forkserver._forkserver._forkserver_pid is None
+    warm_server.stop()                                               # a second stop is a no-op

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hwsim.models.systolic._kernels import _physical_cycles_kernel
 from hwsim.models.systolic.compat import ScaleSimLayer, compat_compute
+from hwsim.models.systolic.folds import physical_cycles
 from hwsim.models.systolic.physical import spatial_dims
 from reference.systolic_ref import fold_list_ref, physical_cycles_ref, run_fold_ref
 
@@ -76,17 +76,16 @@ def test_literal_array_matches_physical_closed_form_without_overlap(m, k, n, row
         cycles, out = run_fold_ref(a_t, b_t, dataflow, drain=True)
         total += cycles
         assert np.allclose(out, a_t @ b_t)
-    got, _ = _physical_cycles_kernel(sr=sr, sc=sc, t=t, rows=rows, cols=cols, groups=1, pack=1,
-                                     load_before=dataflow != "os", overlap=False)
+    got, _ = physical_cycles(sr, sc, t, rows, cols, groups=1, pack=1, load_before=dataflow != "os", overlap=False)
     assert got == total
 
 
 @settings(deadline=None, max_examples=300)
 @given(sr=st.integers(1, 90), sc=st.integers(1, 90), t=st.integers(1, 40), rows=st.integers(1, 16),
        cols=st.integers(1, 16), dataflow=st.sampled_from(["ws", "os", "is"]), overlap=st.booleans())
-def test_physical_kernel_matches_event_schedule(sr, sc, t, rows, cols, dataflow, overlap):
-    got, folds = _physical_cycles_kernel(sr=sr, sc=sc, t=t, rows=rows, cols=cols, groups=1, pack=1,
-                                         load_before=dataflow != "os", overlap=overlap)
+def test_physical_closed_form_matches_event_schedule(sr, sc, t, rows, cols, dataflow, overlap):
+    got, folds = physical_cycles(sr, sc, t, rows, cols, groups=1, pack=1, load_before=dataflow != "os",
+                                 overlap=overlap)
     assert folds == len(fold_list_ref(sr, sc, rows, cols))
     assert got == physical_cycles_ref(sr, sc, t, rows, cols, dataflow, overlap)
 

@@ -77,14 +77,14 @@ def _rank_table(rows: list[dict[str, Any]], title: str) -> Table:
     return table
 
 
-def _backend(workers: int | None, dask: str | None):
+def _backend(workers: int | None, dask: str | None, *, preload_torch: bool = False):
     from hwsim.dse.runner import DaskBackend, ProcessBackend, SerialBackend
 
     if dask:
         return DaskBackend(dask)
     if workers == 1:
         return SerialBackend()
-    return ProcessBackend(workers)
+    return ProcessBackend(workers, preload_torch=preload_torch)
 
 
 def sweep_command(
@@ -107,17 +107,31 @@ def sweep_command(
     """
     from hwsim.dse.spec import load_spec, space_size
 
-    backend = None
-    if not dry_run and not dask and workers != 1 and spec_path.is_file():
-        backend = _backend(workers, None)      # local workers start while the spec is read and checked
-        backend.start()
+    from hwsim.dse import warm_server
+
+    local = not dry_run and not dask and workers != 1
+    # graph builders fork from one server that imports torch once; it starts on a guess from the raw
+    # spec, so its ~3 s warm-up runs while this process validates the spec and checks the graph cache
+    early = local and warm_server.may_build_with_torch(spec_path)
+    if early:
+        warm_server.warm_context()
     try:
         spec = load_spec(spec_path)
         _check_models(spec.models, spec.weights)
     except BaseException:
-        if backend is not None:
-            backend.close()
+        if early:
+            warm_server.stop()
         raise
+    backend = None
+    if local:
+        from hwsim.dse.runner import torch_builds_ahead
+
+        cache = None if graph_cache is None else str(graph_cache)
+        preload = torch_builds_ahead(spec, graph_dir=cache)
+        if early and not preload:
+            warm_server.stop()                 # nothing to build: workers are spawned, torch-free
+        backend = _backend(workers, None, preload_torch=preload)
+        backend.start()                        # workers start while the store is opened and the sweep reads ahead
     if dry_run:
         out_console.print(f"{space_size(spec)} points ({spec.sampler.kind} sampler, sweep {spec.name!r})")
         return

@@ -10,13 +10,24 @@ when they must compress a model).
 
 from __future__ import annotations
 
-from hwsim.dse.pareto import front, hypervolume, pareto_mask
-from hwsim.dse.rank import rank_recipes
-from hwsim.dse.report import write_report
-from hwsim.dse.runner import DaskBackend, ProcessBackend, SerialBackend, SweepSummary, as_backend, run_sweep
-from hwsim.dse.spec import SweepSpec, load_spec, space_size
-from hwsim.dse.store import ResultStore
+import importlib
+from typing import Any
 
-__all__ = ["DaskBackend", "ProcessBackend", "ResultStore", "SerialBackend", "SweepSpec", "SweepSummary",
-           "as_backend", "front", "hypervolume", "load_spec", "pareto_mask", "rank_recipes", "run_sweep",
-           "space_size", "write_report"]
+# name -> the module defining it; imported on first use (PEP 562), so ``import hwsim.dse.warm_server``
+# (the sweep CLI's first step) does not pull in NumPy, pydantic and the report code
+_EXPORTS = {"front": "pareto", "hypervolume": "pareto", "pareto_mask": "pareto", "rank_recipes": "rank",
+            "write_report": "report", "DaskBackend": "runner", "ProcessBackend": "runner",
+            "SerialBackend": "runner", "SweepSummary": "runner", "as_backend": "runner", "run_sweep": "runner",
+            "SweepSpec": "spec", "load_spec": "spec", "space_size": "spec", "ResultStore": "store"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hwsim.dse' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"hwsim.dse.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = sorted(_EXPORTS)

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from hwsim._cache import graph_cache_dir
-from hwsim.dse import graphcache
+from hwsim.dse import graphcache, warm_server
 from hwsim.dse.evaluate import EvaluateFn, Task, evaluate_point, needs_build, prepare_graph, run_batch
 from hwsim.dse.samplers import BARRIER, Point, make_sampler
-from hwsim.dse.spec import SweepSpec, arch_overrides, load_spec
+from hwsim.dse.spec import SweepSpec, arch_overrides, grid_product, load_spec
 from hwsim.dse.templates import recipe_template, substitute
 from hwsim.dse.store import ResultStore, point_key
 from hwsim.errors import ConfigError
@@ -61,19 +61,32 @@ class ProcessBackend(SerialBackend):
 
     ``max_tasks_per_child`` replaces each worker after that many submissions (a bound on any growth of
     its resident set); ``recycle()`` replaces all workers at once (the runner calls it after graph builds).
+    ``preload_torch``: the sweep has graphs to build, so the first workers fork from a ``forkserver``
+    that imported torch and ran one tiny ``torch.export`` (``hwsim.dse.warm_torch``) once for all of them,
+    instead of each spawned worker paying ~3 s for it. Workers after a ``recycle()`` are spawned again
+    (torch-free), and a sweep without builds never starts the fork server.
     """
 
-    def __init__(self, workers: int | None = None, *, max_tasks_per_child: int | None = None):
+    def __init__(self, workers: int | None = None, *, max_tasks_per_child: int | None = None,
+                 preload_torch: bool = False):
         self.workers = workers or os.cpu_count() or 1
         self.max_tasks_per_child = max_tasks_per_child
-        self.pool = self._new_pool()
+        self.preload_torch = preload_torch
+        self._pool: cf.ProcessPoolExecutor | None = None      # made on first use (``start`` or ``submit``)
         self.retired: list[cf.ProcessPoolExecutor] = []
 
-    def _new_pool(self) -> cf.ProcessPoolExecutor:
+    @property
+    def pool(self) -> cf.ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = self._new_pool(warm=self.preload_torch)
+        return self._pool
+
+    def _new_pool(self, *, warm: bool = False) -> cf.ProcessPoolExecutor:
         import multiprocessing
 
         threads = max(1, (os.cpu_count() or 1) // self.workers)
-        return cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+        context = warm_server.warm_context() if warm else multiprocessing.get_context("spawn")
+        return cf.ProcessPoolExecutor(self.workers, mp_context=context,
                                       max_tasks_per_child=self.max_tasks_per_child,
                                       initializer=_share_cores, initargs=(threads,))
 
@@ -81,11 +94,15 @@ class ProcessBackend(SerialBackend):
         return self.pool.submit(fn, *args)
 
     def start(self) -> None:
-        """Start every worker now (each imports the simulator) instead of on the first submissions.
+        """Start the workers' imports now, so they overlap the parent's instead of delaying the first job.
 
-        A sweep calls this before it reads its spec and store, so the workers' start-up (~0.5 s of
-        imports each) overlaps the parent's instead of delaying the first graph build.
+        Spawned workers are started at once (each imports the simulator, ~0.5 s). With ``preload_torch``
+        only the fork server starts here (it warms torch, ~3 s, on its own); the workers fork from it on
+        the first submissions, which is immediate once the server is ready.
         """
+        if self.preload_torch:
+            warm_server.warm_context()
+            return
         for _ in range(self.workers):
             self.pool.submit(_warm_worker)
 
@@ -93,20 +110,24 @@ class ProcessBackend(SerialBackend):
         return cf.wait(list(futures), return_when=cf.FIRST_COMPLETED).done
 
     def recycle(self, *, idle: bool = False) -> None:
-        """Send new work to fresh workers; the old ones finish what they were given, then exit.
+        """Send new work to fresh (spawned, torch-free) workers; the old ones finish what they were given, then exit.
 
         ``idle``: nothing is in flight, so the old workers are let go before new ones start (their
         memory never overlaps).
         """
-        old, self.pool = self.pool, self._new_pool()
+        old, self._pool = self.pool, self._new_pool()
         old.shutdown(wait=idle)
         if not idle:
             self.retired.append(old)
+        elif self.preload_torch and not self.retired:
+            warm_server.stop()                # its torch is not needed any more (no worker forked from it)
 
     def close(self) -> None:
-        for pool in [*self.retired, self.pool]:
+        for pool in [*self.retired, *([self._pool] if self._pool is not None else [])]:
             pool.shutdown(wait=True, cancel_futures=True)
         self.retired = []
+        if self.preload_torch:
+            warm_server.stop()
 
 
 class DaskBackend(SerialBackend):
@@ -201,17 +222,45 @@ class TaskBuilder:
             self.file_hashes[model] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
         return self.file_hashes[model]
 
+    def _recipe(self, recipe_name: str, recipe_params: dict[str, Any]) -> Any:
+        template = self.templates[recipe_name]
+        return None if template is None else substitute(template, recipe_params)
+
+    def _graph_key(self, model: str, recipe: Any) -> str:
+        """Hash of every input of a graph; a weights file goes in with its hash, like a model file."""
+        shape = tuple(self.spec.input_shape) if self.spec.input_shape else None
+        weights = self.spec.weights.get(model)
+        return point_key({"model": model, "model_file": self._file_hash(model), "recipe": recipe,
+                          "batch": self.spec.batch, "input_shape": shape, "fidelity": self.fidelity,
+                          "version": self.version, **({"weights_file": self._file_hash(weights)} if weights else {})})
+
+    def torch_builds_ahead(self) -> bool:
+        """True when this sweep will build some graph with torch: one is missing from the shared cache.
+
+        Saved graphs (``.json``) are compressed without torch; a recipe parameter on a continuous range
+        (adaptive samplers) gives graphs that cannot be listed ahead, so those sweeps count as building.
+        Cheap (one hash and one file check per distinct graph), so a sweep decides before its workers
+        start whether they should fork from a fork server that already imported torch (``ProcessBackend``).
+        """
+        for model in (m for m in self.spec.models if not m.endswith(".json")):
+            for name in self.spec.recipes:
+                try:
+                    variants = list(grid_product(self.spec.recipe_dimensions(name)))
+                except ValueError:
+                    return True
+                for values in variants:
+                    recipe = self._recipe(name, {k.split(".", 1)[1]: v for k, v in values.items()})
+                    key = self._graph_key(model, recipe)
+                    if self.graph_dir is None or not graphcache.has_entry(self.graph_dir, graphcache.entry_key(key)):
+                        return True
+        return False
+
     def build(self, point: Point) -> Task:
         """The task for ``point``; raises ``ConfigError`` if its overrides make an invalid arch."""
-        template = self.templates[point.recipe]
-        recipe = None if template is None else substitute(template, dict(point.recipe_params))
+        recipe = self._recipe(point.recipe, dict(point.recipe_params))
         shape = tuple(self.spec.input_shape) if self.spec.input_shape else None
         weights = self.spec.weights.get(point.model)
-        # every input of the graph; a weights file goes in with its hash, like model_file
-        graph_key = point_key({"model": point.model, "model_file": self._file_hash(point.model), "recipe": recipe,
-                               "batch": self.spec.batch, "input_shape": shape, "fidelity": self.fidelity,
-                               "version": self.version,
-                               **({"weights_file": self._file_hash(weights)} if weights else {})})
+        graph_key = self._graph_key(point.model, recipe)
         arch = self.base.with_overrides(arch_overrides(self.spec, dict(point.hw)), origin=self.spec.origin)
         arch_dict = arch.model_dump(mode="json")
         key = point_key({"graph": graph_key, "arch": arch_dict, "mapper": self.spec.mapper, "version": self.version})
@@ -459,11 +508,13 @@ def run_sweep(spec: SweepSpec | str | Path | dict, store: ResultStore, *, backen
     from hwsim.dse.spec import space_size
 
     spec = load_spec(spec)
-    backend = as_backend(backend)
     if chunk_size < 1:
         raise ConfigError(f"chunk_size must be >= 1, got {chunk_size}")
-    limit = max_in_flight or 2 * max(1, getattr(backend, "workers", 1))
     builder = TaskBuilder(spec, graph_dir=graph_dir if graph_dir is not None else default_graph_dir())
+    if isinstance(backend, int) and not isinstance(backend, bool) and backend > 1:
+        backend = ProcessBackend(backend, preload_torch=evaluate is evaluate_point and builder.torch_builds_ahead())
+    backend = as_backend(backend)
+    limit = max_in_flight or 2 * max(1, getattr(backend, "workers", 1))
     store.register_sweep(spec.name, spec.model_dump(mode="json"))
     share = evaluate is evaluate_point if share_graphs is None else share_graphs
     loop = _Loop(spec, store, backend, evaluate, retry_errors, progress, space_size(spec), chunk_size=chunk_size,
@@ -489,6 +540,15 @@ def run_sweep(spec: SweepSpec | str | Path | dict, store: ResultStore, *, backen
     c = loop.counts
     return SweepSummary(proposed=c["proposed"], evaluated=c["evaluated"], skipped=c["skipped"], failed=c["failed"],
                         seconds=time.perf_counter() - start, graphs_built=loop.graphs.built)
+
+
+def torch_builds_ahead(spec: SweepSpec | str | Path | dict, *, graph_dir: str | None = None) -> bool:
+    """True when running ``spec`` will build a graph with torch (``TaskBuilder.torch_builds_ahead``).
+
+    ``graph_dir``: the shared graph cache the sweep will use (default: ``default_graph_dir()``).
+    """
+    spec = load_spec(spec)
+    return TaskBuilder(spec, graph_dir=graph_dir if graph_dir is not None else default_graph_dir()).torch_builds_ahead()
 
 
 def _task_or_error(builder: TaskBuilder, point: Point, loop: _Loop) -> Task | None:

@@ -40,7 +40,7 @@ from hwsim.ir import Layer
 from hwsim.models.arch import ArchSpec, MemoryLevel
 from hwsim.models.counts import Access, LayerCounts
 from hwsim.models.memory import partition_capacity_bytes, stall_cycles, transfer_cycles
-from hwsim.models.systolic._kernels import _physical_cycles_kernel
+from hwsim.models.systolic.folds import physical_cycles
 
 # tensor roles per dataflow: stationary (Sr x Sc), row-streamed (Sr x T), column side (Sc x T)
 ROLES = {"ws": ("W", "I", "O"), "os": ("O", "I", "W"), "is": ("I", "W", "O")}
@@ -63,9 +63,7 @@ def fold_cycles(m: int, kred: int, ncols: int, groups: int, *, rows: int, cols: 
     """Compute cycles and folds of ``groups`` GEMMs of ``m x kred x ncols`` on one array."""
     sr, sc, t = spatial_dims(m, kred, ncols, dataflow)
     per_fold = groups_per_fold(groups, sr, sc, rows, cols, pack=pack)
-    cycles, folds = _physical_cycles_kernel(sr=sr, sc=sc, t=t, rows=rows, cols=cols, groups=groups,
-                                            pack=per_fold, load_before=dataflow != "os", overlap=overlap)
-    return int(cycles), int(folds)
+    return physical_cycles(sr, sc, t, rows, cols, groups, per_fold, load_before=dataflow != "os", overlap=overlap)
 
 
 def sram_counts(m: int, kred: int, ncols: int, groups: int, *, rows: int, cols: int,

@@ -421,3 +421,25 @@ def memory_ref(layer, rows: int, cols: int, dataflow: str, size_words: tuple[int
 def calc_memory_ref(layer, rows: int, cols: int, dataflow: str, size_words: tuple[int, int, int]) -> dict:
     """CALC-mode ``memory_ref``."""
     return memory_ref(layer, rows, cols, dataflow, size_words)
+
+
+def physical_fold_loop_ref(sr: int, sc: int, t: int, rows: int, cols: int, groups: int, pack: int,
+                           load_before: bool, overlap: bool) -> tuple[int, int]:
+    """``(cycles, folds)`` of the physical model walking every fold (the loop ``folds.physical_cycles`` sums in closed form)."""
+    if pack > 1:
+        sizes = [min(pack, groups - start) for start in range(0, groups, pack)]
+        sequence = [(g * sr, g * sc) for g in sizes]
+    else:
+        sequence = fold_list_ref(sr, sc, rows, cols) * groups
+    total, prev_stream, prev_swap = 0, None, 0
+    for ur, uc in sequence:
+        stream = t + ur + uc - 2
+        if load_before:                        # load this fold's tile, hidden under the previous stream
+            total += ur if prev_stream is None or not overlap else max(0, ur - prev_stream)
+        elif prev_stream is not None:          # drain the previous fold, hidden under this stream
+            total += max(0, prev_swap - stream) if overlap else prev_swap
+        total += stream
+        prev_stream, prev_swap = stream, ur
+    if not load_before:
+        total += prev_swap
+    return total, len(sequence)
