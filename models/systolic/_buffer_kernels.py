@@ -698,11 +698,8 @@ def _user_rows(folding, tables, ifmap, filt, wb, windows):
                         how = ADDR_IFMAP
                     else:
                         how = ADDR_IFMAP_CHECKED
-                    if operand == 0:
-                        resident = _unit_resident(state_i, units_i, base + unit_base[0])
-                    else:
-                        resident = _unit_resident(state_f, units_f, base + unit_base[1])
-                    if resident:
+                    if _unit_resident(state_i if operand == 0 else state_f, units_i if operand == 0 else units_f,
+                                      base + unit_base[operand]):
                         offset, n = 1, 1                   # every address hits: nothing changes
                         if how == ADDR_IFMAP_CHECKED:
                             n = _row_has_ifmap_word(ptab, ktab, height, width, a, b, c, d, lo, hi)
@@ -955,10 +952,10 @@ def _prefetch_segment(shape, ptab, ktab, df, operand, rows, cols, window, block,
         out[uint64(idx + j - lo)] = -1
     if real < lo:
         return 0
-    if _per_row_fold(df, operand):
-        a, b, c, d = _row_affine(df, operand, base, block, 0, rows, cols, window)
-    else:
-        a, b, c, d = _row_affine(df, operand, base, 0, block, rows, cols, window)
+    fr, fc = block, 0
+    if not _per_row_fold(df, operand):
+        fr, fc = 0, block
+    a, b, c, d = _row_affine(df, operand, base, fr, fc, rows, cols, window)   # one inlined copy
     height, width = shape[H], shape[W]
     if operand == 1:
         return _prefetch_words(ADDR_AFFINE, ptab, ktab, height, width, a, b, c, d, lo, real, out, idx)
