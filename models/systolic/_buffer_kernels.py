@@ -35,11 +35,12 @@ the note on records above ``_row_plan``).
 
 Compile time (cold, empty Numba cache; ``benchmarks/bench_kernel_compile.py``): the split into one
 kernel per mode, ``_user_row`` as an ordinary call (three literal-mode copies compiled apart rather
-than inlined into ``_user_rows``; it only runs for rows whose prefetch unit is not resident) and
-run-time arguments where a literal would compile a kernel once more (``_prefetch_kernel``,
-``_fold_ifmap_inside``, ``_prefetch_layout``, ``_wb_flush``) cut the first USER call from ~20 s to
-~13 s CPU and the first CALC call from ~10 s to ~7 s (``benchmarks/results/kernel_compile.json``).
-``_rb_row`` stays inlined: it runs for every demand row.
+than inlined into ``_user_rows``; it only runs for rows whose prefetch unit is not resident), one
+inlined copy where two call sites differed only in arguments, and run-time arguments where a literal
+would compile a kernel once more (``_prefetch_kernel``, ``_fold_ifmap_inside``, ``_prefetch_layout``,
+``_wb_flush``) cut the first USER call from 15.6 to 11.7 s CPU and the first CALC call from 8.8 to
+6.0 s (``kernel_split_*`` in ``benchmarks/results/kernel_compile.json``). ``_rb_row`` stays inlined:
+it runs for every demand row.
 
 State vectors are int64 arrays indexed by the ``_RB_*`` / ``_WB_*`` / ``_UR_*`` constants below.
 """
