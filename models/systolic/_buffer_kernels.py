@@ -77,6 +77,7 @@ def ifmap_tables(shape: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @njit(cache=True)
 def _ifmap_tables(shape):
+    """The kernel behind ``ifmap_tables``."""
     ptab = np.empty((3, shape[EH] * shape[EW]), dtype=np.int32)
     ktab = np.empty((3, shape[FR] * shape[FS] * shape[CH]), dtype=np.int32)
     for p in range(ptab.shape[1]):
@@ -210,6 +211,7 @@ def _rb_row(state, latest, how, ptab, ktab, height, width, a, b, c, d, lo, hi, c
 
 @njit(cache=True, inline="always")
 def _rb_mark_first_request(state, cycle):
+    """Record ``cycle`` as the buffer's first request (the first batch is fetched to end before it)."""
     if state[_RB_SEEN] == 0:
         state[_RB_SEEN] = 1
         state[_RB_FIRST_REQ] = cycle
