@@ -38,8 +38,8 @@ kernel per mode, ``_user_row`` as an ordinary call (three literal-mode copies co
 than inlined into ``_user_rows``; it only runs for rows whose prefetch unit is not resident), one
 inlined copy where two call sites differed only in arguments, and run-time arguments where a literal
 would compile a kernel once more (``_prefetch_kernel``, ``_fold_ifmap_inside``, ``_prefetch_layout``,
-``_wb_flush``) cut the first USER call from 15.6 to 11.7 s CPU and the first CALC call from 8.8 to
-6.0 s (``kernel_split_*`` in ``benchmarks/results/kernel_compile.json``). ``_rb_row`` stays inlined:
+``_wb_flush``) cut the first USER call from 15.4 to 11.1 s CPU and the first CALC call from 9.6 to
+5.6 s (``kernel_split_*`` in ``benchmarks/results/kernel_compile.json``, load ~1 on 2 cores). ``_rb_row`` stays inlined:
 it runs for every demand row.
 
 State vectors are int64 arrays indexed by the ``_RB_*`` / ``_WB_*`` / ``_UR_*`` constants below.
