@@ -1,8 +1,10 @@
 """Compile every simulation kernel ahead of use (``hwsim warmup``; CI and containers call it once).
 
 Runs a tiny graph through every shipped preset (all engines and their Numba kernels), the SCALE-Sim
-compatible systolic mode in both memory interfaces, and the spatial mapping search. Compiled
-kernels land in Numba's cache (``hwsim._cache``), so later processes only load them.
+compatible systolic mode in both memory interfaces, the SCALE-Sim memory-system port (``hwsim
+scalesim``, ``buffer_model="simulate"``; the slowest kernels to compile) in both interfaces, and the
+spatial mapping search. Compiled kernels land in Numba's cache (``hwsim._cache``), so later
+processes only load them.
 """
 
 from __future__ import annotations
@@ -46,4 +48,17 @@ def warmup(progress: Callable[[str], None] | None = None) -> float:
                                                            "systolic.interface_bandwidth": interface}))
         if arch.engine == "spatial":
             simulate_graph(graph, arch, mapper=SearchMapper())
+    _warm_buffer_port(progress)
     return time.perf_counter() - start
+
+
+def _warm_buffer_port(progress: Callable[[str], None] | None) -> None:
+    """One tiny layer through the SCALE-Sim memory-system port in each interface (one kernel each)."""
+    from hwsim.models.systolic.buffers import simulate_buffers
+    from hwsim.models.systolic.compat import ScaleSimLayer
+
+    layer = ScaleSimLayer("warmup", 6, 6, 3, 3, 2, 4, 1, 1)
+    for interface in ("CALC", "USER"):
+        if progress:
+            progress(f"SCALE-Sim buffer port ({interface})")
+        simulate_buffers(layer, rows=4, cols=4, dataflow="ws", sram_words=(300, 300, 100), interface=interface)

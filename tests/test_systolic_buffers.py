@@ -187,7 +187,8 @@ def test_unit_resident_iff_every_set_of_its_words_is_in_the_window(counts, per_s
     unit_valid = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
     num_sets = int(unit_valid[-1]) // per_set + 1
     start, active = data.draw(st.integers(0, num_sets - 1)), data.draw(st.integers(1, num_sets))
-    state = bk._user_read_state(per_set * 100, 1, int(unit_valid[-1]), int(unit_valid[-1]))
+    state = np.zeros(bk._UR_SIZE, dtype=np.int64)
+    bk._user_read_state(state, per_set * 100, 1, int(unit_valid[-1]), int(unit_valid[-1]))
     assert (state[bk._UR_PER_SET], state[bk._UR_SETS]) == (per_set, num_sets)
     state[bk._UR_START], state[bk._UR_ACTIVE] = start, active
     window = {(start + i) % num_sets for i in range(active)}

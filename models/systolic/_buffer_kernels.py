@@ -25,6 +25,23 @@ to its own loop; ofmap rows cost O(1), and so do USER rows whose prefetch unit i
 prefetch order is generated in the same affine pieces as demand rows; large arrays are allocated
 untouched or int32, because page faults cost ~3-4 us each on the benchmark VM (measured).
 
+Kernels: one dispatch per layer and mode. ``_calc_layer`` sets up the estimate buffers and runs
+``_calc_rows``; ``_user_layer`` builds each operand's prefetch order and tables (``_prefetch_operand``,
+called for both operands from one loop) and runs ``_user_rows``. The two row kernels walk the same
+folds and rows with the same integer helpers (``_row_plan``, ``_read_span``, ``_row_affine``,
+``_ofmap_words``) and the same write-buffer step (``_wb_write_row``); each holds only its own mode's
+read path, so neither compiles the other's. Per-operand state travels as one tuple per operand (see
+the note on records above ``_row_plan``).
+
+Compile time (cold, empty Numba cache; ``benchmarks/bench_kernel_compile.py``): the split into one
+kernel per mode, ``_user_row`` as an ordinary call (three literal-mode copies compiled apart rather
+than inlined into ``_user_rows``; it only runs for rows whose prefetch unit is not resident), one
+inlined copy where two call sites differed only in arguments, and run-time arguments where a literal
+would compile a kernel once more (``_prefetch_kernel``, ``_fold_ifmap_inside``, ``_prefetch_layout``,
+``_wb_flush``) cut the first USER call from 15.4 to 11.1 s CPU and the first CALC call from 9.6 to
+5.6 s (``kernel_split_*`` in ``benchmarks/results/kernel_compile.json``, load ~1 on 2 cores). ``_rb_row`` stays inlined:
+it runs for every demand row.
+
 State vectors are int64 arrays indexed by the ``_RB_*`` / ``_WB_*`` / ``_UR_*`` constants below.
 """
 
@@ -43,7 +60,7 @@ _WB_TOTAL, _WB_DRAIN, _WB_BW, _WB_FREE, _WB_FILL, _WB_LINES, _WB_DLINE, _WB_DEND
 _WB_ACCESS, _WB_DSTART, _WB_DSTOP, _WB_HAS = range(8, 12)
 # USER-mode read-buffer state
 _UR_SETS, _UR_ACTIVE, _UR_PREFETCH, _UR_START, _UR_LAST, _UR_ACCESS, _UR_LINES, _UR_BW, _UR_DSTART = range(9)
-_UR_PER_SET = 9
+_UR_PER_SET, _UR_SIZE = 9, 10
 SETS_PER_HALF = 50
 NEVER = -(1 << 62)
 CALC_FILL_WORDS_PER_CYCLE = 10
@@ -60,6 +77,7 @@ def ifmap_tables(shape: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @njit(cache=True)
 def _ifmap_tables(shape):
+    """The kernel behind ``ifmap_tables``."""
     ptab = np.empty((3, shape[EH] * shape[EW]), dtype=np.int32)
     ktab = np.empty((3, shape[FR] * shape[FS] * shape[CH]), dtype=np.int32)
     for p in range(ptab.shape[1]):
@@ -193,6 +211,7 @@ def _rb_row(state, latest, how, ptab, ktab, height, width, a, b, c, d, lo, hi, c
 
 @njit(cache=True, inline="always")
 def _rb_mark_first_request(state, cycle):
+    """Record ``cycle`` as the buffer's first request (the first batch is fetched to end before it)."""
     if state[_RB_SEEN] == 0:
         state[_RB_SEEN] = 1
         state[_RB_FIRST_REQ] = cycle
@@ -410,7 +429,7 @@ def _find_in_window(where, first, entries, addr, start, active, num_sets):
     return False
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _user_row(state, where, first, entries, how, ptab, ktab, height, width, a, b, c, d, lo, hi, cycle):
     """USER mode: columns ``lo..hi`` of one row (addresses as in ``_rb_row``) against the circular
     prefetch window; returns (offset, valid addresses).
@@ -418,7 +437,9 @@ def _user_row(state, where, first, entries, how, ptab, ktab, height, width, a, b
     A miss slides the window by the prefetch half and fetches ``lines`` more lines after the last
     fetch; the row's offset grows by the potential stall, twice when positive (SCALE-Sim 3.0.0).
     The offset may go below 1 (negative potential stalls count too). The offset is ``NEVER`` when
-    SCALE-Sim would never find an address (it loops forever).
+    SCALE-Sim would never find an address (it loops forever). An ordinary call, one compile per
+    literal ``how``: inlined thrice into ``_user_rows`` it cost ~1.2 s more cold compile (measured),
+    for rows that are rare (only those whose prefetch unit is not resident).
     """
     offset = 1
     valid = 0
@@ -529,102 +550,190 @@ def _user_tables_kernel(sequence, per_set, where, first, entries):
     return valid
 
 
-@njit(cache=True)
-def _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, user, read_i, table_i, where_i, first_i,
-                   sets_i, units_i, read_f, table_f, where_f, first_f, sets_f, units_f, wb, lines, windows):
-    """Run every demand row through the ifmap/filter read buffers and the ofmap write buffer.
+# The records the kernels take are plain tuples: the layer's ``tables`` (shape vector, ifmap pixel and
+# window-index tables), its ``folding`` (integers: array rows, cols, dataflow code, temporal extent t,
+# spatial extents sr and sc, demand rows per fold), and per operand its state: CALC (estimate-buffer
+# vector ``_RB_*``, per-address latest set), USER (prefetch-window vector ``_UR_*``, ``where``,
+# ``first``, ``entries`` of ``_user_tables_kernel``, valid words per prefetch unit of
+# ``_prefetch_kernel``), the ofmap buffer (``_WB_*`` vector, line counts). Tuples compile to nothing
+# (a field is a static index), unlike a jitclass or structref. Not NamedTuples: Numba's cache index
+# pickles a NamedTuple signature by class name, so renaming one left an index that no longer loads
+# (AttributeError on the first call, seen here). A record is unpacked once at the top of a kernel,
+# never handed to an inlined helper in the row loop: every such hand-over increfs and decrefs each
+# array in it (atomic; measured 1.7x slower rows), which Numba's reference-count pruning leaves in.
+# For the same reason the row loops update ``windows`` and call array helpers only where needed.
 
-    CALC (``user=0``): ``read_*`` are estimate-buffer states and ``table_*`` the per-address latest
-    set; USER: ``read_*`` are prefetch-window states, ``where_*``/``first_*``/``sets_*`` the per-address
-    rows, chain heads and entry chains of ``_user_tables_kernel`` and ``units_*`` the valid words per
-    prefetch unit (``_prefetch_kernel``). The other mode's arrays are unused placeholders.
-    ``windows`` receives the first/last serviced cycle with a valid address per operand and the
-    last ofmap cycle (reported total). Returns the stall cycles, or -1 if SCALE-Sim never finishes.
-    """
-    kind = _KIND[df]
-    pre = _PRE_A[df] * rows + _PRE_B[df]
+# ``windows`` (7 cycles a row kernel records): first and last serviced cycle with a valid address of
+# the ifmap (0, 1), filter (2, 3) and ofmap (4, 5), and the last ofmap cycle (6, the reported total)
+WINDOW_OFMAP, WINDOW_TOTAL, WINDOWS = 4, 6, 7
+
+
+@njit(cache=True)
+def _row_plan(df, rows, t):
+    """Per operand (ifmap, filter, ofmap) of dataflow ``df``: (demand kind, prefix rows, which used extent
+    spans the array columns), from ``_KIND``, ``_PRE_*``, ``_USED``. Integers, not an array, so the
+    inlined row helpers take it without reference counting."""
+    pre = _PRE_A[df, 2] * rows + _PRE_B[df, 2]
     if df == 1:
-        pre[2] = t - 1
-    used_sel = _USED[df]
-    window = shape[FR] * shape[FS] * shape[CH]
-    height, width = shape[H], shape[W]
+        pre = t - 1                                    # os ofmap: drained after the t streamed rows
+    return ((_KIND[df, 0], _PRE_A[df, 0] * rows + _PRE_B[df, 0], _USED[df, 0]),
+            (_KIND[df, 1], _PRE_A[df, 1] * rows + _PRE_B[df, 1], _USED[df, 1]),
+            (_KIND[df, 2], pre, _USED[df, 2]))
+
+
+@njit(cache=True, inline="always")
+def _span(plan, operand, r, t, rows, ur, uc):
+    """``_row_span`` of demand row ``r`` of one operand in a fold using ``ur`` rows and ``uc`` columns."""
+    kind, pre, used = plan[operand]
+    return _row_span(kind, r, pre, t, rows, ur if used == 0 else uc, ur)
+
+
+@njit(cache=True, inline="always")
+def _read_span(plan, operand, r, t, rows, ur, uc):
+    """``_span`` of a read operand's demand row, with ``base`` the tile row for a flipped stationary
+    tile (constant along the row), as ``_row_affine`` takes it."""
+    lo, hi, base = _span(plan, operand, r, t, rows, ur, uc)
+    if plan[operand][0] == 1:
+        base = rows - 1 - r
+    return lo, hi, base
+
+
+@njit(cache=True, inline="always")
+def _ofmap_words(plan, r, t, rows, ur, uc):
+    """Ofmap words demand row ``r`` writes (ofmap addresses are always valid: only the count matters)."""
+    lo, hi, _ = _span(plan, 2, r, t, rows, ur, uc)
+    return max(0, hi - lo + 1)
+
+
+@njit(cache=True)
+def _calc_rows(folding, tables, ifmap, filt, wb, windows):
+    """CALC mode: every demand row (fold after fold, row folds inner) through the estimate read
+    buffers ``ifmap``/``filt`` and the ofmap write buffer ``wb``, then the end-of-layer fetch and drain.
+    ``windows`` receives the ``WINDOW_*`` cycles. Returns the stall cycles: the estimate buffers never
+    stall, so these are ofmap writes waiting for a drain.
+    """
+    rows, cols, df, t, sr, sc, per_fold = folding
+    shape, ptab, ktab = tables
+    state_i, latest_i = ifmap
+    state_f, latest_f = filt
+    wb_state, lines = wb
+    plan = _row_plan(df, rows, t)
+    height, width, window = shape[H], shape[W], shape[FR] * shape[FS] * shape[CH]
     windows[:] = -1
-    unit_base = np.zeros(2, dtype=np.int64)
     stalls = 0
     row = 0
-    last_out = 0
+    last_out = np.int64(0)                              # not a literal 0: one ``_wb_flush`` compile
     for fc in range((sc + cols - 1) // cols):
         uc = min(cols, sc - fc * cols)
         for fr in range((sr + rows - 1) // rows):
             ur = min(rows, sr - fr * rows)
             inside = _fold_ifmap_inside(shape, df, fr, fc, rows, cols, t, ur, uc)
-            if user:
+            for r in range(per_fold):
+                cycle = row + stalls
                 for operand in range(2):
-                    unit_base[operand] = _unit_base(df, operand, fr, fc, rows, cols, sr, sc, t)
+                    lo, hi, base = _read_span(plan, operand, r, t, rows, ur, uc)
+                    if hi < lo:
+                        continue
+                    a, b, c, d = _row_affine(df, operand, base, fr, fc, rows, cols, window)
+                    if operand == 1:                       # literal modes: each compiles to its own loop
+                        _rb_row(state_f, latest_f, ADDR_AFFINE, ptab, ktab, height, width, a, b, c, d, lo, hi, cycle)
+                    elif inside or _row_ifmap_inside(shape, a, b, c, d, lo, hi):
+                        _rb_row(state_i, latest_i, ADDR_IFMAP, ptab, ktab, height, width, a, b, c, d, lo, hi, cycle)
+                    elif _rb_row(state_i, latest_i, ADDR_IFMAP_CHECKED, ptab, ktab, height, width, a, b, c, d, lo,
+                                 hi, cycle) == 0:
+                        continue                           # the whole row lies past the ifmap edge
+                    if windows[2 * operand] < 0:
+                        windows[2 * operand] = cycle + 1
+                    windows[2 * operand + 1] = cycle + 1
+                n = _ofmap_words(plan, r, t, rows, ur, uc)
+                last_out = cycle
+                if n > 0:
+                    last_out = _wb_write_row(wb_state, lines, cycle, n)
+                    if windows[WINDOW_OFMAP] < 0:
+                        windows[WINDOW_OFMAP] = last_out
+                    windows[WINDOW_OFMAP + 1] = last_out
+                windows[WINDOW_TOTAL] = max(windows[WINDOW_TOTAL], last_out)
+                stalls += last_out - cycle
+                row += 1
+    _rb_complete(state_i)
+    _rb_complete(state_f)
+    _wb_flush(wb_state, lines, last_out)
+    return stalls
+
+
+@njit(cache=True)
+def _user_rows(folding, tables, ifmap, filt, wb, windows):
+    """USER mode: every demand row (as in ``_calc_rows``) through the prefetch windows ``ifmap``/``filt``
+    and the ofmap write buffer ``wb``, then the final drain. A row stalls for its slowest read
+    (``_user_row``'s offset) or its ofmap write, whichever is longer. ``windows`` as in ``_calc_rows``.
+    Returns the stall cycles, or -1 if SCALE-Sim never finishes.
+    """
+    rows, cols, df, t, sr, sc, per_fold = folding
+    shape, ptab, ktab = tables
+    state_i, where_i, first_i, entries_i, units_i = ifmap
+    state_f, where_f, first_f, entries_f, units_f = filt
+    wb_state, lines = wb
+    plan = _row_plan(df, rows, t)
+    height, width, window = shape[H], shape[W], shape[FR] * shape[FS] * shape[CH]
+    unit_base = np.zeros(2, dtype=np.int64)
+    windows[:] = -1
+    stalls = 0
+    row = 0
+    last_out = np.int64(0)                              # not a literal 0: one ``_wb_flush`` compile
+    for fc in range((sc + cols - 1) // cols):
+        uc = min(cols, sc - fc * cols)
+        for fr in range((sr + rows - 1) // rows):
+            ur = min(rows, sr - fr * rows)
+            inside = _fold_ifmap_inside(shape, df, fr, fc, rows, cols, t, ur, uc)
+            for operand in range(2):                       # a run-time operand: one ``_prefetch_layout`` compile
+                unit_base[operand] = _unit_base(df, operand, fr, fc, rows, cols, sr, sc, t)
             for r in range(per_fold):
                 cycle = row + stalls
                 read_stall = 0
                 for operand in range(2):
-                    lo, hi, base = _row_span(kind[operand], r, pre[operand], t, rows,
-                                             ur if used_sel[operand] == 0 else uc, ur)
+                    lo, hi, base = _read_span(plan, operand, r, t, rows, ur, uc)
                     if hi < lo:
                         continue
-                    if kind[operand] == 1:
-                        base = rows - 1 - r                # tile row; constant along the row
                     a, b, c, d = _row_affine(df, operand, base, fr, fc, rows, cols, window)
-                    offset = 1
                     if operand == 1:
                         how = ADDR_AFFINE
                     elif inside or _row_ifmap_inside(shape, a, b, c, d, lo, hi):
                         how = ADDR_IFMAP
                     else:
                         how = ADDR_IFMAP_CHECKED
-                    if user:
-                        if _unit_resident(read_i if operand == 0 else read_f, units_i if operand == 0 else units_f,
-                                          base + unit_base[operand]):
-                            offset = 1                               # every address hits: nothing changes
-                            n = 1 if how != ADDR_IFMAP_CHECKED else _row_has_ifmap_word(ptab, ktab, height, width, a,
-                                                                                        b, c, d, lo, hi)
-                        elif how == ADDR_IFMAP:                  # literal modes: each compiles to its own loop
-                            offset, n = _user_row(read_i, where_i, first_i, sets_i, ADDR_IFMAP, ptab, ktab, height,
-                                                  width, a, b, c, d, lo, hi, cycle)
-                        elif how == ADDR_IFMAP_CHECKED:
-                            offset, n = _user_row(read_i, where_i, first_i, sets_i, ADDR_IFMAP_CHECKED, ptab, ktab,
-                                                  height, width, a, b, c, d, lo, hi, cycle)
-                        else:
-                            offset, n = _user_row(read_f, where_f, first_f, sets_f, ADDR_AFFINE, ptab, ktab, height,
-                                                  width, a, b, c, d, lo, hi, cycle)
-                        if offset == NEVER:
-                            return -1
-                        if n == 0:
-                            continue
-                        read_stall = max(read_stall, offset - 1)
-                    elif how == ADDR_IFMAP:
-                        _rb_row(read_i, table_i, ADDR_IFMAP, ptab, ktab, height, width, a, b, c, d, lo, hi, cycle)
+                    if _unit_resident(state_i if operand == 0 else state_f, units_i if operand == 0 else units_f,
+                                      base + unit_base[operand]):
+                        offset, n = 1, 1                   # every address hits: nothing changes
+                        if how == ADDR_IFMAP_CHECKED:
+                            n = _row_has_ifmap_word(ptab, ktab, height, width, a, b, c, d, lo, hi)
+                    elif how == ADDR_IFMAP:                # literal modes: each compiles to its own loop
+                        offset, n = _user_row(state_i, where_i, first_i, entries_i, ADDR_IFMAP, ptab, ktab, height,
+                                              width, a, b, c, d, lo, hi, cycle)
                     elif how == ADDR_IFMAP_CHECKED:
-                        if _rb_row(read_i, table_i, ADDR_IFMAP_CHECKED, ptab, ktab, height, width, a, b, c, d,
-                                   lo, hi, cycle) == 0:
-                            continue
+                        offset, n = _user_row(state_i, where_i, first_i, entries_i, ADDR_IFMAP_CHECKED, ptab, ktab,
+                                              height, width, a, b, c, d, lo, hi, cycle)
                     else:
-                        _rb_row(read_f, table_f, ADDR_AFFINE, ptab, ktab, height, width, a, b, c, d, lo, hi, cycle)
+                        offset, n = _user_row(state_f, where_f, first_f, entries_f, ADDR_AFFINE, ptab, ktab, height,
+                                              width, a, b, c, d, lo, hi, cycle)
+                    if offset == NEVER:
+                        return -1
+                    if n == 0:
+                        continue                           # the whole row lies past the ifmap edge
+                    read_stall = max(read_stall, offset - 1)
                     if windows[2 * operand] < 0:
                         windows[2 * operand] = cycle + offset
                     windows[2 * operand + 1] = cycle + offset
-                lo, hi, _ = _row_span(kind[2], r, pre[2], t, rows, ur if used_sel[2] == 0 else uc, ur)
-                n = max(0, hi - lo + 1)                   # ofmap addresses are always valid
-                out_cycle = _wb_write_row(wb, lines, cycle, n) if n > 0 else cycle
+                n = _ofmap_words(plan, r, t, rows, ur, uc)
+                last_out = cycle
                 if n > 0:
-                    if windows[4] < 0:
-                        windows[4] = out_cycle
-                    windows[5] = out_cycle
-                windows[6] = max(windows[6], out_cycle)
-                stalls += max(read_stall, out_cycle - cycle)
-                last_out = out_cycle
+                    last_out = _wb_write_row(wb_state, lines, cycle, n)
+                    if windows[WINDOW_OFMAP] < 0:
+                        windows[WINDOW_OFMAP] = last_out
+                    windows[WINDOW_OFMAP + 1] = last_out
+                windows[WINDOW_TOTAL] = max(windows[WINDOW_TOTAL], last_out)
+                stalls += max(read_stall, last_out - cycle)
                 row += 1
-    if not user:
-        _rb_complete(read_i)
-        _rb_complete(read_f)
-    _wb_flush(wb, lines, last_out)
+    _wb_flush(wb_state, lines, last_out)
     return stalls
 
 
@@ -660,23 +769,27 @@ def _layer_shape(ifmap_h, ifmap_w, filter_h, filter_w, channels, num_filters, st
 
 
 # the packed result of one layer (``_calc_layer``/``_user_layer``): stall cycles, the 7 ``windows``
-# cycles of ``_memory_kernel``, then (DRAM start, stop, count) of ifmap reads, filter reads, ofmap writes
+# cycles, then (DRAM start, stop, count) of ifmap reads, filter reads, ofmap writes
 RESULT_STALLS, RESULT_WINDOWS, RESULT_DRAM, RESULT_SIZE = 0, 1, 8, 17
 
 
 @njit(cache=True)
-def _pack_result(stalls, windows, read_i, read_f, wb, user):
+def _pack_result(stalls, windows, ifmap_dram, filter_dram, wb):
+    """The packed result; ``*_dram`` are the read operands' (DRAM start, stop, count)."""
     out = np.empty(RESULT_SIZE, dtype=np.int64)
     out[RESULT_STALLS] = stalls
-    for i in range(RESULT_DRAM - RESULT_WINDOWS):         # a loop, not a slice copy: ~2 s less cold compile
+    for i in range(WINDOWS):                              # a loop, not a slice copy: ~2 s less cold compile
         out[RESULT_WINDOWS + i] = windows[i]
-    start, stop, count = _RB_DSTART, _RB_DEND, _RB_ACCESS
-    if user:
-        start, stop, count = _UR_DSTART, _UR_LAST, _UR_ACCESS
-    out[8], out[9], out[10] = read_i[start], read_i[stop], read_i[count]
-    out[11], out[12], out[13] = read_f[start], read_f[stop], read_f[count]
+    out[8], out[9], out[10] = ifmap_dram
+    out[11], out[12], out[13] = filter_dram
     out[14], out[15], out[16] = wb[_WB_DSTART], wb[_WB_DSTOP], wb[_WB_ACCESS]
     return out
+
+
+@njit(cache=True, inline="always")
+def _calc_dram(state):
+    """(DRAM start, stop, count) of an estimate read buffer."""
+    return state[_RB_DSTART], state[_RB_DEND], state[_RB_ACCESS]
 
 
 @njit(cache=True)
@@ -687,19 +800,15 @@ def _calc_layer(shape, rows, cols, df, t, sr, sc, per_fold, size_i, size_f, size
     """
     ptab, ktab = _ifmap_tables(shape)
     ifmap_words = shape[H] * shape[W] * shape[CH]
-    table_i = scratch[:ifmap_words]
-    table_f = scratch[ifmap_words:ifmap_words + shape[FR] * shape[FS] * shape[CH] * shape[NF]]
-    read_i = new_read_state(size_i, CALC_FILL_WORDS_PER_CYCLE)
-    read_f = new_read_state(size_f, CALC_FILL_WORDS_PER_CYCLE)
-    table_i[:] = -1
-    table_f[:] = -1
-    unused_rows, unused = np.zeros((1, 2), dtype=np.int32), np.zeros(1, dtype=np.int32)
+    latest = scratch[:ifmap_words + shape[FR] * shape[FS] * shape[CH] * shape[NF]]
+    latest[:] = -1
+    state_i = new_read_state(size_i, CALC_FILL_WORDS_PER_CYCLE)
+    state_f = new_read_state(size_f, CALC_FILL_WORDS_PER_CYCLE)
     wb = new_write_state(size_o, cols)
-    windows = np.empty(7, dtype=np.int64)
-    stalls = _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, 0, read_i, table_i, unused_rows,
-                            unused, unused_rows, unused, read_f, table_f, unused_rows, unused, unused_rows, unused, wb,
-                            lines, windows)
-    return _pack_result(stalls, windows, read_i, read_f, wb, False)
+    windows = np.empty(WINDOWS, dtype=np.int64)
+    stalls = _calc_rows((rows, cols, df, t, sr, sc, per_fold), (shape, ptab, ktab), (state_i, latest[:ifmap_words]),
+                        (state_f, latest[ifmap_words:]), (wb, lines), windows)
+    return _pack_result(stalls, windows, _calc_dram(state_i), _calc_dram(state_f), wb)
 
 
 @njit(cache=True, inline="always")
@@ -727,8 +836,9 @@ def _prefetch_layout(df, operand, rows, cols, sr, sc, t):
 
 
 @njit(cache=True)
-def _user_read_state(size_words, bw, valid, sequence_words):
-    """Initial USER prefetch-window state of an SRAM of ``size_words`` over ``valid`` prefetched words.
+def _user_read_state(state, size_words, bw, valid, sequence_words):
+    """Set ``state`` (``_UR_*``, zeros) to the initial USER prefetch window of an SRAM of ``size_words``
+    over ``valid`` prefetched words.
 
     Sets of ``ceil(size/100)`` words; half the buffer (rounded up) is the active window, the rest is
     refilled ``lines`` lines of ``bw`` words at a time; the first fill precedes cycle 0.
@@ -739,29 +849,30 @@ def _user_read_state(size_words, bw, valid, sequence_words):
     prefetch_words = size_words - active_words
     active = min(-(-active_words // per_set), num_sets)
     first_lines = min(-(-active_words // bw), -(-sequence_words // bw))
-    state = np.zeros(10, dtype=np.int64)
     state[_UR_SETS], state[_UR_ACTIVE], state[_UR_PER_SET] = num_sets, active, per_set
     state[_UR_PREFETCH] = min(-(-prefetch_words // per_set), num_sets - active)
     state[_UR_LAST], state[_UR_ACCESS] = -1, first_lines * bw
     state[_UR_LINES], state[_UR_BW], state[_UR_DSTART] = -(-prefetch_words // bw), bw, -first_lines
-    return state
 
 
-@njit(cache=True, inline="always")
-def _user_operand(shape, ptab, ktab, df, operand, rows, cols, sr, sc, t, size_words, bw, sequence, where, first,
-                  entries, unit_valid):
-    """Prefetch order, valid words per prefetch unit and address -> copies tables of one operand;
-    returns its window state.
+@njit(cache=True)
+def _prefetch_operand(folding, tables, operand, size_words, bw, sequence, op):
+    """Fill one read operand's USER state ``op``: its prefetch order (into ``sequence``), valid words
+    per prefetch unit, address -> copies tables and initial window.
 
-    ``_prefetch_kernel`` is an ordinary call (compiled once for both operands): inlining it per operand
-    cost ~17 s of cold compile for branches taken once per prefetch segment, not per word.
+    Called with a run-time ``operand`` from a loop, so it and ``_prefetch_kernel`` compile once for
+    both operands: inlining the prefetch kernel per operand cost ~17 s of cold compile, a literal
+    operand one more compile of it each, for branches taken once per prefetch segment, not per word.
     """
+    rows, cols, df, t, sr, sc, _ = folding
+    shape, ptab, ktab = tables
+    state, where, first, entries, units = op
     block_rows, total_rows, width, diagonal = _prefetch_layout(df, operand, rows, cols, sr, sc, t)
     seq = sequence[:total_rows * width]
-    _prefetch_kernel(shape, ptab, ktab, df, operand, rows, cols, sr, sc, block_rows, total_rows, width, diagonal, seq,
-                     unit_valid)
+    _prefetch_kernel(shape, ptab, ktab, df, operand, rows, cols, sr, sc, block_rows, total_rows, width, diagonal,
+                     seq, units)
     valid = _user_tables_kernel(seq, -(-size_words // 100), where, first, entries)
-    return _user_read_state(size_words, bw, valid, seq.size)
+    _user_read_state(state, size_words, bw, valid, seq.size)
 
 
 @njit(cache=True)
@@ -778,13 +889,20 @@ def _user_scratch_words(shape, df, rows, cols, sr, sc, t):
 
 
 @njit(cache=True, inline="always")
-def _carve_tables(scratch, space, entries, units):
-    """One operand's ``where`` (space x 2), ``first`` (space), ``entries`` (entries x 2) and unit
-    counts (units) from the front of ``scratch``; returns them and the rest."""
+def _carve_operand(scratch, space, entries, units):
+    """One operand's USER state (zero window; ``where`` space x 2, ``first`` space, ``entries``
+    entries x 2 and ``units`` units from the front of ``scratch``) and the rest of ``scratch``."""
     where, first = scratch[:2 * space].reshape((space, 2)), scratch[2 * space:3 * space]
     end = 3 * space + 2 * entries
-    return (where, first, scratch[3 * space:end].reshape((entries, 2)), scratch[end:end + units],
-            scratch[end + units:])
+    op = (np.zeros(_UR_SIZE, dtype=np.int64), where, first, scratch[3 * space:end].reshape((entries, 2)),
+          scratch[end:end + units])
+    return op, scratch[end + units:]
+
+
+@njit(cache=True, inline="always")
+def _user_dram(state):
+    """(DRAM start, stop, count) of a USER prefetch window."""
+    return state[_UR_DSTART], state[_UR_LAST], state[_UR_ACCESS]
 
 
 @njit(cache=True)
@@ -795,23 +913,18 @@ def _user_layer(shape, rows, cols, df, t, sr, sc, per_fold, size_i, size_f, size
     Returns the packed result; stalls -1 = SCALE-Sim never finishes.
     """
     ptab, ktab = _ifmap_tables(shape)
+    folding, tables = (rows, cols, df, t, sr, sc, per_fold), (shape, ptab, ktab)
     _, n, units = _user_scratch_words(shape, df, rows, cols, sr, sc, t)
-    ifmap_words = shape[H] * shape[W] * shape[CH]
-    filter_words = shape[FR] * shape[FS] * shape[CH] * shape[NF]
     sequence = scratch[:n]
-    where_i, first_i, entries_i, units_i, rest = _carve_tables(scratch[n:], ifmap_words, n, units)
-    where_f, first_f, entries_f, units_f, _ = _carve_tables(rest, filter_words, n, units)
-    read_i = _user_operand(shape, ptab, ktab, df, 0, rows, cols, sr, sc, t, size_i, bw_i, sequence, where_i, first_i,
-                           entries_i, units_i)
-    read_f = _user_operand(shape, ptab, ktab, df, 1, rows, cols, sr, sc, t, size_f, bw_f, sequence, where_f, first_f,
-                           entries_f, units_f)
+    ifmap, rest = _carve_operand(scratch[n:], shape[H] * shape[W] * shape[CH], n, units)
+    filt, _ = _carve_operand(rest, shape[FR] * shape[FS] * shape[CH] * shape[NF], n, units)
+    operands, sizes, bandwidths = (ifmap, filt), (size_i, size_f), (bw_i, bw_f)
+    for operand in range(2):                              # a run-time operand (see ``_prefetch_operand``)
+        _prefetch_operand(folding, tables, operand, sizes[operand], bandwidths[operand], sequence, operands[operand])
     wb = new_write_state(size_o, drain)
-    windows = np.empty(7, dtype=np.int64)
-    unused = np.zeros(1, dtype=np.int32)                            # the CALC latest-set tables
-    stalls = _memory_kernel(shape, ptab, ktab, rows, cols, df, t, sr, sc, per_fold, 1, read_i, unused, where_i,
-                            first_i, entries_i, units_i, read_f, unused, where_f, first_f, entries_f, units_f, wb,
-                            lines, windows)
-    return _pack_result(stalls, windows, read_i, read_f, wb, True)
+    windows = np.empty(WINDOWS, dtype=np.int64)
+    stalls = _user_rows(folding, tables, ifmap, filt, (wb, lines), windows)
+    return _pack_result(stalls, windows, _user_dram(ifmap[0]), _user_dram(filt[0]), wb)
 
 
 @njit(cache=True, inline="always")
@@ -842,10 +955,10 @@ def _prefetch_segment(shape, ptab, ktab, df, operand, rows, cols, window, block,
         out[uint64(idx + j - lo)] = -1
     if real < lo:
         return 0
-    if _per_row_fold(df, operand):
-        a, b, c, d = _row_affine(df, operand, base, block, 0, rows, cols, window)
-    else:
-        a, b, c, d = _row_affine(df, operand, base, 0, block, rows, cols, window)
+    fr, fc = block, 0
+    if not _per_row_fold(df, operand):
+        fr, fc = 0, block
+    a, b, c, d = _row_affine(df, operand, base, fr, fc, rows, cols, window)   # one inlined copy
     height, width = shape[H], shape[W]
     if operand == 1:
         return _prefetch_words(ADDR_AFFINE, ptab, ktab, height, width, a, b, c, d, lo, real, out, idx)
@@ -871,9 +984,11 @@ def _prefetch_kernel(shape, ptab, ktab, df, operand, rows, cols, sr, sc, block_r
     for block in range(inside.size if operand == 0 else 0):
         used = min(width, extent - block * width)
         if per_row_fold:                                   # ws/os: a row fold streams t = block_rows rows
-            inside[block] = _fold_ifmap_inside(shape, df, block, 0, rows, cols, block_rows, used, 0)
+            fr, fc, ur, uc = block, 0, used, 0
         else:                                              # is: a column fold's stationary tile of sr rows
-            inside[block] = _fold_ifmap_inside(shape, df, 0, block, rows, cols, block_rows, block_rows, used)
+            fr, fc, ur, uc = 0, block, block_rows, used
+        # one call with run-time arguments: literal zeros would compile the kernel once more per call site
+        inside[block] = _fold_ifmap_inside(shape, df, fr, fc, rows, cols, block_rows, ur, uc)
     units = total_rows + width - 1 if diagonal else total_rows
     valid, idx = 0, 0
     for u in range(units):
