@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
+
+# called once, when ``hwsim._numba`` first loads Numba (a run that needs no kernel never calls them)
+NUMBA_LOAD_HOOKS: list[Callable[[], None]] = []
 
 
 def cache_dir() -> Path:

@@ -49,4 +49,9 @@ _import_arraymath_without_scipy()
 
 from numba import njit, uint64  # noqa: E402  (after the set-up above)
 
+from hwsim._cache import NUMBA_LOAD_HOOKS  # noqa: E402
+
+for _hook in NUMBA_LOAD_HOOKS:               # e.g. the CLI's "compiling simulation kernels" notice
+    _hook()
+
 __all__ = ["njit", "uint64"]

@@ -94,3 +94,48 @@ def test_search_mapper_never_costs_more_energy_than_default(tiny_graph_path, tmp
         runs[mapper] = json.loads(out.read_text())["total"]
     assert runs["search"]["macs"] == runs["default"]["macs"]
     assert runs["search"]["energy_pj"] <= runs["default"]["energy_pj"]
+
+
+class _Status:
+    """Stands in for rich's status spinner: records start/stop."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def start(self) -> None:
+        self.events.append("start")
+
+    def stop(self) -> None:
+        self.events.append("stop")
+
+
+@pytest.mark.parametrize("numba_loaded", [False, True])
+def test_compile_notice_starts_only_when_the_run_loads_numba(monkeypatch, numba_loaded):
+    from hwsim import _cache
+    from hwsim.cli import core
+
+    status = _Status()
+    monkeypatch.setattr(core.err_console, "status", lambda *args, **kw: status)
+    monkeypatch.setattr(_cache, "kernels_cached", lambda: False)
+    if numba_loaded:
+        monkeypatch.setitem(sys.modules, "hwsim._numba", sys.modules.get("hwsim._numba", object()))
+    else:
+        monkeypatch.delitem(sys.modules, "hwsim._numba", raising=False)
+    with core.compile_notice():
+        assert status.events == (["start"] if numba_loaded else [])   # a closed-form engine: no spinner
+        for hook in list(_cache.NUMBA_LOAD_HOOKS):                   # what hwsim._numba does on its import
+            hook()
+        assert status.events == ["start"]
+    assert status.events == ["start", "stop"] and _cache.NUMBA_LOAD_HOOKS == []
+
+
+def test_compile_notice_is_silent_with_a_warm_cache(monkeypatch):
+    from hwsim import _cache
+    from hwsim.cli import core
+
+    status = _Status()
+    monkeypatch.setattr(core.err_console, "status", lambda *args, **kw: status)
+    monkeypatch.setattr(_cache, "kernels_cached", lambda: True)
+    with core.compile_notice():
+        pass
+    assert status.events == [] and _cache.NUMBA_LOAD_HOOKS == []

@@ -149,6 +149,17 @@ def _nm_conv(n: int, m: int) -> nn.Module:
     return nn.Sequential(conv, nn.ReLU())
 
 
+@pytest.mark.parametrize("kernel, padding", [(3, 1), (7, 3), (1, 0)])
+def test_strided_conv_keeps_its_real_input_extent(kernel, padding):
+    """A stride-2 conv's input is the tensor it reads (8 wide), not the smallest one its output implies
+    ((4 - 1) * 2 + k - 2 * pad: 7 for 3x3/pad 1 and 7x7/pad 3), so input traffic counts every word."""
+    conv = nn.Conv2d(3, 4, kernel, stride=2, padding=padding)
+    layer = next(iter(lower(conv, (2, 3, 8, 8)).compute_layers()))
+    assert (layer.P, layer.Q) == (4, 4)
+    assert layer.input_hw == (8, 8) and layer.input_elems == 2 * 3 * 8 * 8
+    assert LayerGraph.from_json(lower(conv, (2, 3, 8, 8)).to_json())[layer.name].input_hw == (8, 8)
+
+
 def test_two_four_pruned_conv_detected_and_mask_round_trips(tmp_path):
     graph = lower(_nm_conv(2, 4), (1, 8, 6, 6))
     layer = graph["0"]

@@ -123,6 +123,8 @@ def test_shape_only_onnx_by_hand(tmp_path):
     assert [layer.op for layer in graph] == [Op.CONV, Op.DEPTHWISE, Op.SHUFFLE, Op.ELTWISE, Op.POOL, Op.LINEAR]
     assert all(layer.weight_density == 1.0 and layer.weight_mask is None for layer in graph)
     assert sorted(graph.predecessors("residual")) == ["dw", "shuffle"]
+    # the stride-2 dw conv reads all 16 input columns; its output alone implies (8 - 1) * 2 + 3 - 2 = 15
+    assert graph["dw"].input_hw == (16, 16) and graph["dw"].input_elems == 8 * 16 * 16
     dw = graph["dw"]
     assert (dw.G, dw.C, dw.P, dw.stride, dw.padding) == (8, 8, 8, (2, 2), (1, 1))
 

@@ -346,15 +346,37 @@ def phase_table(result) -> Table:
 
 @contextmanager
 def compile_notice():
-    """A one-line notice with a spinner while a cold Numba cache compiles the kernels this run needs."""
-    from hwsim._cache import kernels_cached, numba_cache_dir
+    """A one-line notice with a spinner while a cold Numba cache compiles the kernels this run needs.
+
+    The spinner starts when the run first loads Numba (``hwsim._cache.NUMBA_LOAD_HOOKS``), so a run whose
+    engines need no kernel (the physical systolic model is closed-form) shows nothing.
+    """
+    import sys
+
+    from hwsim._cache import NUMBA_LOAD_HOOKS, kernels_cached, numba_cache_dir
 
     if kernels_cached():
         yield
         return
-    with err_console.status(f"compiling simulation kernels, once (~1 min; cached in {numba_cache_dir()}; "
-                            "`hwsim warmup` compiles them all ahead)"):
+    status = err_console.status(f"compiling simulation kernels, once (~1 min; cached in {numba_cache_dir()}; "
+                                "`hwsim warmup` compiles them all ahead)")
+    started = []
+
+    def start() -> None:
+        status.start()
+        started.append(True)
+
+    if "hwsim._numba" in sys.modules:       # Numba is loaded already: kernels may compile at any point
+        start()
+    else:
+        NUMBA_LOAD_HOOKS.append(start)
+    try:
         yield
+    finally:
+        if start in NUMBA_LOAD_HOOKS:
+            NUMBA_LOAD_HOOKS.remove(start)
+        if started:
+            status.stop()
 
 
 def warmup_command() -> None:

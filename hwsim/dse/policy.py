@@ -233,7 +233,7 @@ def _factorize(graph: LayerGraph, name: str, lp: LayerPolicy, facts: Any) -> Non
     common = {"weight_density": 1.0, "sparsity": Sparsity(), "weight_mask": None, "compression": tags}
     first = layer.with_changes(name=f"{name}.0", source=f"{layer.source or name}.0", K=rank, **common)
     second_shape = ({"R": 1, "S": 1, "stride": (1, 1), "dilation": (1, 1), "padding": (0, 0),
-                     "input_size": None} if layer.op is Op.CONV else {})
+                     "input_size": (layer.P, layer.Q)} if layer.op is Op.CONV else {})   # reads the first factor's output
     second = layer.with_changes(name=f"{name}.1", source=f"{layer.source or name}.1", C=rank, **second_shape, **common)
     if facts is not None:
         (d0, s0, m0), (d1, s1, m1) = facts

@@ -223,7 +223,7 @@ class _OnnxWalker:
         op = Op.DEPTHWISE if groups == xs[1] and groups > 1 else Op.CONV
         return [self.emit(node, op, self.producers(self.acts(node)), weight=self.const.get(w), weight_name=w,
                           N=xs[0], K=ws[0], C=xs[1], P=outs[0], Q=outs[1], R=kernel[0], S=kernel[1], G=groups,
-                          stride=stride, padding=padding, dilation=dilation)]
+                          stride=stride, padding=padding, dilation=dilation, input_size=pick(tuple(xs[2:]) + (1,)))]
 
     def _op_LSTM(self, node: Any) -> list[str]:
         """ONNX LSTM/GRU/RNN: per direction an input-to-hidden and a hidden-to-hidden linear (see hwsim.lower)."""

@@ -98,7 +98,7 @@ def conv(ctx: Ctx) -> tuple[str, ...]:
     if len(ws) not in (3, 4):
         raise ctx.unsupported(f"a {len(ws) - 2}-D convolution")
     spatial = len(ws) - 2
-    n, c, _, _ = _nchw(ctx.shape(x), spatial)
+    n, c, in_h, in_w = _nchw(ctx.shape(x), spatial)
     _, k, p, q = _nchw(ctx.shape(ctx.node), spatial)
     kernel = (ws[2], ws[3] if spatial == 2 else 1)
     dilation = _pair(a.get("dilation"), spatial, 1)
@@ -110,7 +110,7 @@ def conv(ctx: Ctx) -> tuple[str, ...]:
     return (ctx.emit(op, ctx.producers(x, w, a.get("bias")), short="conv", weight=ctx.const(w),
                      N=n, K=k, C=c, P=p, Q=q, R=kernel[0], S=kernel[1], G=groups,
                      stride=_pair(a.get("stride"), spatial, 1), padding=_pair(padding, spatial, 0),
-                     dilation=dilation),)
+                     dilation=dilation, input_size=(in_h, in_w)),)
 
 
 def linear(ctx: Ctx) -> tuple[str, ...]:
