@@ -304,27 +304,29 @@ def _digits_spec(**changes) -> dict:
 
 def test_torch_builds_ahead_only_while_a_graph_is_missing(tmp_path, tiny_graph_path):
     from hwsim.dse import graphcache
-    from hwsim.dse.runner import TaskBuilder, iter_tasks, torch_builds_ahead
+    from hwsim.dse.runner import TaskBuilder, iter_tasks, torch_builds_ahead, warm_pool_pays
     from hwsim.dse.spec import load_spec
 
     cache = str(tmp_path / "graphs")
     spec = _digits_spec()
-    assert torch_builds_ahead(spec, graph_dir=cache)                     # nothing cached: both graphs to build
+    assert torch_builds_ahead(spec, graph_dir=cache) == 2                # nothing cached: both graphs to build
     tasks = list(iter_tasks(spec, graph_dir=cache))
     first = tasks[0]
     graphcache.save_entry(graphcache.entry_path(cache, first.cache_key), (tiny_graph(), None))
-    assert torch_builds_ahead(spec, graph_dir=cache)                     # the pruned graph is still missing
+    assert torch_builds_ahead(spec, graph_dir=cache) == 1                # the pruned graph is still missing
     for task in tasks:
         graphcache.save_entry(graphcache.entry_path(cache, task.cache_key), (tiny_graph(), None))
-    assert not torch_builds_ahead(spec, graph_dir=cache)                 # all cached: hardware-only sweep
+    assert torch_builds_ahead(spec, graph_dir=cache) == 0                # all cached: hardware-only sweep
     assert {t.cache_key for t in tasks} == {graphcache.entry_key(t.graph_key) for t in tasks}
     # a saved graph is compressed without torch; a continuous recipe range cannot be listed ahead
-    assert not torch_builds_ahead(_digits_spec(models=[str(tiny_graph_path)]), graph_dir=cache)
+    assert torch_builds_ahead(_digits_spec(models=[str(tiny_graph_path)]), graph_dir=cache) == 0
     ranged = _digits_spec(recipes={"prune": {"template": {"steps": [{"method": "magnitude_prune",
                                                                      "sparsity": "${sparsity}"}]},
                                              "params": {"sparsity": {"low": 0.1, "high": 0.9}}}},
                           sampler={"kind": "random", "n": 4})
-    assert TaskBuilder(load_spec(ranged), graph_dir=cache).torch_builds_ahead()
+    assert TaskBuilder(load_spec(ranged), graph_dir=cache).torch_builds_ahead() >= 2
+    # one build gains nothing from a torch fork server, and every worker forked from it would hold torch
+    assert [warm_pool_pays(n) for n in (0, 1, 2, 5)] == [False, False, True, True]
 
 
 def test_warm_pool_workers_fork_with_torch_preloaded_and_recycled_ones_spawn_clean():
@@ -365,14 +367,14 @@ def test_hardware_only_pool_never_starts_the_fork_server():
 
 
 def test_parallel_sweep_with_builds_stores_what_a_serial_one_does(tmp_path):
-    from hwsim.dse.runner import ProcessBackend, run_sweep, torch_builds_ahead
+    from hwsim.dse.runner import ProcessBackend, run_sweep, torch_builds_ahead, warm_pool_pays
     from hwsim.dse.store import ResultStore
 
     spec = _digits_spec()
     stores = {}
     for label, workers in (("serial", 1), ("j2", 2)):
         cache = str(tmp_path / f"graphs-{label}")
-        assert torch_builds_ahead(spec, graph_dir=cache)
+        assert warm_pool_pays(torch_builds_ahead(spec, graph_dir=cache))
         backend = 1 if workers == 1 else ProcessBackend(2, preload_torch=True)
         with ResultStore(tmp_path / f"{label}.sqlite") as store:
             summary = run_sweep(spec, store, backend=backend, graph_dir=cache)
@@ -384,15 +386,18 @@ def test_parallel_sweep_with_builds_stores_what_a_serial_one_does(tmp_path):
 
 
 def test_the_early_guess_reads_only_the_raw_models(tmp_path):
-    from hwsim.dse.warm_server import may_build_with_torch
+    from hwsim.dse.warm_server import may_build_in_parallel
 
     spec = tmp_path / "s.yaml"
-    for models, guess in ((["resnet18"], True), (["a.json", "b.json"], False), ("net.onnx", True), ([], False)):
-        spec.write_text(yaml.safe_dump({"name": "s", "models": models}))
-        assert may_build_with_torch(spec) is guess, models
+    two = {"dense": None, "int8": "int8"}
+    for models, recipes, guess in ((["resnet18"], None, False), (["resnet18"], two, True), (["a.json", "b.json"], two, False),
+                                   ("net.onnx", two, True), (["a.onnx", "b.json"], None, False),
+                                   (["a.onnx", "b.onnx"], None, True), ([], two, False)):
+        spec.write_text(yaml.safe_dump({"name": "s", "models": models, **({"recipes": recipes} if recipes else {})}))
+        assert may_build_in_parallel(spec) is guess, (models, recipes)   # one build: spawned workers, no server
     spec.write_text("models: [unclosed")
-    assert may_build_with_torch(spec) is False                       # load_spec reports the error, not the guess
-    assert may_build_with_torch(tmp_path / "missing.yaml") is False
+    assert may_build_in_parallel(spec) is False                      # load_spec reports the error, not the guess
+    assert may_build_in_parallel(tmp_path / "missing.yaml") is False
 
 
 def test_a_fork_server_started_on_a_guess_stops_before_any_worker():

@@ -112,7 +112,7 @@ def sweep_command(
     local = not dry_run and not dask and workers != 1
     # graph builders fork from one server that imports torch once; it starts on a guess from the raw
     # spec, so its ~3 s warm-up runs while this process validates the spec and checks the graph cache
-    early = local and warm_server.may_build_with_torch(spec_path)
+    early = local and warm_server.may_build_in_parallel(spec_path)
     if early:
         warm_server.warm_context()
     try:
@@ -124,10 +124,10 @@ def sweep_command(
         raise
     backend = None
     if local:
-        from hwsim.dse.runner import torch_builds_ahead
+        from hwsim.dse.runner import torch_builds_ahead, warm_pool_pays
 
         cache = None if graph_cache is None else str(graph_cache)
-        preload = torch_builds_ahead(spec, graph_dir=cache)
+        preload = warm_pool_pays(torch_builds_ahead(spec, graph_dir=cache))
         if early and not preload:
             warm_server.stop()                 # nothing to build: workers are spawned, torch-free
         backend = _backend(workers, None, preload_torch=preload)

@@ -1,10 +1,10 @@
 """The fork server a sweep's graph-building workers fork from: started, guessed early, stopped (light imports only).
 
 ``hwsim.dse.warm_torch`` is its preload: torch imported and ``torch.export`` warmed once, ~3 s, for every
-worker. The CLI starts the server before it validates the spec (``may_build_with_torch``, a look at the
-raw YAML's models), so that warm-up runs on one core while the parent reads the spec, the graph cache
+worker. The CLI starts the server before it validates the spec (``may_build_in_parallel``, a look at the
+raw YAML's models and recipes), so that warm-up runs on one core while the parent reads the spec, the graph cache
 and the store on the other; when the validated sweep turns out to have nothing to build
-(``runner.torch_builds_ahead``) the server is stopped again before any worker exists, and the workers
+(``runner.torch_builds_ahead``, ``runner.warm_pool_pays``) the server is stopped again before any worker exists, and the workers
 are spawned torch-free. This module imports no NumPy, pydantic or torch, so the server starts ~0.1 s
 into the process.
 """
@@ -17,19 +17,23 @@ from typing import Any
 PRELOAD = ["hwsim.dse.warm_torch"]
 
 
-def may_build_with_torch(spec_path: str | Path) -> bool:
-    """First guess from the raw spec file: some model is not a saved graph (``.json``), so a build may need torch.
+def may_build_in_parallel(spec_path: str | Path) -> bool:
+    """First guess from the raw spec file: two or more (model, recipe) pairs whose model is not a saved
+    graph (``.json``), so two builds may need torch at once (``runner.warm_pool_pays``).
 
     Anything unreadable answers ``False`` (the spec's validation reports it); the real answer comes later.
     """
     from hwsim import _yaml
 
     try:
-        models = _yaml.safe_load(Path(spec_path).read_text()).get("models") or []
+        raw = _yaml.safe_load(Path(spec_path).read_text())
+        models, recipes = raw.get("models") or [], raw.get("recipes") or {"none": None}
     except Exception:  # noqa: BLE001 - a guess only; load_spec reports what is wrong
         return False
     models = [models] if isinstance(models, str) else models
-    return isinstance(models, list) and any(not str(model).endswith(".json") for model in models)
+    if not isinstance(models, list) or not isinstance(recipes, (dict, list)):
+        return False
+    return sum(not str(model).endswith(".json") for model in models) * len(recipes) >= 2
 
 
 def warm_context() -> Any:
