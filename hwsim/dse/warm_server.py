@@ -2,10 +2,10 @@
 
 ``hwsim.dse.warm_torch`` is its preload: torch imported and ``torch.export`` warmed once, ~3 s, for every
 worker. The CLI starts the server before it validates the spec (``may_build_in_parallel``, a look at the
-raw YAML's models and recipes), so that warm-up runs on one core while the parent reads the spec, the graph cache
-and the store on the other; when the validated sweep turns out to have nothing to build
-(``runner.torch_builds_ahead``, ``runner.warm_pool_pays``) the server is stopped again before any worker exists, and the workers
-are spawned torch-free. This module imports no NumPy, pydantic or torch, so the server starts ~0.1 s
+raw YAML's models and recipes), so that warm-up runs on one core while the parent reads the spec, the
+graph cache and the store on the other; when the validated sweep turns out to have fewer than two graphs
+to build (``runner.torch_builds_ahead``, ``runner.warm_pool_pays``) the server is stopped again before
+any worker exists, and the workers are spawned torch-free. This module imports no NumPy, pydantic or torch, so the server starts ~0.1 s
 into the process.
 """
 
