@@ -410,3 +410,20 @@ def test_a_fork_server_started_on_a_guess_stops_before_any_worker():
     warm_server.stop()                                               # the sweep had nothing to build
     assert forkserver._forkserver._forkserver_pid is None
     warm_server.stop()                                               # a second stop is a no-op
+
+
+def test_a_lone_build_gets_no_idle_worker_beside_it():
+    """``start(0)``: the build's own submission spawns the one worker it needs; a warm-up job would have
+    kept that worker busy and made the build spawn a second one that idles beside the builder's torch."""
+    from hwsim.dse.runner import ProcessBackend
+
+    backend = ProcessBackend(2)
+    try:
+        backend.start(0)
+        assert len(backend.pool._processes) == 0                  # nothing spawned ahead
+        assert backend.submit(os.getpid).result(timeout=300) != os.getpid()
+        assert len(backend.pool._processes) == 1                  # one job, one worker
+        backend.start()                                           # the default warms every worker
+        assert len(backend.pool._processes) == 2
+    finally:
+        backend.close()

@@ -127,11 +127,13 @@ def sweep_command(
         from hwsim.dse.runner import torch_builds_ahead, warm_pool_pays
 
         cache = None if graph_cache is None else str(graph_cache)
-        preload = warm_pool_pays(torch_builds_ahead(spec, graph_dir=cache))
+        builds = torch_builds_ahead(spec, graph_dir=cache)
+        preload = warm_pool_pays(builds)
         if early and not preload:
             warm_server.stop()                 # nothing to build: workers are spawned, torch-free
         backend = _backend(workers, None, preload_torch=preload)
-        backend.start()                        # workers start while the store is opened and the sweep reads ahead
+        # workers start while the store is opened and the sweep reads ahead (a lone build spawns its own)
+        backend.start(0 if builds == 1 else None)
     if dry_run:
         out_console.print(f"{space_size(spec)} points ({spec.sampler.kind} sampler, sweep {spec.name!r})")
         return

@@ -93,17 +93,20 @@ class ProcessBackend(SerialBackend):
     def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future:
         return self.pool.submit(fn, *args)
 
-    def start(self) -> None:
+    def start(self, workers: int | None = None) -> None:
         """Start the workers' imports now, so they overlap the parent's instead of delaying the first job.
 
-        Spawned workers are started at once (each imports the simulator, ~0.5 s). With ``preload_torch``
+        Spawned workers are started at once (each imports the simulator, ~0.5 s); ``workers`` starts only
+        that many. A sweep whose first job is its one graph build passes 0: a worker still busy with this
+        warm-up makes the build's submission spawn another, which would idle beside the builder's torch
+        (the pool spawns the rest on demand once points are ready). With ``preload_torch``
         only the fork server starts here (it warms torch, ~3 s, on its own); the workers fork from it on
         the first submissions, which is immediate once the server is ready.
         """
         if self.preload_torch:
             warm_server.warm_context()
             return
-        for _ in range(self.workers):
+        for _ in range(self.workers if workers is None else min(workers, self.workers)):
             self.pool.submit(_warm_worker)
 
     def wait_any(self, futures: Iterable[Any]) -> set[Any]:
