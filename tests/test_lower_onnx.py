@@ -208,3 +208,22 @@ def test_onnx_external_weights_missing_reads_shapes_and_present_reads_values(tmp
     fc = graph["fc"]
     assert (fc.K, fc.C, fc.weight_density) == (10, 8, 1.0)
     assert graph.macs == 16 * 16 * 8 * 27 + 8 * 8 * 8 * 9 + 8 * 10
+
+
+def test_shipped_zigzag_onnx_input_extents_are_zigzags():
+    """The lowering's input extents are the ones ZigZag's own ONNX parser clips windows to (IY, IX)."""
+    pytest.importorskip("zigzag")
+    import os
+    from pathlib import Path
+
+    import zigzag
+
+    from hwsim.interop.zigzag_replay import _onnx_workload
+    from hwsim.interop.zigzag_score import onnx_layers
+
+    path = Path(os.path.dirname(zigzag.__file__)) / "inputs" / "workload" / "resnet18.onnx"
+    limits, _ = _onnx_workload(path)
+    convs = {name: layer for name, layer in onnx_layers(path).items() if layer.op is Op.CONV and name in limits}
+    assert len(convs) == 20
+    assert all(layer.input_hw == (limits[name]["IY"], limits[name]["IX"]) for name, layer in convs.items())
+    assert convs["/conv1/Conv"].input_hw == (224, 224)            # 7x7/s2/pad 3: its output alone implies 223

@@ -77,12 +77,10 @@ def layer_z(layer: Any, *, psum_bits: int) -> LayerZ:
 
 
 def onnx_layers(workload: str | Path) -> dict[str, Any]:
-    """hwsim's MAC layers of an ONNX file, per node name as ZigZag prints it, with the real (unpadded) input
-    extents set (``Layer.input_size``, as ZigZag clips its windows: a stride-2 conv's 56-wide input is not
-    the 55 its output implies) -- the pairing the replay uses."""
-    import dataclasses
+    """hwsim's MAC layers of an ONNX file, per node name as ZigZag prints it -- the pairing the replay uses.
 
-    from hwsim.interop.zigzag_replay import _onnx_workload
+    The lowering records each conv's real (unpadded) input extent (``Layer.input_size``), which is what
+    ZigZag clips its windows to (a stride-2 conv's 56-wide input, not the 55 its output implies)."""
     from hwsim.interop.onnx_import import lower_onnx
     import onnx
     model = onnx.load(str(workload), load_external_data=False)
@@ -91,13 +89,7 @@ def onnx_layers(workload: str | Path) -> dict[str, Any]:
     if len(nodes) != len(layers):
         raise ConfigError(f"{Path(workload).name}: hwsim lowers {len(layers)} MAC layers from {len(nodes)} "
                           "Conv/Gemm/MatMul nodes; cannot pair them with ZigZag's layers")
-    limits, _ = _onnx_workload(Path(workload))
-    out = {}
-    for name, layer in zip(nodes, layers):
-        if name in limits and layer.op.value not in ("linear", "matmul"):
-            layer = dataclasses.replace(layer, input_size=(limits[name]["IY"], limits[name]["IX"]))
-        out[name] = layer
-    return out
+    return dict(zip(nodes, layers))
 
 
 def _axis_dims(array: dict[str, int]) -> dict[str, list[str]]:
