@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
@@ -111,7 +112,8 @@ def torch_probe_evaluate(task: Any) -> dict[str, Any]:
 def worker_state() -> dict[str, Any]:
     """Worker job: what this worker process has loaded (torch? the fork server's warm-up?) and who started it."""
     state = {"torch": "torch" in sys.modules, "warm_torch": "hwsim.dse.warm_torch" in sys.modules,
-             "pid": os.getpid(), "ppid": os.getppid(), "os_threads": len(os.listdir("/proc/self/task"))}
+             "pid": os.getpid(), "ppid": os.getppid(), "os_threads": len(os.listdir("/proc/self/task")),
+             "gc_frozen": gc.get_freeze_count()}
     if state["torch"]:
         state["torch_threads"] = sys.modules["torch"].get_num_threads()
     return state

@@ -345,7 +345,8 @@ def test_warm_pool_workers_fork_with_torch_preloaded_and_recycled_ones_spawn_cle
         # torch and the tiny export came from the fork server (the parent of the worker, not this process)
         assert state["torch"] and state["warm_torch"] and state["ppid"] != os.getpid()
         assert state["torch_threads"] == 1
-    assert not clean["torch"] and not clean["warm_torch"]                # spawned after the builds: torch-free
+        assert state["gc_frozen"] > 100_000                  # the server's objects, out of the worker's collections
+    assert not clean["torch"] and not clean["warm_torch"] and clean["gc_frozen"] == 0                # spawned after the builds: torch-free
 
 
 def test_hardware_only_pool_never_starts_the_fork_server():

@@ -115,12 +115,14 @@ def sweep_command(
     early = local and warm_server.may_build_in_parallel(spec_path)
     if early:
         warm_server.warm_context()
+        warm_server.start_stager()
     try:
         spec = load_spec(spec_path)
         _check_models(spec.models, spec.weights)
     except BaseException:
         if early:
             warm_server.stop()
+            warm_server.stop_stager()
         raise
     backend = None
     if local:
@@ -131,6 +133,7 @@ def sweep_command(
         preload = warm_pool_pays(builds)
         if early and not preload:
             warm_server.stop()                 # nothing to build: workers are spawned, torch-free
+            warm_server.stop_stager()
         backend = _backend(workers, None, preload_torch=preload)
         # workers start while the store is opened and the sweep reads ahead (a lone build spawns its own)
         backend.start(0 if builds == 1 else None)

@@ -9,6 +9,7 @@ and measure its fidelity: agreement with the uncompressed model and, when there 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from hwsim.ir import LayerGraph
@@ -74,6 +75,23 @@ def lowering_input(data: Any, input_shape: tuple[int, ...] | None) -> Any:
     return x[:batch].contiguous()
 
 
+@dataclass
+class Variant:
+    """A compressed (or uncompressed) model ready to lower, with its fidelity: the eager half of a build.
+
+    Everything before ``lower`` runs in torch's eager mode and needs no ``torch.export``, so a sweep can
+    make a variant in a process that has imported torch but not its (slower to import) export stack,
+    save it (``torch.save``) and have another process lower it (``lower_variant``).
+    """
+
+    module: Any                             # the compressed nn.Module
+    name: str
+    input_shape: tuple[int, ...]            # with the batch
+    example_input: Any                      # lowering's calibration batch (None: lowering makes its own)
+    fidelity: dict[str, float]
+    compression: Any = None                 # the recipe's report (``graph.meta["compression"]``), None if uncompressed
+
+
 def measured_graph(model: str, recipe: Any, *, weights: str | None = None, data: str | None = None,
                    finetune_epochs: int = 0, batch: int = 1, input_shape: tuple[int, ...] | None = None,
                    fidelity_batch: int = 32, seed: int = 0) -> tuple[LayerGraph, dict[str, float]]:
@@ -83,18 +101,29 @@ def measured_graph(model: str, recipe: Any, *, weights: str | None = None, data:
     when there is any, else smooth noise), and with labelled data ``top1_accuracy`` (after
     ``finetune_epochs`` of retraining, with ``top1_accuracy_before_finetune`` beside it).
     """
-    from hwsim.data import accuracy, finetune
     from hwsim.dse.evaluate import PERFECT_FIDELITY
-    from hwsim.fidelity import output_fidelity, smooth_noise
-    from hwsim.lower import lower
     from hwsim.simulate import resolve_graph
+
+    variant = measured_variant(model, recipe, weights=weights, data=data, finetune_epochs=finetune_epochs,
+                               batch=batch, input_shape=input_shape, fidelity_batch=fidelity_batch, seed=seed)
+    if variant is None:                                    # a saved graph: compressed without torch
+        return resolve_graph(model, batch=batch, input_shape=input_shape, recipe=recipe), dict(PERFECT_FIDELITY)
+    return lower_variant(variant), variant.fidelity
+
+
+def measured_variant(model: str, recipe: Any, *, weights: str | None = None, data: str | None = None,
+                     finetune_epochs: int = 0, batch: int = 1, input_shape: tuple[int, ...] | None = None,
+                     fidelity_batch: int = 32, seed: int = 0) -> Variant | None:
+    """``measured_graph`` up to its lowering (``None`` for a saved graph, which has no torch module)."""
+    from hwsim.data import accuracy, finetune
+    from hwsim.fidelity import output_fidelity, smooth_noise
     from hwsim.sources import resolve_with_data
 
     inputs = resolve_with_data(model, weights=weights, data=data, input_shape=input_shape, batch=batch, seed=seed,
                                trained=True)
     source, split, shape = inputs.source, inputs.data, inputs.input_shape
     if source.graph_file:
-        return resolve_graph(model, batch=batch, input_shape=input_shape, recipe=recipe), dict(PERFECT_FIDELITY)
+        return None
     sample = shape[1:]
     original, compressed, report = source.module, source.module, None
     if recipe is not None:
@@ -109,10 +138,19 @@ def measured_graph(model: str, recipe: Any, *, weights: str | None = None, data:
         out["top1_accuracy"] = accuracy(compressed.eval(), split.x_test, split.y_test)
     probe = split.x_test[:fidelity_batch] if split is not None else smooth_noise((fidelity_batch, *sample), seed)
     out.update({k: float(v) for k, v in output_fidelity(original, compressed, probe).items()})
-    graph = lower(compressed, input_shape=shape, name=source.name, example_input=lowering_input(split, shape))
-    if report is not None:
-        graph.meta["compression"] = report.to_dict() if hasattr(report, "to_dict") else str(report)
-    return graph, out
+    compression = None if report is None else report.to_dict() if hasattr(report, "to_dict") else str(report)
+    return Variant(compressed, source.name, tuple(shape), lowering_input(split, shape), out, compression)
+
+
+def lower_variant(variant: Variant) -> LayerGraph:
+    """Lower a ``Variant``'s module (the ``torch.export`` half of a build)."""
+    from hwsim.lower import lower
+
+    graph = lower(variant.module, input_shape=variant.input_shape, name=variant.name,
+                  example_input=variant.example_input)
+    if variant.compression is not None:
+        graph.meta["compression"] = variant.compression
+    return graph
 
 
 def _check_classes(split: Any, model: Any, name: str) -> None:

@@ -8,12 +8,14 @@ call ``simulate_graph``.
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from hwsim.dse import graphcache
 from hwsim.dse.graphcache import Entry
@@ -120,22 +122,77 @@ def cached_graph(task: Task) -> Entry:
     return entry
 
 
-def prepare_graph(task: Task) -> dict[str, Any]:
+def prepare_graph(task: Task, staged: str | None = None) -> dict[str, Any]:
     """Make sure the task's graph is in the shared cache (build and save it unless a loadable entry exists).
 
     The sweep runner sends one of these per distinct graph to one worker and holds that graph's points
-    until it returns, so no two workers build the same graph. Returns ``{"built": bool, "saved": bool}``.
+    until it returns, so no two workers build the same graph. ``staged``: a file from ``stage_graph``
+    holding the graph's compressed model and fidelity, so only the lowering is left (the file is removed).
+    Returns ``{"built": bool, "saved": bool}``.
     """
     path = _cache_path(task)
     if path is None:
         return {"built": False, "saved": False}
     entry = graphcache.load_entry(path)
     if entry is not None:
+        if staged is not None:
+            Path(staged).unlink(missing_ok=True)
         _remember(task.graph_key, entry)
         return {"built": False, "saved": True}
-    entry = build_graph(task)
+    entry = build_graph(task) if staged is None else _lower_staged(staged)
     _remember(task.graph_key, entry)
     return {"built": True, "saved": graphcache.save_entry(path, entry)}
+
+
+def can_stage(task: Task) -> bool:
+    """True when ``stage_graph`` can take the eager half of the task's build (a torch model measured for fidelity)."""
+    return needs_build(task) and task.fidelity is not None and not task.model.endswith((".json", ".onnx"))
+
+
+def stage_graph(task: Task) -> dict[str, Any]:
+    """The eager half of a build: compress the model, measure its fidelity, save both for ``prepare_graph``.
+
+    Runs in a process that imported torch but not ``torch.export`` (the sweep's stager), so a build
+    starts before the fork server's warm-up is over. Returns ``{"staged": path}``, or ``{"staged": None}``
+    when there is nothing to stage (the graph is cached, or the model is a saved graph) or the variant
+    cannot be saved (not picklable, or the cache is read-only): ``prepare_graph`` then builds it whole.
+    """
+    import pickle
+
+    import torch
+
+    from hwsim.compress.pipeline import measured_variant
+
+    if _cache_path(task) is None or graphcache.has_entry(task.graph_dir, task.cache_key or task.graph_key):
+        return {"staged": None}
+    with _build_threads():
+        variant = measured_variant(task.model, task.recipe, weights=task.weights, **_fidelity_options(task))
+    if variant is None:
+        return {"staged": None}
+    staged = graphcache.staged_path(task.graph_dir, task.cache_key or task.graph_key)
+    tmp = staged.with_suffix(".tmp")
+    try:
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(variant, tmp)
+        os.replace(tmp, staged)
+    except (pickle.PicklingError, AttributeError, TypeError, OSError):   # e.g. a hook closure: built whole
+        tmp.unlink(missing_ok=True)
+        return {"staged": None}
+    return {"staged": str(staged)}
+
+
+def _lower_staged(staged: str) -> Entry:
+    """Load a staged ``Variant`` (removing its file) and lower it."""
+    import torch
+
+    from hwsim.compress.pipeline import lower_variant
+
+    try:
+        variant = torch.load(staged, weights_only=False)     # written by this sweep's stager, not user input
+    finally:
+        Path(staged).unlink(missing_ok=True)
+    with _build_threads():
+        return lower_variant(variant), variant.fidelity
 
 
 def needs_build(task: Task) -> bool:
@@ -167,14 +224,28 @@ def build_graph(task: Task) -> Entry:
     """
     if task.model.endswith(".json"):
         return _build_graph(task)
+    with _build_threads():
+        return _build_graph(task)
+
+
+@contextmanager
+def _build_threads() -> Iterator[None]:
+    """Torch on ``BUILD_TORCH_THREADS`` threads inside the block (the count every build uses)."""
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(BUILD_TORCH_THREADS)
     try:
-        return _build_graph(task)
+        yield
     finally:
         torch.set_num_threads(threads)
+
+
+def _fidelity_options(task: Task) -> dict[str, Any]:
+    fidelity = task.fidelity or {}
+    return {"data": fidelity.get("data"), "finetune_epochs": int(fidelity.get("finetune_epochs") or 0),
+            "batch": task.batch, "input_shape": task.input_shape, "fidelity_batch": int(fidelity.get("batch", 32)),
+            "seed": int(fidelity.get("seed", 0))}
 
 
 def _build_graph(task: Task) -> Entry:
@@ -185,7 +256,4 @@ def _build_graph(task: Task) -> Entry:
                              weights=task.weights), None
     from hwsim.compress.pipeline import measured_graph
 
-    return measured_graph(task.model, task.recipe, weights=task.weights, data=task.fidelity.get("data"),
-                          finetune_epochs=int(task.fidelity.get("finetune_epochs") or 0), batch=task.batch,
-                          input_shape=task.input_shape, fidelity_batch=int(task.fidelity.get("batch", 32)),
-                          seed=int(task.fidelity.get("seed", 0)))
+    return measured_graph(task.model, task.recipe, weights=task.weights, **_fidelity_options(task))

@@ -95,6 +95,32 @@ def has_entry(folder: str | Path | None, key: str) -> bool:
         return False
 
 
+def staged_path(folder: str | Path, key: str) -> Path:
+    """Where the stager leaves entry ``key``'s compressed model for the worker that lowers it (``stage_graph``)."""
+    return Path(folder) / "staged" / f"{key}.{os.getpid()}.pt"
+
+
+def clear_stale_staged(folder: str | Path | None, max_age_s: float = 3600.0) -> int:
+    """Remove staged models older than ``max_age_s`` (left by a killed sweep; a live one is lowered in seconds).
+
+    Returns how many were removed.
+    """
+    import time
+
+    removed = 0
+    staged = Path(folder) / "staged" if folder is not None else None
+    if staged is None or not staged.is_dir():
+        return 0
+    for path in staged.iterdir():
+        try:
+            if path.stat().st_mtime < time.time() - max_age_s:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
 def describe(folder: str | Path) -> dict[str, Any]:
     """Number of entries and their total size in ``folder`` (for reports and benchmarks)."""
     files = list(Path(folder).glob("graph-*.json")) if Path(folder).is_dir() else []

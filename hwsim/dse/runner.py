@@ -8,18 +8,18 @@ store, one committed row per finished point, so a killed sweep resumes without l
 Graphs are built once per sweep and once per machine: the first point of each distinct graph that is
 not in the shared cache (``hwsim.dse.graphcache``) sends one ``prepare_graph`` job to one worker, and
 that graph's points are held here until it is saved; other workers meanwhile evaluate points whose
-graphs are ready. After a burst of builds a ``ProcessBackend`` is recycled (fresh workers) unless only
-a short tail of points remains, so the torch the builders imported does not stay resident for the
-rest of a long sweep.
+graphs are ready. With a fork server (``ProcessBackend(preload_torch=True)``, two or more graphs to
+build) a stager process also compresses models and measures their fidelity while the server warms up,
+and the workers lower what it staged (``_GraphBuilds``). After a burst of builds a ``ProcessBackend``
+is recycled (fresh workers) unless only a short tail of points remains, so the torch the builders
+imported does not stay resident for the rest of a long sweep.
 """
 
 from __future__ import annotations
 
-import atexit
 import concurrent.futures as cf
 import hashlib
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +27,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 from hwsim._cache import graph_cache_dir
 from hwsim.dse import graphcache, warm_server
-from hwsim.dse.evaluate import EvaluateFn, Task, evaluate_point, needs_build, prepare_graph, run_batch
+from hwsim.dse.evaluate import (EvaluateFn, Task, can_stage, evaluate_point, needs_build, prepare_graph, run_batch,
+                                stage_graph)
 from hwsim.dse.samplers import BARRIER, Point, make_sampler
 from hwsim.dse.spec import SweepSpec, arch_overrides, grid_product, load_spec
 from hwsim.dse.templates import recipe_template, substitute
@@ -74,6 +75,7 @@ class ProcessBackend(SerialBackend):
         self.preload_torch = preload_torch
         self._pool: cf.ProcessPoolExecutor | None = None      # made on first use (``start`` or ``submit``)
         self.retired: list[cf.ProcessPoolExecutor] = []
+        self._stager: cf.ProcessPoolExecutor | None = None    # ``start`` makes it when ``preload_torch``
 
     @property
     def pool(self) -> cf.ProcessPoolExecutor:
@@ -88,7 +90,7 @@ class ProcessBackend(SerialBackend):
         context = warm_server.warm_context() if warm else multiprocessing.get_context("spawn")
         return cf.ProcessPoolExecutor(self.workers, mp_context=context,
                                       max_tasks_per_child=self.max_tasks_per_child,
-                                      initializer=_share_cores, initargs=(threads,))
+                                      initializer=warm_server.share_cores, initargs=(threads,))
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future:
         return self.pool.submit(fn, *args)
@@ -105,12 +107,34 @@ class ProcessBackend(SerialBackend):
         """
         if self.preload_torch:
             warm_server.warm_context()
+            self._start_stager()
             return
         for _ in range(self.workers if workers is None else min(workers, self.workers)):
             self.pool.submit(_warm_worker)
 
     def wait_any(self, futures: Iterable[Any]) -> set[Any]:
         return cf.wait(list(futures), return_when=cf.FIRST_COMPLETED).done
+
+    def _start_stager(self) -> None:
+        """One spawned process that imports torch, but not ``torch.export``, for the builds' eager halves.
+
+        The fork server's ~3 s warm-up (torch, then the larger export stack) keeps one core busy and
+        leaves the other idle. The stager imports torch in ~1.3 s on that core and then compresses
+        models and measures their fidelity (``stage``, one build at a time, by ``_GraphBuilds``), work
+        that needs nothing more; the warm workers then lower what it staged. It is let go
+        (``release_stager``) when no build is left for it.
+        """
+        self._stager = warm_server.take_stager()
+
+    def stage(self, fn: Callable[..., Any], *args: Any) -> cf.Future | None:
+        """Run ``fn(*args)`` on the stager (``None``: there is none, or it was released)."""
+        return None if self._stager is None else self._stager.submit(fn, *args)
+
+    def release_stager(self) -> None:
+        """Let the stager go (its torch with it) once its work is done; later ``stage`` calls return ``None``."""
+        if self._stager is not None:
+            warm_server.release_stager(self._stager)
+            self._stager = None
 
     def recycle(self, *, idle: bool = False) -> None:
         """Send new work to fresh (spawned, torch-free) workers; the old ones finish what they were given, then exit.
@@ -126,9 +150,11 @@ class ProcessBackend(SerialBackend):
             warm_server.stop()                # its torch is not needed any more (no worker forked from it)
 
     def close(self) -> None:
+        if self._stager is not None:                # still at work only when the sweep was interrupted
+            warm_server.release_stager(self._stager, kill=True)
         for pool in [*self.retired, *([self._pool] if self._pool is not None else [])]:
             pool.shutdown(wait=True, cancel_futures=True)
-        self.retired = []
+        self.retired, self._stager = [], None
         if self.preload_torch:
             warm_server.stop()
 
@@ -154,34 +180,6 @@ class DaskBackend(SerialBackend):
     def close(self) -> None:
         if self.owns_client:
             self.client.close()
-
-
-def _share_cores(threads: int) -> None:
-    """Worker start-up: torch/BLAS use ``threads`` threads (the pool already runs one worker per core).
-
-    Without it every worker's torch (building a graph) starts a thread per core, and on a small
-    machine the spinning threads of two builders cost more CPU than the work they share. The worker
-    also leaves without the interpreter's teardown (``_exit_without_teardown``).
-    """
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ.setdefault(name, str(threads))
-    atexit.register(_exit_without_teardown)    # registered first, so it runs after every other handler
-
-
-def _exit_without_teardown() -> None:
-    """A worker's last exit handler: flush and leave, skipping the interpreter's teardown.
-
-    A worker that built a graph holds torch, whose teardown takes ~2.7 s (measured: two spawned
-    workers with torch imported, ``shutdown(wait=True)`` 2.71 s vs 0.11 s), and the sweep waits for
-    its workers before it reports. Nothing is lost: a worker writes only graph-cache entries, each
-    complete (``os.replace``) before its job returns, and results travel back to the parent.
-    """
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (AttributeError, OSError, ValueError):
-            pass
-    os._exit(0)
 
 
 def _warm_worker() -> None:
@@ -389,45 +387,77 @@ class _Loop:
 
 
 class _GraphBuilds:
-    """One ``prepare_graph`` job per distinct graph missing from the cache; its points wait here meanwhile."""
+    """One ``prepare_graph`` job per distinct graph missing from the cache; its points wait here meanwhile.
+
+    With several workers, builds are queued while the loop reads ahead and go out as workers free up
+    (``_pump``), ordered when the loop first has to wait (``submit_queued``). A backend with a stager
+    (``ProcessBackend.stage``) also takes builds from that queue, one at a time: the stager compresses
+    the model and measures its fidelity (``stage_graph``, torch's eager mode only), and the graph's
+    lowering then goes to the next free worker ahead of the builds still queued.
+    """
 
     def __init__(self, loop: _Loop, read_ahead: int):
         self.loop = loop
         self.known: set[str] = set()                 # graph keys whose entry is in the cache
         self.failed: dict[str, str] = {}             # graph key -> why its build failed
-        self.building: dict[Any, Task] = {}          # build future -> the task that named the graph
-        self.queued: list[Task] = []                 # builds not yet submitted (parallel backends only)
+        self.building: dict[Any, Task] = {}          # build future (whole build or lowering) -> its task
+        self.staging: dict[Any, Task] = {}           # the stager's future (one at a time) -> its task
+        self.queued: list[Task] = []                 # whole builds not yet submitted
+        self.lowerable: list[tuple[Task, str | None]] = []   # staged builds (their files) for the workers
         self.defer = getattr(loop.backend, "workers", 1) > 1
         self.held: dict[str, list[Task]] = {}        # graph key -> tasks waiting for its build
         self.held_count = 0
         self.max_held = read_ahead                   # bounds the parent's memory while a build runs
         self.built = 0
+        self.stager_released = False
 
     @property
     def futures(self) -> list[Any]:
-        return list(self.building)
+        return [*self.building, *self.staging]
 
     @property
     def in_flight(self) -> int:
-        return len(self.building) + len(self.queued)
+        return len(self.building) + len(self.staging) + len(self.queued) + len(self.lowerable)
 
     @property
     def over_limit(self) -> bool:
         return self.held_count > self.max_held and bool(self.in_flight)
 
     def submit_queued(self) -> None:
-        """Submit the queued builds, uncompressed models last.
+        """Order the queued builds, uncompressed models last, and hand out what the workers can take.
 
-        With several workers, builds are queued while the loop reads ahead and submitted together when
-        it first has to wait, so they can be ordered: an uncompressed model's build skips compression and
-        its second forward pass, the cheapest build there is, so it goes last (longest first balances
-        the workers: in the example sweep the dense build, seen first, otherwise leaves one worker with
-        the heaviest build at the end while the other idles). Order changes only when builds run, not
-        what they produce.
+        An uncompressed model's build skips compression and its second forward pass, the cheapest build
+        there is, so it goes last (longest first balances the workers: in the example sweep the dense
+        build, seen first, otherwise leaves one worker with the heaviest build at the end while the other
+        idles). Order changes only when builds run, not what they produce.
         """
-        for task in sorted(self.queued, key=lambda t: t.recipe is None):
-            self.building[self.loop.backend.submit(prepare_graph, task)] = task
-        self.queued = []
+        self.queued.sort(key=lambda task: task.recipe is None)
+        self._pump()
+
+    def _pump(self) -> None:
+        """Keep the stager on one build while any is queued, and the workers on one build each (all at once if serial).
+
+        The stager taking every build it can measured best on the example sweep: 7.3-7.6 s at ``-j 2``,
+        against 7.9-9.5 s when it left the last two builds to the workers (``bench_example_sweep.py``).
+        """
+        backend = self.loop.backend
+        stage = getattr(backend, "stage", None)
+        if stage is not None and not self.staging and not self.stager_released:
+            index = next((i for i, task in enumerate(self.queued) if can_stage(task)), None)
+            future = None if index is None else stage(stage_graph, self.queued[index])
+            if future is not None:
+                self.staging[future] = self.queued.pop(index)
+            else:
+                self._release_stager()             # nothing left for it: its torch goes now
+        # the stager uses a core of its own: while it works the workers take one build fewer
+        slots = max(1, getattr(backend, "workers", 1) - len(self.staging))
+        while (self.lowerable or self.queued) and (not self.defer or len(self.building) < slots):
+            task, staged = self.lowerable.pop(0) if self.lowerable else (self.queued.pop(0), None)
+            self.building[backend.submit(prepare_graph, task, staged)] = task
+
+    def _release_stager(self) -> None:
+        self.stager_released = True
+        self.loop.backend.release_stager()
 
     def ready(self, task: Task) -> bool:
         """True when ``task`` can run now; otherwise it is held (and its graph's build started, if needed)."""
@@ -441,10 +471,9 @@ class _GraphBuilds:
             if graphcache.has_entry(task.graph_dir, task.cache_key or key):
                 self.known.add(key)
                 return True
-            if self.defer:
-                self.queued.append(task)
-            else:
-                self.building[self.loop.backend.submit(prepare_graph, task)] = task
+            self.queued.append(task)
+            if not self.defer:
+                self._pump()
             self.held[key] = []
         self.held[key].append(task)
         self.held_count += 1
@@ -454,6 +483,15 @@ class _GraphBuilds:
         """Mark finished builds; recycle the workers after the last one; release (or fail) their points."""
         if not done:
             return
+        for future in [f for f in self.staging if f in done]:
+            task = self.staging.pop(future)
+            try:
+                staged = future.result().get("staged")
+            except Exception as err:  # noqa: BLE001 - the whole build runs on a worker and reports the error
+                staged = None
+                if isinstance(err, (cf.process.BrokenProcessPool, cf.CancelledError)):
+                    self._release_stager()                     # the stager is gone: builds go whole
+            self.lowerable.append((task, staged))
         released: list[tuple[list[Task], str | None]] = []
         for future in [f for f in self.building if f in done]:
             task = self.building.pop(future)
@@ -467,6 +505,7 @@ class _GraphBuilds:
                 error = f"building the graph of {task.model} ({task.recipe_name}): {type(err).__name__}: {err}"
                 self.failed[task.graph_key] = error
             released.append((tasks, error))
+        self._pump()
         recycle = getattr(self.loop.backend, "recycle", None)
         workers = max(1, getattr(self.loop.backend, "workers", 1))
         if released and not self.in_flight and recycle is not None and self.loop.remaining() > _RECYCLE_MIN * workers:
@@ -523,6 +562,8 @@ def run_sweep(spec: SweepSpec | str | Path | dict, store: ResultStore, *, backen
     limit = max_in_flight or 2 * max(1, getattr(backend, "workers", 1))
     store.register_sweep(spec.name, spec.model_dump(mode="json"))
     share = evaluate is evaluate_point if share_graphs is None else share_graphs
+    if share and getattr(backend, "stage", None) is not None:
+        graphcache.clear_stale_staged(builder.graph_dir)     # models staged by a sweep that was killed
     loop = _Loop(spec, store, backend, evaluate, retry_errors, progress, space_size(spec), chunk_size=chunk_size,
                  limit=limit, share_graphs=share)
     start = time.perf_counter()

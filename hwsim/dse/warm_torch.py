@@ -15,6 +15,7 @@ discards the graph: nothing is written, and a failure only leaves the workers co
 
 from __future__ import annotations
 
+import gc
 import os
 
 for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -48,3 +49,9 @@ try:
     warm()
 except Exception:  # noqa: BLE001 - a failed warm-up only costs speed: each worker then warms itself
     pass
+
+# Everything the server holds now is what every worker inherits: frozen out of the collector's view,
+# a worker's collections neither traverse those ~10^6 torch objects nor touch (copy) their pages. The
+# second and third ResNet-18 builds in a forked worker took 1.36/1.20 s frozen, 1.59-1.70/1.23-1.38 s not
+gc.collect()
+gc.freeze()
