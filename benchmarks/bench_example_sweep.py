@@ -4,9 +4,12 @@
     python benchmarks/bench_example_sweep.py --repeats 3 --out benchmarks/results/example_sweep.json
 
 Each run is the real CLI (``hwsim sweep ... -q``) in a fresh process tree, measured by ``proctree``
-(wall, CPU of the whole tree, peak summed RSS), with an empty graph cache (``HWSIM_GRAPH_CACHE_DIR``
-pointed at a new folder; Numba's kernel cache stays warm) so both modes build all five graphs. A
-``warm`` run then repeats ``-j 2`` on the filled cache: a second sweep on the same machine. The
+(wall and CPU of the whole tree), with an empty graph cache (``HWSIM_GRAPH_CACHE_DIR`` pointed at a
+new folder; Numba's kernel cache stays warm) so both modes build all five graphs. A ``warm`` run then
+repeats ``-j 2`` on the filled cache: a second sweep on the same machine. The timed runs are not
+sampled: sampling every process's RSS 20 times a second costs CPU that a ``-j 2`` run on 2 cores
+would otherwise use (in one session a sampled ``-j 2`` run took 7.35 s, four unsampled 6.85-7.26 s). One
+further run of each mode is sampled, for the tree's peak summed RSS and the CPU of each process. The
 serial and parallel runs alternate so a change in machine load hits both; the load average is
 recorded with every run (the cores may be shared). Each ``-j 2`` store is compared point by point
 with the serial one (objectives, totals, per-layer rows): the figures are only worth comparing if
@@ -43,16 +46,19 @@ def stored(path: Path) -> dict[str, tuple]:
                 conn.execute("SELECT key, status, objectives, total, layers FROM points")}
 
 
-def run(folder: Path, label: str, workers: int, cache: Path) -> dict:
+def run(folder: Path, label: str, workers: int, cache: Path, *, sampled: bool = False) -> dict:
+    """One sweep; ``sampled``: also the tree's peak RSS and per-process CPU (the sampler costs CPU)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["HWSIM_GRAPH_CACHE_DIR"] = str(cache)
     store = folder / f"{label}.sqlite"
-    result = measure([HWSIM, "sweep", str(SPEC), "--store", str(store), "-j", str(workers), "-q"], env=env)
+    result = measure([HWSIM, "sweep", str(SPEC), "--store", str(store), "-j", str(workers), "-q"], env=env,
+                     interval=0.05 if sampled else None)
     if result["returncode"] != 0:
         raise SystemExit(f"{label}: hwsim sweep failed: {result['stderr_tail']}")
     result["store"] = str(store)
-    print(f"{label}: {result['wall_s']} s wall, {result['cpu_s']} s CPU, {result['peak_tree_rss_mb']} MB tree peak, "
-          f"load {result['load1_before']}", flush=True)
+    memory = f", {result['peak_tree_rss_mb']} MB tree peak" if sampled else ""
+    print(f"{label}: {result['wall_s']} s wall, {result['cpu_s']} s CPU{memory}, load {result['load1_before']}",
+          flush=True)
     return result
 
 
@@ -63,10 +69,10 @@ def wait_for_quiet(max_load: float | None, timeout_s: float = 120.0) -> None:
         time.sleep(2.0)
 
 
-def _idle_estimate(runs: dict[str, list[dict]]) -> dict[str, float]:
-    serial = min(r["cpu_s"] for r in runs["serial"])
-    parallel = min(r["cpu_s_root"] + r["cpu_s_longest_chain_below_root"] for r in runs["j2"])
-    chain = min(r["cpu_s_longest_chain_below_root"] for r in runs["j2"])
+def _idle_estimate(sampled: dict[str, dict]) -> dict[str, float]:
+    serial = sampled["serial"]["cpu_s"]
+    parallel = sampled["j2"]["cpu_s_root"] + sampled["j2"]["cpu_s_longest_chain_below_root"]
+    chain = sampled["j2"]["cpu_s_longest_chain_below_root"]
     return {"serial_cpu_s_best": serial, "j2_parent_plus_longest_chain_cpu_s_best": round(parallel, 2),
             "j2_longest_chain_cpu_s_best": chain, "ratio": round(serial / parallel, 2),
             "ratio_without_parent": round(serial / chain, 2)}
@@ -91,12 +97,20 @@ def main() -> None:
                 runs["j2"].append(run(folder, f"j2-{i}", 2, folder / f"cache-j2-{i}"))
         wait_for_quiet(args.max_load)
         runs["j2_warm_cache"].append(run(folder, f"j2warm-{i}", 2, folder / f"cache-j2-{i}"))
+    # one more run of each, sampled for memory and per-process CPU (not timed: the sampler takes CPU)
+    sampled = {}
+    for label, workers in (("serial", 1), ("j2", 2)):
+        wait_for_quiet(args.max_load)
+        sampled[label] = run(folder, f"{label}-sampled", workers, folder / f"cache-{label}-sampled", sampled=True)
+    wait_for_quiet(args.max_load)
+    sampled["j2_warm_cache"] = run(folder, "j2warm-sampled", 2, folder / "cache-j2-sampled", sampled=True)
 
     def best(label: str, key: str) -> float:
         return min(r[key] for r in runs[label])
 
     reference = stored(Path(runs["serial"][0]["store"]))
-    identical = all(stored(Path(r["store"])) == reference for rs in runs.values() for r in rs)
+    identical = all(stored(Path(r["store"])) == reference
+                    for r in [*(r for rs in runs.values() for r in rs), *sampled.values()])
     summary = {
         "results_identical_to_serial": identical,
         "points": len(reference),
@@ -109,17 +123,18 @@ def main() -> None:
         "speedup_wall_j2_vs_serial_median": round(statistics.median(r["wall_s"] for r in runs["serial"])
                                                   / statistics.median(r["wall_s"] for r in runs["j2"]), 2),
         "cpu_j2_over_serial": round(best("j2", "cpu_s") / best("serial", "cpu_s"), 2),
-        "peak_tree_rss_mb": {label: max(r["peak_tree_rss_mb"] for r in rs) for label, rs in runs.items()},
-        # where the CPU went, per process of each run (parent, fork server, workers, resource tracker):
-        # with a core per worker the busiest chain bounds the wall time on an otherwise idle machine
-        "cpu_s_per_process": {label: [r["cpu_s_per_process"] for r in rs] for label, rs in runs.items()},
+        "sampled_runs_wall_s": {label: r["wall_s"] for label, r in sampled.items()},
+        "peak_tree_rss_mb": {label: r["peak_tree_rss_mb"] for label, r in sampled.items()},
+        # where the CPU went, per process of the sampled runs (parent, fork server, stager, workers, resource
+        # tracker): with a core per worker the busiest chain bounds the wall time on an otherwise idle machine
+        "cpu_s_per_process": {label: r["cpu_s_per_process"] for label, r in sampled.items()},
         # CPU-time model of an idle 2-core machine: serial = its CPU; -j 2 = the parent's CPU (upper bound:
         # part of it overlaps the workers) + the longest chain below it (fork server + the busiest worker)
-        "idle_estimate": _idle_estimate(runs),
+        "idle_estimate": _idle_estimate(sampled),
     }
     report = {"benchmark": "example sweep serial vs -j 2", "command": " ".join(sys.argv),
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
-              "summary": summary, "runs": runs}
+              "summary": summary, "runs": runs, "sampled_runs": sampled}
     print(json.dumps(summary, indent=1))
     if args.out:
         args.out.write_text(json.dumps(report, indent=1) + "\n")

@@ -55,12 +55,14 @@ def _tree_rss(root: psutil.Process, cpu: dict[int, float] | None = None,
     return total, count
 
 
-def measure(command: list[str], *, interval: float = 0.05, env: dict[str, str] | None = None,
+def measure(command: list[str], *, interval: float | None = 0.05, env: dict[str, str] | None = None,
             cwd: str | None = None, timeline_s: float | None = None) -> dict[str, Any]:
     """Run ``command`` to completion; its wall and CPU seconds, peak tree RSS and exit code.
 
     ``timeline_s``: also keep ``[seconds, tree RSS MB, processes]`` every that many seconds (memory
-    that stays flat over a long run shows as a flat timeline).
+    that stays flat over a long run shows as a flat timeline). ``interval=None``: no sampling (wall, CPU
+    and exit code only): the sampler reads ``/proc`` for every process of the tree 20 times a second,
+    CPU a run that keeps every core busy would otherwise have.
     """
     load_before = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -85,10 +87,12 @@ def measure(command: list[str], *, interval: float = 0.05, env: dict[str, str] |
             done.wait(interval)
 
     sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    if interval is not None:
+        sampler.start()
     _, stderr = proc.communicate()
     done.set()
-    sampler.join()
+    if interval is not None:
+        sampler.join()
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -107,7 +111,7 @@ def measure(command: list[str], *, interval: float = 0.05, env: dict[str, str] |
     extra["cpu_s_longest_chain_below_root"] = round(max((chain(pid) for pid in cpu_by_pid), default=0.0), 2)
     extra["cpu_s_root"] = round(cpu_by_pid.get(proc.pid, 0.0), 2)
     return {"command": " ".join(command), "returncode": proc.returncode, "wall_s": round(wall, 2),
-            "cpu_s": round(cpu, 2), "peak_tree_rss_mb": round(peak["rss"] / 2**20, 1),
+            "cpu_s": round(cpu, 2), "peak_tree_rss_mb": round(peak["rss"] / 2**20, 1) if interval is not None else None,
             "max_processes": peak["procs"], "load1_before": round(load_before, 2),
             "load1_after": round(os.getloadavg()[0], 2),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
