@@ -1,9 +1,10 @@
 """Worker side of a sweep: evaluate one ``Task`` (a fully resolved design point) into a record.
 
 A (model, recipe) pair is compressed and lowered once (``prepare_graph``, sent by the runner to one
-worker) and saved as JSON in the shared, content-addressed ``graph_dir`` (``graphcache``); every
-worker then loads it without torch and keeps a few graphs in memory. Hardware-only variations only
-call ``simulate_graph``.
+worker; or split in two, ``stage_graph`` compressing and measuring it in the sweep's stager and
+``prepare_graph`` lowering what it staged) and saved as JSON in the shared, content-addressed
+``graph_dir`` (``graphcache``); every worker then loads it without torch and keeps a few graphs in
+memory. Hardware-only variations only call ``simulate_graph``.
 """
 
 from __future__ import annotations
